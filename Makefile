@@ -1,0 +1,46 @@
+# Two entry points for a fresh machine: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+EXAMPLE_POLICIES ?= examples/policies
+
+.PHONY: run test install build lint test-prereqs test-unit test-all bench clean tools
+
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(NODE_MODULES_STAMP)
+
+build: install
+	npx tsc -p tsconfig.json
+
+lint: install
+	npx eslint .
+
+## run: install, build, and serve the examples on 127.0.0.1:9001 (gRPC) and :9090 (HTTP),
+## with the example development IdP's JWKS on 127.0.0.1:8089.
+run: build
+	@node examples/dev-idp.mjs serve --port 8089 & idp=$$!; \
+	trap "kill $$idp 2>/dev/null" EXIT INT TERM; \
+	node dist/extauthz/cli/main.js serve --policies $(EXAMPLE_POLICIES)
+
+## test-prereqs: what the test tiers need beyond npm (redis-server, openssl, Go tools, cluster binaries).
+test-prereqs:
+	bash test/setup.sh
+
+## test: every tier: lint, unit, integration, conformance and end-to-end.
+test: build test-prereqs
+	npx eslint .
+	node --test --test-concurrency=2 dist/
+
+test-unit: build
+	node --test dist/extauthz dist/proto
+
+bench: build
+	node dist/test/bench/run.js
+
+tools:
+	bash test/tools/build.sh
+
+clean:
+	rm -rf dist

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// A development identity provider for the examples: it signs citizen tokens and serves the public
+// JWKS on loopback. Its keys are generated on first use into examples/.keys/ (git-ignored); no key
+// is ever committed.
+//
+//   node examples/dev-idp.mjs serve [--port 8089]          serve /.well-known/jwks.json
+//   node examples/dev-idp.mjs token --sub ID [--amr mfa,pwd] [--acr A] [--aud records-api] [--ttl 3600] [--alg ES256|RS256]
+//   node examples/dev-idp.mjs request FILE [same flags]    print FILE with {{TOKEN}} replaced
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+
+export const ISSUER = 'https://id.c2g.example';
+const KEY_DIR = process.env.PORTCULLIS_DEV_IDP_KEYS ?? join(dirname(fileURLToPath(import.meta.url)), '.keys');
+const KEY_FILE = join(KEY_DIR, 'dev-idp-keys.json');
+
+async function keys() {
+  if (existsSync(KEY_FILE)) return JSON.parse(readFileSync(KEY_FILE, 'utf8'));
+  const out = {};
+  for (const alg of ['ES256', 'RS256']) {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const kid = `dev-${alg.toLowerCase()}`;
+    out[alg] = { private: { ...(await exportJWK(privateKey)), kid, alg }, public: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+  }
+  mkdirSync(KEY_DIR, { recursive: true, mode: 0o700 });
+  writeFileSync(KEY_FILE, JSON.stringify(out), { mode: 0o600 });
+  return out;
+}
+
+export async function jwks() {
+  const k = await keys();
+  return { keys: Object.values(k).map((x) => x.public) };
+}
+
+export async function token({ sub, amr = 'pwd', acr, aud = 'records-api', ttl = '3600', alg = 'ES256' }) {
+  if (!sub) throw new Error('--sub is required');
+  const k = (await keys())[alg];
+  if (!k) throw new Error(`--alg must be ES256 or RS256`);
+  const claims = { amr: amr.split(',').filter(Boolean), ...(acr ? { acr } : {}) };
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg, kid: k.private.kid, typ: 'JWT' })
+    .setIssuer(ISSUER)
+    .setAudience(aud)
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(`${Number(ttl)}s`)
+    .sign(await importJWK(k.private, alg));
+}
+
+const FLAGS = { sub: { type: 'string' }, amr: { type: 'string' }, acr: { type: 'string' }, aud: { type: 'string' }, ttl: { type: 'string' }, alg: { type: 'string' }, port: { type: 'string' } };
+
+async function main() {
+  const { values, positionals } = parseArgs({ options: FLAGS, allowPositionals: true });
+  const [cmd, file] = positionals;
+  if (cmd === 'token') return console.log(await token(values));
+  if (cmd === 'request') {
+    if (!file) throw new Error('request needs a FILE');
+    return console.log(readFileSync(file, 'utf8').replace('{{TOKEN}}', await token(values)).trimEnd());
+  }
+  if (cmd === 'serve') {
+    const body = JSON.stringify(await jwks());
+    const port = Number(values.port ?? 8089);
+    createServer((req, res) => {
+      if (req.url === '/.well-known/jwks.json') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body);
+      } else {
+        res.writeHead(404).end();
+      }
+    }).listen(port, '127.0.0.1', () => console.error(`dev-idp: JWKS on http://127.0.0.1:${port}/.well-known/jwks.json`));
+    return;
+  }
+  console.error('usage: dev-idp.mjs serve [--port N] | token --sub ID [...] | request FILE --sub ID [...]');
+  process.exitCode = 2;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -1,0 +1,65 @@
+/** `portcullis serve`: the ext_authz service. */
+import { parseArgs } from 'node:util';
+import { resolveServeConfig, type ServeConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { startServer } from '../server/serve.js';
+import { EXIT, type Command } from './usage.js';
+
+const OPTIONS = {
+  policies: { type: 'string' },
+  source: { type: 'string' },
+  'grpc-address': { type: 'string' },
+  'http-address': { type: 'string' },
+  'log-level': { type: 'string' },
+  'no-watch': { type: 'boolean' },
+  'drain-seconds': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const SERVE: Command = {
+  summary: 'run the Envoy ext_authz gRPC service',
+  help: `Usage: portcullis serve --policies DIR [options]
+
+Serves envoy.service.auth.v3.Authorization/Check and grpc.health.v1 over gRPC, and
+/healthz, /readyz and /metrics over HTTP. Policies come from a folder of YAML (watched;
+a broken change keeps the last good snapshot).
+
+Options (environment variable in brackets):
+  --policies DIR          policy folder [PORTCULLIS_POLICIES]
+  --source folder         policy source: folder (default) or kubernetes [PORTCULLIS_POLICY_SOURCE]
+  --grpc-address H:P      gRPC listener, default 127.0.0.1:9001 [PORTCULLIS_GRPC_ADDRESS]
+  --http-address H:P      HTTP listener, default 127.0.0.1:9090 [PORTCULLIS_HTTP_ADDRESS]
+  --log-level LEVEL       fatal|error|warn|info|debug|trace|silent, default info [PORTCULLIS_LOG_LEVEL]
+  --no-watch              load the folder once, do not watch it
+  --drain-seconds N       grace period for in-flight checks on SIGTERM, default 10
+
+Logs go to stderr; decision records to stdout.`,
+  async run(args, io) {
+    const { values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false });
+    if (values.help) {
+      io.out(SERVE.help);
+      return EXIT.OK;
+    }
+    const config: ServeConfig = resolveServeConfig({
+      ...(values.policies !== undefined ? { policyDir: values.policies } : {}),
+      ...(values.source !== undefined ? { policySource: values.source } : {}),
+      ...(values['grpc-address'] !== undefined ? { grpcAddress: values['grpc-address'] } : {}),
+      ...(values['http-address'] !== undefined ? { httpAddress: values['http-address'] } : {}),
+      ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
+      ...(values['drain-seconds'] !== undefined ? { drainSeconds: values['drain-seconds'] } : {}),
+      ...(values['no-watch'] ? { watch: false } : {}),
+    });
+    const log = createLogger(config.logLevel);
+    const server = await startServer(config, log);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'draining');
+        void server.close().then(resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    log.info('stopped');
+    return EXIT.OK;
+  },
+};

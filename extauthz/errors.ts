@@ -1,0 +1,104 @@
+/**
+ * The error catalogue: every error Portcullis reports has a stable code, an HTTP status (what
+ * the client sees when a request is denied for it) and a gRPC status (what an RPC would carry).
+ * docs/errors.md documents the same table; a test keeps the two in step.
+ */
+
+export interface CatalogueEntry {
+  readonly http: number;
+  readonly grpc: number;
+  readonly summary: string;
+}
+
+// gRPC status numbers (google.rpc.Code), spelled out so the catalogue has no runtime imports.
+const G = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16, INTERNAL: 13 } as const;
+
+export const CATALOGUE = {
+  // Request errors (the decision pipeline)
+  BAD_REQUEST: { http: 400, grpc: G.INVALID_ARGUMENT, summary: 'The request is malformed (missing HTTP attributes, oversized or invalid headers, bad path).' },
+  NO_POLICY: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No ApiPolicy covers this host and path: denied by default.' },
+  UNAUTHENTICATED: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'No credentials were presented and no rule admits anonymous requests.' },
+  INVALID_TOKEN: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The bearer token is malformed, expired, not yet valid, for another audience, or its signature does not verify.' },
+  UNKNOWN_ISSUER: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'No tenant accepts tokens from this issuer and audience.' },
+  INVALID_API_KEY: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The API key is not known.' },
+  UNKNOWN_CLIENT_CERT: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The client certificate identity is not bound to any tenant.' },
+  AMBIGUOUS_PRINCIPAL: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The credentials match more than one tenant; Portcullis binds a principal to exactly one.' },
+  MFA_REQUIRED: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The matching rule requires multi-factor authentication (acr/amr) that the token does not prove.' },
+  FORBIDDEN: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No rule allows this request, or a deny rule matched.' },
+  CONDITION_ERROR: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'A rule condition could not be evaluated (missing attribute, type error): denied.' },
+  QUOTA_EXCEEDED: { http: 429, grpc: G.RESOURCE_EXHAUSTED, summary: 'A quota of the matching rule is exhausted; Retry-After says when to retry.' },
+  QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota backend is unreachable and the quota fails closed.' },
+  AUDIT_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The decision could not be audited and the policy fails closed.' },
+  INTERNAL: { http: 500, grpc: G.INTERNAL, summary: 'An internal error occurred; the request is denied (fail closed).' },
+  // Configuration errors (policy loading, CLI)
+  POLICY_SCHEMA: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy document does not match the CRD schema.' },
+  POLICY_YAML: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy file is not valid YAML.' },
+  POLICY_CEL: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A CEL condition does not parse or type-check.' },
+  POLICY_INVALID: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy is inconsistent (bad path template, unknown reference, duplicate name).' },
+  USAGE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'The command line is invalid.' },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+
+export function catalogueEntry(code: ErrorCode): CatalogueEntry {
+  return CATALOGUE[code];
+}
+
+/** An error with a stable catalogue code. */
+export class PortcullisError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PortcullisError';
+    this.code = code;
+  }
+  get httpStatus(): number {
+    return CATALOGUE[this.code].http;
+  }
+}
+
+/** Where in the policy sources a configuration problem sits. */
+export interface SourceLocation {
+  file?: string;
+  /** 1-based index of the YAML document within the file. */
+  document?: number;
+  /** Kind/namespace/name of the object, when known. */
+  object?: string;
+  /** JSON pointer-like path to the field, e.g. /spec/rules/0/when. */
+  path?: string;
+  rule?: string;
+  line?: number;
+  column?: number;
+}
+
+/** One problem in the policy sources; many are collected before loading fails. */
+export class PolicyError extends PortcullisError {
+  readonly location: SourceLocation;
+  constructor(code: ErrorCode, message: string, location: SourceLocation, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'PolicyError';
+    this.location = location;
+  }
+  /** file:document object path (rule) line:column: code message — one line, greppable. */
+  format(): string {
+    const l = this.location;
+    const where = [
+      l.file ? `${l.file}${l.document ? `#${l.document}` : ''}` : undefined,
+      l.object,
+      l.path,
+      l.rule ? `rule ${l.rule}` : undefined,
+      l.column !== undefined ? `line ${l.line ?? 1} column ${l.column}` : undefined,
+    ].filter((s) => s !== undefined);
+    return `${where.join(' ')}: ${this.code}: ${this.message}`;
+  }
+}
+
+/** Thrown when a set of policy sources cannot be loaded; carries every problem found. */
+export class PolicyLoadError extends PortcullisError {
+  readonly problems: readonly PolicyError[];
+  constructor(problems: readonly PolicyError[]) {
+    super(problems[0]?.code ?? 'POLICY_INVALID', `${problems.length} policy error(s):\n${problems.map((p) => '  ' + p.format()).join('\n')}`);
+    this.name = 'PolicyLoadError';
+    this.problems = problems;
+  }
+}

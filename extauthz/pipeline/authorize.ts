@@ -1,0 +1,110 @@
+/**
+ * Phase 4, authorize. Deny rules first (any match denies); then allow rules in order (the first
+ * match decides); nothing matches: the policy's defaultAction. Each rule check is a list of small
+ * predicates whose first failure is the reason, so every decision can be explained.
+ */
+import type { ErrorCode } from '../errors.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import { matchPath } from '../policy/paths.js';
+import { CelEvalError } from '../policy/cel.js';
+import type { RequestContext } from './context.js';
+import { principalCelValue, type Principal } from './principal.js';
+
+export interface RuleTrace {
+  rule: string;
+  effect: 'allow' | 'deny';
+  matched: boolean;
+  reason: string;
+}
+
+export interface Authorization {
+  allowed: boolean;
+  code: ErrorCode | null;
+  reason: string;
+  rule?: CompiledRule;
+  params: Record<string, string>;
+  /** The path template that matched, for audit records (never the raw path). */
+  template?: string;
+  trace: RuleTrace[];
+}
+
+type Outcome = { kind: 'match'; params: Record<string, string>; template?: string } | { kind: 'skip' | 'mfa' | 'error'; reason: string };
+
+export function celActivation(ctx: RequestContext, principal: Principal | undefined, params: Record<string, string>): Record<string, unknown> {
+  return {
+    request: { method: ctx.method, path: ctx.path, host: ctx.host, headers: ctx.headers, query: ctx.query, sourceIp: ctx.sourceIp, time: ctx.now },
+    principal: principalCelValue(principal),
+    tenant: principal?.tenant.celValue ?? { name: '', namespace: '', type: '', attributes: {}, purposes: [] },
+    params,
+    now: ctx.now,
+  };
+}
+
+function principalReason(rule: CompiledRule, p: Principal | undefined): string | undefined {
+  if (!p) return rule.anonymous ? undefined : 'requires an authenticated principal';
+  if (rule.types && !rule.types.has(p.type)) {
+    return rule.anonymous && !rule.tenants ? 'principal type not listed' : `principal type ${p.type} not in [${[...rule.types].join(', ')}]`;
+  }
+  if (rule.tenants && !rule.tenants.has(p.tenant.name)) return `tenant ${p.tenant.name} not listed`;
+  return undefined;
+}
+
+function pathParams(rule: CompiledRule, ctx: RequestContext): { params: Record<string, string>; template?: string } | undefined {
+  if (!rule.paths) return { params: {} };
+  for (const t of rule.paths) {
+    const params = matchPath(t, ctx.segments);
+    if (params) return { params, template: t.source };
+  }
+  return undefined;
+}
+
+function evaluateRule(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined): Outcome {
+  if (rule.methods && !rule.methods.has(ctx.method)) return { kind: 'skip', reason: `method ${ctx.method} not matched` };
+  const matched = pathParams(rule, ctx);
+  if (!matched) return { kind: 'skip', reason: 'path not matched' };
+  const { params } = matched;
+  const hit: Outcome = { kind: 'match', ...matched };
+  const who = principalReason(rule, principal);
+  if (who) return { kind: 'skip', reason: who };
+  if (rule.effect === 'allow' && rule.requireMfa && !principal?.mfa) return { kind: 'mfa', reason: 'multi-factor authentication required' };
+  if (!rule.when) return hit;
+  try {
+    const v = rule.when.evaluate(celActivation(ctx, principal, params));
+    if (v === true) return hit;
+    return { kind: 'skip', reason: v === false ? 'condition is false' : 'condition did not return a bool' };
+  } catch (err) {
+    const msg = err instanceof CelEvalError ? err.message : 'evaluation failed';
+    return { kind: 'error', reason: `condition error: ${msg}` };
+  }
+}
+
+function trace(list: RuleTrace[], rule: CompiledRule, o: Outcome): void {
+  list.push({ rule: rule.name, effect: rule.effect, matched: o.kind === 'match', reason: o.kind === 'match' ? 'matched' : o.reason });
+}
+
+function tpl(o: { template?: string }): { template?: string } {
+  return o.template !== undefined ? { template: o.template } : {};
+}
+
+export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined): Authorization {
+  const steps: RuleTrace[] = [];
+  for (const rule of policy.denyRules) {
+    const o = evaluateRule(rule, ctx, principal);
+    trace(steps, rule, o);
+    if (o.kind === 'match') return { allowed: false, code: 'FORBIDDEN', reason: `denied by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
+    // A deny rule that cannot be evaluated might have matched: fail closed.
+    if (o.kind === 'error') return { allowed: false, code: 'CONDITION_ERROR', reason: `deny rule ${rule.name}: ${o.reason}`, rule, params: {}, trace: steps };
+  }
+  let pending: { code: ErrorCode; reason: string; rule: CompiledRule } | undefined;
+  for (const rule of policy.allowRules) {
+    const o = evaluateRule(rule, ctx, principal);
+    trace(steps, rule, o);
+    if (o.kind === 'match') return { allowed: true, code: null, reason: `allowed by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
+    if (o.kind === 'mfa' && pending?.code !== 'MFA_REQUIRED') pending = { code: 'MFA_REQUIRED', reason: `rule ${rule.name}: ${o.reason}`, rule };
+    if (o.kind === 'error' && !pending) pending = { code: 'CONDITION_ERROR', reason: `rule ${rule.name}: ${o.reason}`, rule };
+  }
+  if (pending) return { allowed: false, ...pending, params: {}, trace: steps };
+  if (policy.defaultAction === 'allow') return { allowed: true, code: null, reason: 'no rule matched; defaultAction allow', params: {}, trace: steps };
+  const code: ErrorCode = principal ? 'FORBIDDEN' : 'UNAUTHENTICATED';
+  return { allowed: false, code, reason: principal ? 'no rule allows this request' : 'credentials required', params: {}, trace: steps };
+}

@@ -1,0 +1,142 @@
+/**
+ * Phase 1, parse: a CheckRequest becomes a typed request context. Client-supplied x-portcullis-*
+ * headers are dropped here (and removed upstream by the shape phase), so nothing downstream can
+ * read a forged identity. Anything malformed is a BAD_REQUEST decision, never a thrown RPC error.
+ */
+import { randomUUID } from 'node:crypto';
+import { PortcullisError } from '../errors.js';
+import { normalizeHost } from '../policy/hosts.js';
+import type { CheckRequestInput, HeaderValue } from './check-request.js';
+
+export const LIMITS = {
+  headerCount: 200,
+  headerValueBytes: 16 * 1024,
+  headersTotalBytes: 64 * 1024,
+  pathBytes: 8 * 1024,
+  hostBytes: 255,
+} as const;
+
+const HEADER_NAME = /^:?[a-z0-9!#$%&'*+.^_`|~-]+$/;
+const METHOD = /^[A-Z]{1,16}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const RESERVED_PREFIX = 'x-portcullis-';
+
+export interface RequestContext {
+  requestId: string;
+  method: string;
+  host: string;
+  /** The path without query or fragment, as received. */
+  path: string;
+  /** Percent-decoded path segments. */
+  segments: string[];
+  query: Record<string, string>;
+  /** Lower-case names; x-portcullis-* removed. */
+  headers: Record<string, string>;
+  /** Names of client-supplied x-portcullis-* headers, to remove upstream. */
+  spoofedHeaders: string[];
+  sourceIp: string;
+  /** attributes.source.principal (the peer's SPIFFE ID when mTLS is on). */
+  sourcePrincipal: string;
+  /** attributes.source.certificate, URL-encoded PEM (include_peer_certificate). */
+  sourceCertificate: string;
+  contextExtensions: Record<string, string>;
+  now: Date;
+}
+
+function bad(message: string): PortcullisError {
+  return new PortcullisError('BAD_REQUEST', message);
+}
+
+function headerList(http: NonNullable<NonNullable<CheckRequestInput['attributes']>['request']>['http']): [string, string][] {
+  const fromMap = (http?.headerMap?.headers ?? []).map((h: HeaderValue): [string, string] => [
+    String(h.key ?? ''),
+    h.value !== undefined && h.value !== '' ? String(h.value) : typeof h.rawValue === 'string' ? Buffer.from(h.rawValue, 'base64').toString('utf8') : Buffer.from(h.rawValue ?? []).toString('utf8'),
+  ]);
+  if (fromMap.length > 0) return fromMap;
+  const headers = http?.headers;
+  if (headers !== undefined && (typeof headers !== 'object' || Array.isArray(headers))) throw bad('headers must be a map');
+  return Object.entries(headers ?? {}).map(([k, v]) => [k, String(v)]);
+}
+
+function parseHeaders(list: [string, string][]): { headers: Record<string, string>; spoofed: string[] } {
+  if (list.length > LIMITS.headerCount) throw bad(`more than ${LIMITS.headerCount} headers`);
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const spoofed: string[] = [];
+  let total = 0;
+  for (const [rawName, value] of list) {
+    const name = rawName.toLowerCase();
+    if (!HEADER_NAME.test(name)) throw bad('invalid header name');
+    if (value.length > LIMITS.headerValueBytes) throw bad(`header ${name} is longer than ${LIMITS.headerValueBytes} bytes`);
+    if (/[\0\r\n]/.test(value)) throw bad(`header ${name} contains control characters`);
+    total += name.length + value.length;
+    if (total > LIMITS.headersTotalBytes) throw bad(`headers exceed ${LIMITS.headersTotalBytes} bytes`);
+    if (name.startsWith(RESERVED_PREFIX)) {
+      spoofed.push(name);
+      continue;
+    }
+    headers[name] = headers[name] !== undefined ? `${headers[name]},${value}` : value;
+  }
+  return { headers, spoofed };
+}
+
+/** Splits and decodes the path; refuses traversal and encoded separators (policy bypass). */
+export function parsePath(rawPath: string): { path: string; segments: string[]; query: Record<string, string> } {
+  if (rawPath.length > LIMITS.pathBytes) throw bad(`path longer than ${LIMITS.pathBytes} bytes`);
+  if (!rawPath.startsWith('/')) throw bad('path must start with /');
+  const hashAt = rawPath.indexOf('#');
+  const noFragment = hashAt >= 0 ? rawPath.slice(0, hashAt) : rawPath;
+  const q = noFragment.indexOf('?');
+  const path = q >= 0 ? noFragment.slice(0, q) : noFragment;
+  const query: Record<string, string> = {};
+  if (q >= 0) {
+    for (const [k, v] of new URLSearchParams(noFragment.slice(q + 1))) if (!(k in query)) query[k] = v;
+  }
+  const parts = path.slice(1).split('/');
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  const segments = path === '/' ? [] : parts.map(decodeSegment);
+  return { path, segments, query };
+}
+
+function decodeSegment(s: string): string {
+  if (s === '') throw bad('empty path segment');
+  let d: string;
+  try {
+    d = decodeURIComponent(s);
+  } catch {
+    throw bad('invalid percent-encoding in path');
+  }
+  if (d === '.' || d === '..' || /[/\\\0]/.test(d)) throw bad('path traversal or encoded separator in path');
+  return d;
+}
+
+function sourceIp(req: CheckRequestInput, headers: Record<string, string>): string {
+  return req.attributes?.source?.address?.socketAddress?.address ?? headers['x-envoy-external-address'] ?? '';
+}
+
+export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestContext {
+  const http = req?.attributes?.request?.http;
+  if (!http || typeof http !== 'object') throw bad('CheckRequest has no attributes.request.http');
+  const method = String(http.method ?? '').toUpperCase();
+  if (!METHOD.test(method)) throw bad('missing or invalid HTTP method');
+  const { headers, spoofed } = parseHeaders(headerList(http));
+  const hostRaw = String(http.host ?? headers[':authority'] ?? headers.host ?? '');
+  if (hostRaw === '' || hostRaw.length > LIMITS.hostBytes || /[\s/@\\]/.test(hostRaw)) throw bad('missing or invalid host');
+  const { path, segments, query } = parsePath(String(http.path ?? headers[':path'] ?? ''));
+  const candidateId = String(headers['x-request-id'] ?? http.id ?? '');
+  const extensions = req.attributes?.contextExtensions ?? {};
+  return {
+    requestId: REQUEST_ID.test(candidateId) ? candidateId : randomUUID(),
+    method,
+    host: normalizeHost(hostRaw),
+    path,
+    segments,
+    query,
+    headers,
+    spoofedHeaders: spoofed,
+    sourceIp: sourceIp(req, headers),
+    sourcePrincipal: String(req.attributes?.source?.principal ?? ''),
+    sourceCertificate: String(req.attributes?.source?.certificate ?? ''),
+    contextExtensions: typeof extensions === 'object' && extensions !== null ? { ...extensions } : {},
+    now,
+  };
+}

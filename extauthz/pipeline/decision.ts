@@ -1,0 +1,30 @@
+import type { ErrorCode } from '../errors.js';
+import type { PrincipalType } from '../policy/model.js';
+import type { RuleTrace } from './authorize.js';
+
+/** The outcome of one Check, independent of the transport (gRPC or CLI). */
+export interface Decision {
+  requestId: string;
+  allowed: boolean;
+  /** HTTP status the client sees: 200 on allow. */
+  status: number;
+  code: ErrorCode | null;
+  reason: string;
+  policy?: string;
+  rule?: string;
+  principal?: { type: PrincipalType; tenant: string; namespace: string; subject: string; method: string };
+  /** Allow: headers set on the upstream request. Deny: headers of the denied response. */
+  headers: Record<string, string>;
+  /** Allow: request headers to remove (client-supplied x-portcullis-*, API keys). */
+  removeHeaders: string[];
+  /** Allow: headers added to the upstream's response (quota state). */
+  responseHeaders: Record<string, string>;
+  /** Deny: the JSON error body. */
+  body?: string;
+  /** Dynamic metadata for Envoy (ext_proc, access logs). */
+  metadata: Record<string, unknown>;
+  /** Every rule considered, for explain. */
+  trace: RuleTrace[];
+  /** Facts the audit record needs that the decision itself does not carry. */
+  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[] };
+}

@@ -1,0 +1,41 @@
+/**
+ * The extension points of the pipeline: the quota phase and the audit sink. Implementations are
+ * injected, so the decision logic stays pure and testable without a network.
+ */
+import type { ErrorCode } from '../errors.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import type { RequestContext } from './context.js';
+import type { Decision } from './decision.js';
+import type { Principal } from './principal.js';
+
+export interface QuotaRequest {
+  policy: CompiledPolicy;
+  rule?: CompiledRule;
+  principal?: Principal;
+  ctx: RequestContext;
+  params: Record<string, string>;
+}
+
+export interface QuotaResult {
+  allowed: boolean;
+  code?: Extract<ErrorCode, 'QUOTA_EXCEEDED' | 'QUOTA_UNAVAILABLE'>;
+  reason?: string;
+  /** RateLimit / RateLimit-Policy / Retry-After headers for the client. */
+  headers: Record<string, string>;
+  /** Summary for the audit record (no personal data). */
+  summary?: unknown;
+}
+
+export interface QuotaPhase {
+  charge(req: QuotaRequest): Promise<QuotaResult>;
+}
+
+/** The default until a quota backend is configured: everything passes, nothing is counted. */
+export const NO_QUOTAS: QuotaPhase = {
+  charge: () => Promise.resolve({ allowed: true, headers: {} }),
+};
+
+export interface AuditSink {
+  /** Resolves once the record is accepted (batch) or durable (strict); rejects if it cannot be. */
+  record(decision: Decision, policy: CompiledPolicy | undefined): Promise<void>;
+}

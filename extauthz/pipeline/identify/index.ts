@@ -1,0 +1,29 @@
+/**
+ * Phase 3, identify. Explicit credentials win over the transport: a bearer token, else an API
+ * key, else the mTLS peer. A peer certificate bound to no tenant (an ingress gateway's own
+ * identity, say) leaves the request anonymous rather than failing it; invalid explicit
+ * credentials always fail with 401.
+ */
+import { PortcullisError } from '../../errors.js';
+import type { TenantDirectory } from '../../policy/tenants.js';
+import type { RequestContext } from '../context.js';
+import type { Principal } from '../principal.js';
+import { identifyApiKey, presentedApiKey } from './apikey.js';
+import { JwtIdentifier } from './jwt.js';
+import { identifyMtls } from './mtls.js';
+
+export class Identifier {
+  constructor(readonly jwt: JwtIdentifier = new JwtIdentifier()) {}
+
+  async identify(ctx: RequestContext, dir: TenantDirectory): Promise<Principal | undefined> {
+    const authorization = ctx.headers.authorization;
+    if (authorization !== undefined) {
+      const m = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization.trim());
+      if (!m) throw new PortcullisError('INVALID_TOKEN', 'authorization header must be a Bearer token');
+      return this.jwt.identify(m[1]!, dir, ctx.now);
+    }
+    const key = presentedApiKey(ctx, dir);
+    if (key) return identifyApiKey(key, dir);
+    return identifyMtls(ctx, dir);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * One Check, as named phases declared in one array: parse → route → identify → authorize →
+ * quota → shape, then audit, always last. A phase either fills in the state or ends the run with
+ * a deny; nothing throws out of check(): an unexpected error denies with INTERNAL (fail closed).
+ */
+import { randomUUID } from 'node:crypto';
+import { PortcullisError, type ErrorCode } from '../errors.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
+import { authorize, type Authorization } from './authorize.js';
+import type { CheckRequestInput } from './check-request.js';
+import { parseCheckRequest, type RequestContext } from './context.js';
+import type { Decision } from './decision.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaResult } from './hooks.js';
+import { Identifier } from './identify/index.js';
+import { presentedApiKey } from './identify/apikey.js';
+import type { Principal } from './principal.js';
+import { shapeAllow, shapeDeny } from './shape.js';
+
+export type PhaseName = 'parse' | 'route' | 'identify' | 'authorize' | 'quota' | 'shape' | 'audit';
+
+export interface PipelineDeps {
+  /** The current snapshot; undefined until the first one loads (every Check then denies). */
+  snapshot: () => PolicySnapshot | undefined;
+  identifier?: Identifier;
+  quota?: QuotaPhase;
+  audit?: AuditSink;
+  clock?: () => Date;
+  /** Phase latency, for the metrics histogram. */
+  observe?: (phase: PhaseName, seconds: number) => void;
+  /** Unexpected errors (never client input problems), for the log. */
+  onInternalError?: (err: unknown, requestId: string) => void;
+}
+
+interface State {
+  input: CheckRequestInput;
+  now: Date;
+  requestId: string;
+  ctx?: RequestContext;
+  snapshot?: PolicySnapshot;
+  policy?: CompiledPolicy;
+  principal?: Principal;
+  authz?: Authorization;
+  quota?: QuotaResult;
+  apiKeyHeader?: string;
+  deny?: { code: ErrorCode; reason: string };
+  decision?: Decision;
+}
+
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError'>>) => void | Promise<void>;
+
+function deny(s: State, code: ErrorCode, reason: string): void {
+  s.deny = { code, reason };
+}
+
+const PHASES: readonly [PhaseName, Phase][] = [
+  ['parse', (s) => {
+    s.ctx = parseCheckRequest(s.input, s.now);
+    s.requestId = s.ctx.requestId;
+  }],
+  ['route', (s, d) => {
+    const snap = d.snapshot();
+    if (!snap) return deny(s, 'NO_POLICY', 'no policy snapshot loaded yet');
+    s.snapshot = snap;
+    const ctx = s.ctx!;
+    const policy = snap.route(ctx.host, ctx.segments, ctx.contextExtensions);
+    if (!policy) return deny(s, 'NO_POLICY', `no policy for host ${ctx.host}`);
+    s.policy = policy;
+  }],
+  ['identify', async (s, d) => {
+    const principal = await d.identifier.identify(s.ctx!, s.policy!.tenants);
+    if (principal) s.principal = principal;
+    if (principal?.method === 'api-key') s.apiKeyHeader = presentedApiKey(s.ctx!, s.policy!.tenants)?.header;
+  }],
+  ['authorize', (s) => {
+    s.authz = authorize(s.policy!, s.ctx!, s.principal);
+    if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+  }],
+  ['quota', async (s, d) => {
+    s.quota = await d.quota.charge({ policy: s.policy!, ...(s.authz?.rule ? { rule: s.authz.rule } : {}), ...(s.principal ? { principal: s.principal } : {}), ctx: s.ctx!, params: s.authz!.params });
+    if (!s.quota.allowed) deny(s, s.quota.code ?? 'QUOTA_EXCEEDED', s.quota.reason ?? 'quota exceeded');
+  }],
+  ['shape', (s) => {
+    s.decision = shapeAllow(s);
+  }],
+];
+
+export interface CheckOptions {
+  /** Evaluate at this time instead of the clock (CLI --now). */
+  now?: Date;
+}
+
+export class DecisionPipeline {
+  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError'>>;
+
+  constructor(private readonly options: PipelineDeps) {
+    this.deps = {
+      snapshot: options.snapshot,
+      identifier: options.identifier ?? new Identifier(),
+      quota: options.quota ?? NO_QUOTAS,
+      clock: options.clock ?? (() => new Date()),
+    };
+  }
+
+  async check(input: CheckRequestInput, opts: CheckOptions = {}): Promise<Decision> {
+    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID() };
+    for (const [name, phase] of PHASES) {
+      const started = process.hrtime.bigint();
+      try {
+        await phase(s, this.deps);
+      } catch (err) {
+        this.fail(s, err);
+      }
+      this.options.observe?.(name, Number(process.hrtime.bigint() - started) / 1e9);
+      if (s.deny) break;
+    }
+    const decision = s.deny || !s.decision ? shapeDeny(s, s.deny?.code ?? 'INTERNAL', s.deny?.reason ?? 'no decision') : s.decision;
+    return this.audit(s, decision);
+  }
+
+  private fail(s: State, err: unknown): void {
+    if (err instanceof PortcullisError) return deny(s, err.code, err.message);
+    this.options.onInternalError?.(err, s.requestId);
+    deny(s, 'INTERNAL', 'internal error');
+  }
+
+  /** Audit is always last; if the record cannot be written, the policy's auditFailure decides. */
+  private async audit(s: State, decision: Decision): Promise<Decision> {
+    const sink = this.options.audit;
+    if (!sink) return decision;
+    const started = process.hrtime.bigint();
+    try {
+      await sink.record(decision, s.policy);
+      return decision;
+    } catch (err) {
+      this.options.onInternalError?.(err, s.requestId);
+      if (!decision.allowed || s.policy?.auditFailure === 'allow') return decision;
+      return shapeDeny(s, 'AUDIT_UNAVAILABLE', 'audit record could not be written');
+    } finally {
+      this.options.observe?.('audit', Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Phase 6, shape: the decision the data plane applies. Allow: identity headers for the upstream,
+ * client copies of x-portcullis-* removed. Deny: the catalogue's status and a JSON body with a
+ * stable code and the request id, and nothing internal.
+ */
+import { CATALOGUE, type ErrorCode } from '../errors.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import type { Authorization } from './authorize.js';
+import type { RequestContext } from './context.js';
+import type { Decision } from './decision.js';
+import type { QuotaResult } from './hooks.js';
+import type { Principal } from './principal.js';
+
+export const HEADER = {
+  principal: 'x-portcullis-principal',
+  principalType: 'x-portcullis-principal-type',
+  tenant: 'x-portcullis-tenant',
+  rule: 'x-portcullis-rule',
+  policy: 'x-portcullis-policy',
+  requestId: 'x-portcullis-request-id',
+} as const;
+
+export interface ShapeInput {
+  ctx?: RequestContext;
+  requestId: string;
+  policy?: CompiledPolicy;
+  principal?: Principal;
+  authz?: Authorization;
+  quota?: QuotaResult;
+  deny?: { code: ErrorCode; reason: string };
+  apiKeyHeader?: string;
+}
+
+/** Header values must be visible ASCII; anything else is percent-encoded. */
+export function headerSafe(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+}
+
+function wwwAuthenticate(code: ErrorCode): string | undefined {
+  if (code === 'MFA_REQUIRED') return 'Bearer realm="portcullis", error="insufficient_user_authentication", error_description="multi-factor authentication required"';
+  if (code === 'UNAUTHENTICATED') return 'Bearer realm="portcullis"';
+  if (CATALOGUE[code].http === 401) return 'Bearer realm="portcullis", error="invalid_token"';
+  return undefined;
+}
+
+function principalSummary(p: Principal | undefined): Decision['principal'] {
+  return p ? { type: p.type, tenant: p.tenant.name, namespace: p.tenant.namespace, subject: p.subject, method: p.method } : undefined;
+}
+
+function base(input: ShapeInput): Omit<Decision, 'allowed' | 'status' | 'code' | 'reason' | 'headers' | 'removeHeaders' | 'responseHeaders'> {
+  const ctx = input.ctx;
+  const template = input.authz?.template;
+  return {
+    requestId: input.requestId,
+    ...(input.policy ? { policy: input.policy.key } : {}),
+    ...(input.authz?.rule ? { rule: input.authz.rule.name } : {}),
+    ...(input.principal ? { principal: principalSummary(input.principal) } : {}),
+    metadata: {},
+    trace: input.authz?.trace ?? [],
+    audit: { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: template ?? (input.policy ? '(unmatched)' : '(no policy)'), sourceIp: ctx?.sourceIp ?? '', ...(input.quota?.summary !== undefined ? { quota: input.quota.summary } : {}) },
+  };
+}
+
+export function shapeDeny(input: ShapeInput, code: ErrorCode, reason: string): Decision {
+  const entry = CATALOGUE[code];
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store', ...(input.quota?.headers ?? {}) };
+  const www = wwwAuthenticate(code);
+  if (www) headers['www-authenticate'] = www;
+  const body = JSON.stringify({ error: { code, message: entry.summary, requestId: input.requestId } });
+  return { ...base(input), allowed: false, status: entry.http, code, reason, headers, removeHeaders: [], responseHeaders: {}, body };
+}
+
+export function shapeAllow(input: ShapeInput): Decision {
+  const p = input.principal;
+  const headers: Record<string, string> = {
+    [HEADER.principalType]: p?.type ?? 'anonymous',
+    [HEADER.requestId]: input.requestId,
+    [HEADER.policy]: input.policy?.key ?? '',
+    [HEADER.rule]: input.authz?.rule?.name ?? '(default)',
+  };
+  if (p) {
+    headers[HEADER.principal] = headerSafe(p.subject);
+    headers[HEADER.tenant] = p.tenant.name;
+  }
+  const remove = [...(input.ctx?.spoofedHeaders ?? [])];
+  if (input.apiKeyHeader) remove.push(input.apiKeyHeader);
+  const d: Decision = { ...base(input), allowed: true, status: 200, code: null, reason: input.authz?.reason ?? 'allowed', headers, removeHeaders: [...new Set(remove)], responseHeaders: { ...(input.quota?.headers ?? {}) } };
+  d.metadata = { policy: d.policy ?? '', rule: d.rule ?? '', tenant: p?.tenant.name ?? '', principalType: p?.type ?? 'anonymous', requestId: input.requestId };
+  return d;
+}

@@ -1,0 +1,146 @@
+/**
+ * The policy compiler: validated sources in, an immutable snapshot out. Everything a Check needs
+ * is prepared here (CEL programs, path matchers, host index, tenant directories), so the request
+ * path only looks things up and evaluates. The operator imports this module to validate
+ * policies with exactly the engine that will run them.
+ */
+import { PolicyError } from '../errors.js';
+import { compileCel, CelCompileError, type CelProgram } from './cel.js';
+import { compilePathTemplate, PathTemplateError, type PathTemplate } from './paths.js';
+import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type PolicySources, type PrincipalType } from './model.js';
+import { compileTenants, JwksCache, TenantDirectory } from './tenants.js';
+import { PolicySnapshot } from './snapshot.js';
+
+export interface CompiledRule {
+  name: string;
+  index: number;
+  effect: 'allow' | 'deny';
+  methods?: ReadonlySet<string>;
+  paths?: readonly PathTemplate[];
+  types?: ReadonlySet<PrincipalType>;
+  tenants?: ReadonlySet<string>;
+  anonymous: boolean;
+  requireMfa: boolean;
+  when?: CelProgram;
+  spec: ApiPolicyRule;
+}
+
+export interface CompiledPolicy {
+  key: string;
+  name: string;
+  namespace: string;
+  generation?: number;
+  hosts: readonly string[];
+  defaultAction: 'allow' | 'deny';
+  auditFailure: 'allow' | 'deny';
+  denyRules: readonly CompiledRule[];
+  allowRules: readonly CompiledRule[];
+  rules: readonly CompiledRule[];
+  tenants: TenantDirectory;
+  spec: ApiPolicySpec;
+  /** Deterministic age order: creationTimestamp, then namespace/name. */
+  age: string;
+}
+
+export interface CompileResult {
+  snapshot: PolicySnapshot;
+  problems: PolicyError[];
+  /** Problems per policy key (namespace/name), for the operator's status. */
+  policyProblems: Map<string, PolicyError[]>;
+  /** Problems per tenant key. */
+  tenantProblems: Map<string, PolicyError[]>;
+}
+
+export interface CompilerOptions {
+  jwks?: JwksCache;
+}
+
+function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
+  const p = rule.principals;
+  return {
+    name: rule.name,
+    index,
+    effect: rule.effect ?? 'allow',
+    ...(rule.methods?.length ? { methods: new Set(rule.methods) } : {}),
+    ...(rule.paths?.length ? { paths: rule.paths.map(compilePathTemplate) } : {}),
+    ...(p?.types?.length ? { types: new Set(p.types) } : {}),
+    ...(p?.tenants?.length ? { tenants: new Set(p.tenants) } : {}),
+    anonymous: p?.anonymous ?? false,
+    requireMfa: rule.requireMfa ?? false,
+    ...(rule.when ? { when: compileCel(rule.when) } : {}),
+    spec: rule,
+  };
+}
+
+function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolicyRule, i: number): PolicyError {
+  if (err instanceof CelCompileError) {
+    return new PolicyError('POLICY_CEL', err.message, { ...base, path: `/spec/rules/${i}/when`, rule: rule.name, line: err.line, column: err.column });
+  }
+  const path = err instanceof PathTemplateError ? `/spec/rules/${i}/paths` : `/spec/rules/${i}`;
+  return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });
+}
+
+export function compilePolicy(obj: ApiPolicyObject, tenants: TenantDirectory): { policy?: CompiledPolicy; problems: PolicyError[] } {
+  const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
+  const problems: PolicyError[] = [];
+  const rules: CompiledRule[] = [];
+  obj.spec.rules.forEach((rule, i) => {
+    try {
+      rules.push(compileRule(rule, i));
+    } catch (err) {
+      problems.push(ruleProblem(err, base, rule, i));
+    }
+  });
+  for (const [i, rule] of obj.spec.rules.entries()) {
+    for (const t of rule.principals?.tenants ?? []) {
+      if (!tenants.byName.has(t)) problems.push(new PolicyError('POLICY_INVALID', `unknown tenant "${t}" in namespace ${obj.metadata.namespace}`, { ...base, path: `/spec/rules/${i}/principals/tenants`, rule: rule.name }));
+    }
+  }
+  if (problems.length > 0) return { problems };
+  return {
+    problems,
+    policy: {
+      key: objectKey(obj),
+      name: obj.metadata.name,
+      namespace: obj.metadata.namespace,
+      ...(obj.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {}),
+      hosts: obj.spec.hosts.map((h) => h.toLowerCase()),
+      defaultAction: obj.spec.defaultAction ?? 'deny',
+      auditFailure: obj.spec.auditFailure ?? 'deny',
+      denyRules: rules.filter((r) => r.effect === 'deny'),
+      allowRules: rules.filter((r) => r.effect === 'allow'),
+      rules,
+      tenants,
+      spec: obj.spec,
+      age: `${obj.metadata.creationTimestamp ?? ''}\u0000${objectKey(obj)}`,
+    },
+  };
+}
+
+function group(problems: PolicyError[]): Map<string, PolicyError[]> {
+  const out = new Map<string, PolicyError[]>();
+  for (const p of problems) {
+    const key = p.location.object?.split(' ')[1] ?? '';
+    out.set(key, [...(out.get(key) ?? []), p]);
+  }
+  return out;
+}
+
+let snapshotVersion = 0;
+
+/** Compiles all sources. Broken objects are left out and reported; the rest still compile. */
+export function compileSources(sources: PolicySources, options: CompilerOptions = {}): CompileResult {
+  const jwks = options.jwks ?? new JwksCache();
+  const { directories, problems: tenantProblems } = compileTenants(sources.tenants, sources.secrets, jwks);
+  const policyProblems: PolicyError[] = [];
+  const policies: CompiledPolicy[] = [];
+  for (const obj of sources.policies) {
+    const dir = directories.get(obj.metadata.namespace) ?? new TenantDirectory();
+    const { policy, problems } = compilePolicy(obj, dir);
+    policyProblems.push(...problems);
+    if (policy) policies.push(policy);
+  }
+  const snapshot = new PolicySnapshot(++snapshotVersion, policies, directories);
+  const problems = [...tenantProblems, ...policyProblems];
+  return { snapshot, problems, policyProblems: group([...policyProblems, ...snapshot.conflicts]), tenantProblems: group(tenantProblems) };
+}

@@ -1,0 +1,447 @@
+// Generated from crds/*.yaml by `npm run gen:types`. Do not edit.
+/* eslint-disable */
+export interface PortcullisResources {
+  TenantSpec?: TenantSpec;
+  TenantStatus?: TenantStatus;
+  ApiPolicySpec?: ApiPolicySpec;
+  ApiPolicyStatus?: ApiPolicyStatus;
+}
+/**
+ * Desired identity binding, attributes, purposes and quotas of the tenant.
+ */
+export interface TenantSpec {
+  /**
+   * Kind of caller. agency principals are government bodies (usually mTLS); consumer-app principals are citizens and businesses using an app (OIDC/JWT); partner principals are third parties (usually API keys).
+   */
+  type: "agency" | "consumer-app" | "partner";
+  /**
+   * How principals of this tenant authenticate. At least one method is required.
+   */
+  identity: {
+    jwt?: JwtIdentity;
+    mtls?: MtlsIdentity;
+    apiKeys?: ApiKeyIdentity;
+  };
+  /**
+   * Free attributes (jurisdiction, clearance, ...) visible to CEL as tenant.attributes.
+   */
+  attributes?: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * Purposes of use the tenant may declare (agencies), visible to CEL as tenant.purposes.
+   *
+   * @maxItems 64
+   */
+  purposes?: string[];
+  /**
+   * Quotas of this tenant. A rule charges them by name; a quota here with appliesTo set is also the default for every allowed request of those principal types.
+   *
+   * @maxItems 32
+   */
+  quotas?: TenantQuota[];
+}
+/**
+ * OIDC / JWT bearer tokens in the Authorization header, verified by Portcullis itself.
+ */
+export interface JwtIdentity {
+  /**
+   * Expected iss claim, compared exactly.
+   */
+  issuer: string;
+  /**
+   * Accepted aud values; the token must carry at least one of them.
+   *
+   * @minItems 1
+   * @maxItems 32
+   */
+  audiences: string[];
+  /**
+   * HTTPS URL of the issuer's JWKS (plain http is accepted only for loopback hosts). Keys are cached and refreshed on an unknown kid at most once per 30 s.
+   */
+  jwksUri?: string;
+  /**
+   * An inline JWK Set ({"keys":[...]}) with public keys only.
+   */
+  jwks?: {
+    /**
+     * The public JSON Web Keys.
+     *
+     * @minItems 1
+     * @maxItems 64
+     */
+    keys: Jwk[];
+  };
+  /**
+   * Allowed signature algorithms. Only asymmetric algorithms can be listed; none and HMAC are always refused.
+   *
+   * @minItems 1
+   */
+  algorithms?: ("RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "ES512" | "EdDSA")[];
+  /**
+   * acr values that prove multi-factor authentication for this issuer; a rule with requireMfa accepts a token whose acr is one of them.
+   *
+   * @maxItems 32
+   */
+  requiredAcr?: string[];
+  /**
+   * amr values that prove multi-factor authentication (RFC 8176); a rule with requireMfa also accepts a token whose amr contains one of them.
+   *
+   * @maxItems 32
+   */
+  mfaAmr?: string[];
+  /**
+   * Tolerance for exp, nbf and iat, in seconds.
+   */
+  clockSkewSeconds?: number;
+  /**
+   * Claim that holds the principal's subject.
+   */
+  subjectClaim?: string;
+}
+/**
+ * One public JWK (RFC 7517).
+ */
+export interface Jwk {
+  [k: string]: unknown | undefined;
+}
+/**
+ * Mutual TLS client certificates (agencies).
+ */
+export interface MtlsIdentity {
+  /**
+   * SPIFFE IDs of the tenant's workloads; a trailing /* matches one or more path segments, e.g. spiffe://gov.example/ns/revenue/*.
+   *
+   * @maxItems 64
+   */
+  spiffeIds?: string[];
+  /**
+   * X.509 subject distinguished names (RFC 4514, e.g. CN=client,O=Revenue) or DNS SANs; * matches any run of characters within one RDN or label.
+   *
+   * @maxItems 64
+   */
+  subjects?: string[];
+  /**
+   * Accept the identity from the x-forwarded-client-cert header set by a trusted proxy (Istio gateways and sidecars). Off by default: a client could forge it.
+   */
+  trustXfcc?: boolean;
+}
+/**
+ * API keys (partners) in a request header. Only SHA-256 hashes are stored, in a Secret whose data keys are key ids and whose values are lowercase hex SHA-256 digests.
+ */
+export interface ApiKeyIdentity {
+  /**
+   * The Secret, in the tenant's namespace, that holds the key hashes.
+   */
+  secretRef: {
+    /**
+     * Name of the Secret.
+     */
+    name: string;
+  };
+  /**
+   * Request header that carries the key.
+   */
+  header?: string;
+}
+/**
+ * A quota (rate limit) charged per request.
+ */
+export interface TenantQuota {
+  /**
+   * Quota name, unique in its list; a rule entry with only a name refers to the tenant's quota of that name.
+   */
+  name: string;
+  /**
+   * Requests (cost units) admitted per period.
+   */
+  limit: number;
+  /**
+   * Period as a duration, e.g. 1s, 1m, 24h, 1h30m.
+   */
+  per: string;
+  /**
+   * token-bucket for bursts (default), fixed-window or sliding-window for volumes.
+   */
+  algorithm?: "token-bucket" | "fixed-window" | "sliding-window";
+  /**
+   * Bucket capacity for token-bucket (default limit).
+   */
+  burst?: number;
+  /**
+   * What is counted: tenant, principal (default), principalType, or a CEL expression over the rule variables that returns a string.
+   */
+  key?: string;
+  /**
+   * Units one request costs (default 1), a positive integer or a CEL expression returning an int.
+   */
+  cost?: number | string;
+  /**
+   * What to do when the quota backend is unreachable (default deny, fail closed).
+   */
+  onBackendError?: "deny" | "allow";
+  /**
+   * Principal types for which this quota is charged on every allowed request, even when no rule names it.
+   */
+  appliesTo?: ("consumer" | "agency" | "partner")[];
+}
+/**
+ * Observed state, written by the operator.
+ */
+export interface TenantStatus {
+  /**
+   * The metadata.generation the status was computed from.
+   */
+  observedGeneration?: number;
+  /**
+   * Accepted, Programmed and Ready conditions.
+   */
+  conditions?: Condition[];
+}
+/**
+ * One condition (Kubernetes metav1.Condition).
+ */
+export interface Condition {
+  /**
+   * Condition type, e.g. Ready.
+   */
+  type: string;
+  /**
+   * True, False or Unknown.
+   */
+  status: "True" | "False" | "Unknown";
+  /**
+   * The metadata.generation this condition was computed from.
+   */
+  observedGeneration?: number;
+  /**
+   * When the status last changed.
+   */
+  lastTransitionTime: string;
+  /**
+   * Machine-readable CamelCase reason.
+   */
+  reason: string;
+  /**
+   * Human-readable details.
+   */
+  message: string;
+}
+/**
+ * Targets, hosts and ordered rules of the policy.
+ */
+export interface ApiPolicySpec {
+  /**
+   * Workloads or routes the policy protects; the operator generates mesh configuration for them.
+   *
+   * @maxItems 16
+   */
+  targetRefs?: TargetRef[];
+  /**
+   * Hosts (HTTP authority) the policy answers for: exact names or *.suffix wildcards; ports are ignored. Requests are routed to a policy by host and path.
+   *
+   * @minItems 1
+   * @maxItems 64
+   */
+  hosts: string[];
+  /**
+   * Decision when no rule matches. deny (default) is the only safe choice for non-public APIs.
+   */
+  defaultAction?: "deny" | "allow";
+  /**
+   * When an audit record cannot be written (buffer full, sink failing), deny (default) or allow the request.
+   */
+  auditFailure?: "deny" | "allow";
+  /**
+   * Masks applied to agency requests allowed by a rule without detail: true (anonymised by default).
+   *
+   * @maxItems 128
+   */
+  defaultMask?: MaskDirective[];
+  /**
+   * Ordered rules. Deny rules are evaluated first and win; then the first matching allow rule decides.
+   *
+   * @minItems 1
+   * @maxItems 512
+   */
+  rules: ApiPolicyRule[];
+}
+/**
+ * A reference to a Service, HTTPRoute or Gateway in the policy's namespace.
+ */
+export interface TargetRef {
+  /**
+   * API group of the target ("" for Service, gateway.networking.k8s.io for HTTPRoute and Gateway).
+   */
+  group?: string;
+  /**
+   * Kind of the target.
+   */
+  kind: "Service" | "HTTPRoute" | "Gateway";
+  /**
+   * Name of the target.
+   */
+  name: string;
+}
+/**
+ * One masking directive.
+ */
+export interface MaskDirective {
+  /**
+   * JSONPath subset: $.a.b, $.items[*].x, $..ssn.
+   */
+  field: string;
+  /**
+   * remove, redact (fixed replacement), partial (keep first/last characters), hash (HMAC pseudonym) or generalize.
+   */
+  action: "remove" | "redact" | "partial" | "hash" | "generalize";
+  /**
+   * Replacement text for redact (default "***").
+   */
+  replacement?: string;
+  /**
+   * Characters kept at the start (partial).
+   */
+  keepFirst?: number;
+  /**
+   * Characters kept at the end (partial).
+   */
+  keepLast?: number;
+  /**
+   * generalize target: year or month (dates), bucket (numbers), prefix (strings such as postcodes).
+   */
+  to?: "year" | "month" | "bucket" | "prefix";
+  /**
+   * Width of a number bucket (generalize to bucket).
+   */
+  bucketSize?: number;
+  /**
+   * Characters kept (generalize to prefix).
+   */
+  prefixLength?: number;
+}
+/**
+ * One rule.
+ */
+export interface ApiPolicyRule {
+  /**
+   * Rule name, unique in the policy; reported in decisions and audit records.
+   */
+  name: string;
+  /**
+   * allow (default) or deny.
+   */
+  effect?: "allow" | "deny";
+  /**
+   * HTTP methods matched; empty or absent matches every method.
+   *
+   * @maxItems 9
+   */
+  methods?: ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT")[];
+  /**
+   * Path templates: literal segments, {name} captures one segment (visible to CEL as params.name), * matches one segment, ** the rest (last only). Empty or absent matches every path.
+   *
+   * @maxItems 64
+   */
+  paths?: string[];
+  principals?: PrincipalSelector;
+  /**
+   * The principal must hold a JWT proving multi-factor authentication (tenant requiredAcr / mfaAmr).
+   */
+  requireMfa?: boolean;
+  /**
+   * CEL condition over request, principal, tenant, params and now; the rule matches only when it is true. Compiled and type-checked when the policy loads.
+   */
+  when?: string;
+  /**
+   * Quotas charged when the rule allows a request; all are charged or none.
+   *
+   * @maxItems 8
+   */
+  quotas?: RuleQuota[];
+  /**
+   * Masking directives applied to the JSON response body.
+   *
+   * @maxItems 128
+   */
+  mask?: MaskDirective[];
+  /**
+   * Minimisation by allow-list: only these JSONPath fields are kept in the response body, everything else is removed.
+   *
+   * @maxItems 256
+   */
+  allowFields?: string[];
+  /**
+   * Agency rules only: skip the policy's defaultMask (detailed records). Requires a when condition, such as a purpose of use.
+   */
+  detail?: boolean;
+}
+/**
+ * Which principals the rule applies to; absent means any authenticated principal.
+ */
+export interface PrincipalSelector {
+  /**
+   * Principal types (consumer, agency, partner).
+   */
+  types?: ("consumer" | "agency" | "partner")[];
+  /**
+   * Tenant names (in the policy's namespace).
+   *
+   * @maxItems 256
+   */
+  tenants?: string[];
+  /**
+   * Also match requests without credentials (public endpoints). Default false.
+   */
+  anonymous?: boolean;
+}
+/**
+ * A quota (rate limit) charged per request.
+ */
+export interface RuleQuota {
+  /**
+   * Quota name, unique in its list; a rule entry with only a name refers to the tenant's quota of that name.
+   */
+  name: string;
+  /**
+   * Requests (cost units) admitted per period.
+   */
+  limit?: number;
+  /**
+   * Period as a duration, e.g. 1s, 1m, 24h, 1h30m.
+   */
+  per?: string;
+  /**
+   * token-bucket for bursts (default), fixed-window or sliding-window for volumes.
+   */
+  algorithm?: "token-bucket" | "fixed-window" | "sliding-window";
+  /**
+   * Bucket capacity for token-bucket (default limit).
+   */
+  burst?: number;
+  /**
+   * What is counted: tenant, principal (default), principalType, or a CEL expression over the rule variables that returns a string.
+   */
+  key?: string;
+  /**
+   * Units one request costs (default 1), a positive integer or a CEL expression returning an int.
+   */
+  cost?: number | string;
+  /**
+   * What to do when the quota backend is unreachable (default deny, fail closed).
+   */
+  onBackendError?: "deny" | "allow";
+}
+/**
+ * Observed state, written by the operator.
+ */
+export interface ApiPolicyStatus {
+  /**
+   * The metadata.generation the status was computed from.
+   */
+  observedGeneration?: number;
+  /**
+   * Accepted, Programmed and Ready conditions.
+   */
+  conditions?: Condition[];
+}

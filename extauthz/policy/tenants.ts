@@ -1,0 +1,193 @@
+/**
+ * Compiles Tenants into identity matchers: JWT issuers with their key sets, mTLS SPIFFE ID and
+ * subject patterns, and API-key hash tables. Problems are reported per tenant; a broken tenant is
+ * left out (its principals cannot authenticate), never half-loaded.
+ */
+import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { PolicyError } from '../errors.js';
+import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
+
+export interface CompiledJwt {
+  issuer: string;
+  audiences: readonly string[];
+  algorithms: readonly string[];
+  keys: JWTVerifyGetKey;
+  clockSkewSeconds: number;
+  subjectClaim: string;
+  requiredAcr: ReadonlySet<string>;
+  mfaAmr: ReadonlySet<string>;
+}
+
+export interface CompiledMtls {
+  spiffeIds: readonly RegExp[];
+  subjects: readonly RegExp[];
+  trustXfcc: boolean;
+}
+
+export interface CompiledApiKeys {
+  header: string;
+  /** SHA-256 digests with their key ids. */
+  digests: readonly { id: string; digest: Buffer }[];
+}
+
+export interface CompiledTenant {
+  key: string;
+  name: string;
+  namespace: string;
+  type: TenantSpec['type'];
+  principalType: PrincipalType;
+  attributes: Readonly<Record<string, string>>;
+  purposes: readonly string[];
+  spec: TenantSpec;
+  jwt?: CompiledJwt;
+  mtls?: CompiledMtls;
+  apiKeys?: CompiledApiKeys;
+  /** What CEL sees as `tenant`. */
+  celValue: Readonly<Record<string, unknown>>;
+}
+
+/** Remote key sets survive recompiles, so a policy change does not drop cached keys. */
+export class JwksCache {
+  private readonly remote = new Map<string, JWTVerifyGetKey>();
+  constructor(private readonly options: { allowInsecureLoopback: boolean } = { allowInsecureLoopback: true }) {}
+
+  get(uri: string): JWTVerifyGetKey {
+    let set = this.remote.get(uri);
+    if (!set) {
+      const url = new URL(uri);
+      const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback && this.options.allowInsecureLoopback)) {
+        throw new Error('jwksUri must use https (plain http only for loopback hosts)');
+      }
+      // cooldownDuration: an unknown kid triggers at most one refetch per 30 s.
+      set = createRemoteJWKSet(url, { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+      this.remote.set(uri, set);
+    }
+    return set;
+  }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** spiffe://td/ns/x/* → anchored pattern; * in the path matches one or more segments at the end. */
+function spiffePattern(p: string): RegExp {
+  const escaped = p.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp('^' + (escaped.endsWith('/*') ? escaped.slice(0, -1) + '[^\\s]+' : escaped.replace(/\*/g, '[^/]*')) + '$');
+}
+
+/** CN=a*,O=Revenue → anchored pattern; * stays within one RDN value or DNS label. */
+function subjectPattern(p: string): RegExp {
+  const escaped = p.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp('^' + escaped.replace(/\*/g, '[^,.]*') + '$', 'i');
+}
+
+function compileJwt(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: JwksCache): CompiledJwt {
+  let keys: JWTVerifyGetKey;
+  if (spec.jwks) {
+    for (const k of spec.jwks.keys) {
+      if ('d' in k || 'k' in k || k.kty === 'oct') throw new Error('jwks must hold public asymmetric keys only');
+    }
+    keys = createLocalJWKSet(spec.jwks as never);
+  } else keys = jwks.get(spec.jwksUri!);
+  return {
+    issuer: spec.issuer,
+    audiences: spec.audiences,
+    algorithms: spec.algorithms ?? ['RS256', 'ES256'],
+    keys,
+    clockSkewSeconds: spec.clockSkewSeconds ?? 30,
+    subjectClaim: spec.subjectClaim ?? 'sub',
+    requiredAcr: new Set(spec.requiredAcr ?? []),
+    mfaAmr: new Set(spec.mfaAmr ?? ['mfa']),
+  };
+}
+
+function compileApiKeys(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>): CompiledApiKeys {
+  const ref = t.spec.identity.apiKeys!;
+  const secret = secrets.get(`${t.metadata.namespace}/${ref.secretRef.name}`);
+  if (!secret) throw new Error(`apiKeys.secretRef: Secret ${t.metadata.namespace}/${ref.secretRef.name} not found`);
+  const digests = Object.entries(secret.values).map(([id, hex]) => {
+    const v = hex.trim().toLowerCase();
+    if (!SHA256_HEX.test(v)) throw new Error(`Secret ${secret.metadata.name} key ${id}: value must be a hex SHA-256 digest, not a raw key`);
+    return { id, digest: Buffer.from(v, 'hex') };
+  });
+  if (digests.length === 0) throw new Error(`Secret ${secret.metadata.name} holds no key hashes`);
+  return { header: ref.header ?? 'x-api-key', digests };
+}
+
+export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwks: JwksCache): CompiledTenant {
+  const { spec } = t;
+  const id = spec.identity;
+  const attributes = { ...(spec.attributes ?? {}) } as Record<string, string>;
+  const purposes = [...(spec.purposes ?? [])];
+  const principalType = PRINCIPAL_TYPE_OF_TENANT[spec.type];
+  return {
+    key: objectKey(t),
+    name: t.metadata.name,
+    namespace: t.metadata.namespace,
+    type: spec.type,
+    principalType,
+    attributes,
+    purposes,
+    spec,
+    ...(id.jwt ? { jwt: compileJwt(id.jwt, jwks) } : {}),
+    ...(id.mtls
+      ? { mtls: { spiffeIds: (id.mtls.spiffeIds ?? []).map(spiffePattern), subjects: (id.mtls.subjects ?? []).map(subjectPattern), trustXfcc: id.mtls.trustXfcc ?? false } }
+      : {}),
+    ...(id.apiKeys ? { apiKeys: compileApiKeys(t, secrets) } : {}),
+    celValue: Object.freeze({ name: t.metadata.name, namespace: t.metadata.namespace, type: spec.type, attributes, purposes }),
+  };
+}
+
+/** The tenants of one namespace, indexed for identification. */
+export class TenantDirectory {
+  readonly byName = new Map<string, CompiledTenant>();
+  readonly byIssuer = new Map<string, CompiledTenant[]>();
+  readonly mtls: CompiledTenant[] = [];
+  readonly apiKeyHeaders = new Map<string, CompiledTenant[]>();
+
+  add(t: CompiledTenant): void {
+    this.byName.set(t.name, t);
+    if (t.jwt) this.byIssuer.set(t.jwt.issuer, [...(this.byIssuer.get(t.jwt.issuer) ?? []), t]);
+    if (t.mtls) this.mtls.push(t);
+    if (t.apiKeys) this.apiKeyHeaders.set(t.apiKeys.header, [...(this.apiKeyHeaders.get(t.apiKeys.header) ?? []), t]);
+  }
+}
+
+/** Compiles every tenant; returns the directories by namespace and the problems. */
+export function compileTenants(
+  tenants: readonly TenantObject[],
+  secrets: readonly SecretObject[],
+  jwks: JwksCache,
+): { directories: Map<string, TenantDirectory>; problems: PolicyError[] } {
+  const secretMap = new Map(secrets.map((s) => [objectKey(s), s]));
+  const directories = new Map<string, TenantDirectory>();
+  const problems: PolicyError[] = [];
+  for (const t of tenants) {
+    const where = { ...t.origin, object: `Tenant ${objectKey(t)}` };
+    try {
+      const compiled = compileTenant(t, secretMap, jwks);
+      const dir = directories.get(compiled.namespace) ?? new TenantDirectory();
+      directories.set(compiled.namespace, dir);
+      const clash = ambiguity(dir, compiled);
+      if (clash) {
+        problems.push(new PolicyError('POLICY_INVALID', clash, where));
+        continue;
+      }
+      dir.add(compiled);
+    } catch (err) {
+      problems.push(new PolicyError('POLICY_INVALID', (err as Error).message, { ...where, path: '/spec/identity' }, { cause: err }));
+    }
+  }
+  return { directories, problems };
+}
+
+/** A principal binds to exactly one tenant: two tenants accepting the same issuer and audience clash. */
+function ambiguity(dir: TenantDirectory, t: CompiledTenant): string | undefined {
+  if (dir.byName.has(t.name)) return `duplicate Tenant ${t.key}`;
+  if (!t.jwt) return undefined;
+  for (const other of dir.byIssuer.get(t.jwt.issuer) ?? []) {
+    const shared = t.jwt.audiences.find((a) => other.jwt!.audiences.includes(a));
+    if (shared) return `tenants ${other.name} and ${t.name} both accept issuer ${t.jwt.issuer} with audience ${shared}`;
+  }
+  return undefined;
+}

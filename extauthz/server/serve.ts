@@ -1,0 +1,133 @@
+/**
+ * The composition root of `portcullis serve`: policy source → pipeline → gRPC (Check, health) and
+ * HTTP (health, readiness, metrics). Health reports NOT_SERVING until the first snapshot loads,
+ * and SIGTERM drains in-flight checks before the listeners close.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ServeConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import { FolderPolicySource } from '../policy/folder-source.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
+import type { AuditSink, QuotaPhase } from '../pipeline/hooks.js';
+import { DecisionPipeline } from '../pipeline/pipeline.js';
+import { AuthorizationService } from './authorization.js';
+import { createHttpServer, type HttpRoute } from './http.js';
+import { ServiceMetrics } from './metrics.js';
+
+export const AUTH_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
+
+/** Where policies come from; the folder source and the Kubernetes source both fit. */
+export interface PolicySourceHandle {
+  readonly snapshot: PolicySnapshot | undefined;
+  start(): Promise<void>;
+  close(): void | Promise<void>;
+}
+
+export interface ServeExtensions {
+  source?: PolicySourceHandle;
+  quota?: QuotaPhase;
+  audit?: AuditSink;
+  routes?: HttpRoute[];
+  /** Register further gRPC services (ext_proc) on the same server. */
+  services?: ((server: grpc.Server) => void)[];
+  onClose?: () => Promise<void>;
+}
+
+export interface RunningServer {
+  grpcPort: number;
+  httpPort: number;
+  metrics: ServiceMetrics;
+  pipeline: DecisionPipeline;
+  close(): Promise<void>;
+}
+
+function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics, onSnapshot: (s: PolicySnapshot) => void): PolicySourceHandle {
+  const folder = new FolderPolicySource(config.policyDir!, {
+    onSnapshot: (s) => {
+      metrics.reloads.inc({ result: 'ok' });
+      log.info({ version: s.version, policies: s.size, conflicts: s.conflicts.map((c) => c.format()) }, 'policy snapshot loaded');
+      onSnapshot(s);
+    },
+    onRejected: (problems) => {
+      metrics.reloads.inc({ result: 'error' });
+      log.error({ problems: problems.map((p) => p.format()) }, 'policy change rejected; keeping the last good snapshot');
+    },
+  });
+  return {
+    get snapshot() {
+      return folder.snapshot;
+    },
+    start: async () => {
+      folder.reload();
+      if (config.watch) folder.watch();
+    },
+    close: () => folder.close(),
+  };
+}
+
+function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+function listenHttp(server: HttpServer, address: string): Promise<number> {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(address.slice(i + 1)), host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+export async function startServer(config: ServeConfig, log: Logger, ext: ServeExtensions = {}): Promise<RunningServer> {
+  const metrics = new ServiceMetrics();
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTH_SERVICE_NAME]: 'NOT_SERVING' });
+  const markServing = (s: PolicySnapshot): void => {
+    metrics.policies.set(s.size);
+    metrics.snapshotVersion.set(s.version);
+    health.setStatus('', 'SERVING');
+    health.setStatus(AUTH_SERVICE_NAME, 'SERVING');
+  };
+  const source = ext.source ?? folderSource(config, log, metrics, markServing);
+  const pipeline = new DecisionPipeline({
+    snapshot: () => source.snapshot,
+    observe: metrics.observePhase,
+    ...(ext.quota ? { quota: ext.quota } : {}),
+    ...(ext.audit ? { audit: ext.audit } : {}),
+    onInternalError: (err, requestId) => log.error({ err, requestId }, 'internal error during check'),
+  });
+  const auth = new AuthorizationService(pipeline, metrics.countDecision);
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  auth.addToServer(grpcServer);
+  health.addToServer(grpcServer);
+  for (const register of ext.services ?? []) register(grpcServer);
+  const grpcPort = await bindGrpc(grpcServer, config.grpcAddress);
+  await source.start();
+  if (source.snapshot) markServing(source.snapshot);
+  const http = createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, ...(ext.routes ? { routes: ext.routes } : {}) });
+  const httpPort = await listenHttp(http, config.httpAddress);
+  log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource }, 'portcullis serving');
+
+  const close = async (): Promise<void> => {
+    health.setStatus('', 'NOT_SERVING');
+    health.setStatus(AUTH_SERVICE_NAME, 'NOT_SERVING');
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        grpcServer.forceShutdown();
+        resolve();
+      }, config.drainSeconds * 1000);
+      grpcServer.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    await source.close();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await ext.onClose?.();
+  };
+  return { grpcPort, httpPort, metrics, pipeline, close };
+}
