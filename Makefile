@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 EXAMPLE_POLICIES ?= examples/policies
 
-.PHONY: run test install build lint test-prereqs test-unit test-all bench clean tools
+.PHONY: run test install build lint test-prereqs test-unit test-all bench clean tools images
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -41,6 +41,25 @@ bench: build
 
 tools:
 	bash test/tools/build.sh
+
+## images: build the ext_authz and operator container images (charts/images/Containerfile.*)
+## with docker or podman, when one of them can actually build (a client without a daemon cannot).
+IMAGE_PREFIX ?= ghcr.io/portcullis/portcullis
+IMAGE_TAG ?= $(shell node -p "require('./package.json').version" 2>/dev/null || echo dev)
+images:
+	@engine=""; \
+	for e in $${CONTAINER_ENGINE:-docker podman}; do \
+	  if command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1; then engine=$$e; break; fi; \
+	done; \
+	if [ -z "$$engine" ]; then \
+	  echo "images: no usable container engine: docker/podman is missing or cannot reach its daemon ('docker info' fails)."; \
+	  echo "images: run 'make images' where one can build, or set CONTAINER_ENGINE."; \
+	  exit 1; \
+	fi; \
+	for c in extauthz operator; do \
+	  echo "images: $$engine build $(IMAGE_PREFIX)-$$c:$(IMAGE_TAG)"; \
+	  $$engine build -f charts/images/Containerfile.$$c -t $(IMAGE_PREFIX)-$$c:$(IMAGE_TAG) . || exit 1; \
+	done
 
 clean:
 	rm -rf dist

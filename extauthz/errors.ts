@@ -27,9 +27,13 @@ export const CATALOGUE = {
   FORBIDDEN: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No rule allows this request, or a deny rule matched.' },
   CONDITION_ERROR: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'A rule condition could not be evaluated (missing attribute, type error): denied.' },
   QUOTA_EXCEEDED: { http: 429, grpc: G.RESOURCE_EXHAUSTED, summary: 'A quota of the matching rule is exhausted; Retry-After says when to retry.' },
-  QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota backend is unreachable and the quota fails closed.' },
+  QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota cannot be charged and fails closed: the quota backend is unreachable, the rule names a quota the caller\'s tenant does not define, or a quota key or cost expression fails.' },
   AUDIT_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The decision could not be audited and the policy fails closed.' },
   INTERNAL: { http: 500, grpc: G.INTERNAL, summary: 'An internal error occurred; the request is denied (fail closed).' },
+  // Masking enforcement (ext_proc): the response is replaced, never passed on unmasked
+  MASK_DIRECTIVE_INVALID: { http: 500, grpc: G.INTERNAL, summary: 'The masking directive is missing, forged, altered, expired or issued for another request; the request is stopped (fail closed).' },
+  MASKING_FAILED: { http: 502, grpc: G.INTERNAL, summary: 'The upstream response could not be masked as the policy requires; it is withheld (fail closed).' },
+  RESPONSE_NOT_MASKABLE: { http: 502, grpc: G.INTERNAL, summary: 'The upstream response is not JSON or is larger than the masking limit, and the configured body policy is block.' },
   // Configuration errors (policy loading, CLI)
   POLICY_SCHEMA: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy document does not match the CRD schema.' },
   POLICY_YAML: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy file is not valid YAML.' },

@@ -4,14 +4,19 @@ import { parseArgs } from 'node:util';
 import { fromProtoJson } from '../../proto/envoy.js';
 import { compileFolder } from '../policy/folder-source.js';
 import { DecisionPipeline } from '../pipeline/pipeline.js';
+import { MemoryBackend } from '../quota/memory-backend.js';
+import { QuotaEnforcer } from '../quota/phase.js';
+import { DirectiveIssuer, MaskKey } from '../masking/token.js';
 import type { CheckRequestInput } from '../pipeline/check-request.js';
 import type { Decision } from '../pipeline/decision.js';
 import { EXIT, usageError, type Command, type Io } from './usage.js';
+import { CLI_AUDIT_HELP, CLI_AUDIT_OPTIONS, openCliAudit } from '../audit/cli-trail.js';
 
 const OPTIONS = {
   policies: { type: 'string' },
   request: { type: 'string' },
   now: { type: 'string' },
+  ...CLI_AUDIT_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -46,7 +51,7 @@ export function readCheckRequest(file: string): CheckRequestInput {
 }
 
 export function decisionSummary(d: Decision): Record<string, unknown> {
-  return { decision: d.allowed ? 'allow' : 'deny', status: d.status, rule: d.rule ?? null, code: d.code, reason: d.reason, headers: d.headers };
+  return { decision: d.allowed ? 'allow' : 'deny', status: d.status, rule: d.rule ?? null, code: d.code, reason: d.reason, headers: d.headers, ...(d.allowed ? { masks: d.audit.masks ?? [] } : {}), ...(Object.keys(d.responseHeaders).length > 0 ? { responseHeaders: d.responseHeaders } : {}) };
 }
 
 async function decide(args: string[], io: Io, explain: boolean): Promise<number> {
@@ -63,8 +68,11 @@ async function decide(args: string[], io: Io, explain: boolean): Promise<number>
     return EXIT.USAGE;
   }
   const request = readCheckRequest(values.request);
-  const pipeline = new DecisionPipeline({ snapshot: () => compiled.snapshot });
+  // The directive header is signed with a throwaway key: check shows what would be sent, not a usable token.
+  const audit = await openCliAudit(values, io.err);
+  const pipeline = new DecisionPipeline({ snapshot: () => compiled.snapshot, audit, directives: new DirectiveIssuer(MaskKey.generate()), quota: new QuotaEnforcer({ backend: new MemoryBackend({ clock: () => (now ?? new Date()).getTime() }) }) });
   const d = await pipeline.check(request, now ? { now } : {});
+  await audit.close();
   const out = decisionSummary(d);
   if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null });
   io.out(JSON.stringify(out, null, explain ? 2 : undefined));
@@ -80,6 +88,8 @@ envoy.service.auth.v3.CheckRequest; - reads stdin) and prints one JSON line:
   {"decision","status","rule","code","reason","headers"}
 --now evaluates at that time (token expiry, CEL now) instead of the clock.
 
+${CLI_AUDIT_HELP}
+
 Exit status: 0 allow, 1 deny, 2 usage, policy or input error.`,
   run: (args, io) => decide(args, io, false),
 };
@@ -90,6 +100,8 @@ export const EXPLAIN: Command = {
 
 Like check, and prints the policy chosen, the principal (type, tenant, subject) and, for
 every rule considered in order, whether it matched and why not.
+
+${CLI_AUDIT_HELP}
 
 Exit status: 0 allow, 1 deny, 2 usage, policy or input error.`,
   run: (args, io) => decide(args, io, true),

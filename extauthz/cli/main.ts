@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
 import { PortcullisError } from '../errors.js';
+import { AUDIT } from './audit.js';
 import { CHECK, EXPLAIN } from './check.js';
 import { SERVE } from './serve.js';
 import { EXIT, STDIO, type Command, type Io } from './usage.js';
@@ -13,6 +14,7 @@ export const COMMANDS: Record<string, Command> = {
   check: CHECK,
   explain: EXPLAIN,
   validate: VALIDATE,
+  audit: AUDIT,
 };
 
 export function mainHelp(): string {

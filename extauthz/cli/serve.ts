@@ -3,16 +3,23 @@ import { parseArgs } from 'node:util';
 import { resolveServeConfig, type ServeConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { startServer } from '../server/serve.js';
+import { AUDIT_HELP, AUDIT_OPTIONS, auditConfigFrom } from '../audit/cli-options.js';
 import { EXIT, type Command } from './usage.js';
+import { MASKING_HELP, MASKING_OPTIONS, maskingConfigFrom } from '../extproc/cli-options.js';
 
 const OPTIONS = {
   policies: { type: 'string' },
   source: { type: 'string' },
+  kubeconfig: { type: 'string' },
   'grpc-address': { type: 'string' },
   'http-address': { type: 'string' },
   'log-level': { type: 'string' },
   'no-watch': { type: 'boolean' },
   'drain-seconds': { type: 'string' },
+  'quota-backend': { type: 'string' },
+  'redis-url': { type: 'string' },
+  ...AUDIT_OPTIONS,
+  ...MASKING_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -27,13 +34,23 @@ a broken change keeps the last good snapshot).
 Options (environment variable in brackets):
   --policies DIR          policy folder [PORTCULLIS_POLICIES]
   --source folder         policy source: folder (default) or kubernetes [PORTCULLIS_POLICY_SOURCE]
+                          (kubernetes: read-only informers on ApiPolicy, Tenant and Secrets labelled
+                          portcullis.io/api-keys=true; ready after the first sync)
+  --kubeconfig FILE       kubeconfig for --source kubernetes (default in-cluster) [KUBECONFIG]
   --grpc-address H:P      gRPC listener, default 127.0.0.1:9001 [PORTCULLIS_GRPC_ADDRESS]
   --http-address H:P      HTTP listener, default 127.0.0.1:9090 [PORTCULLIS_HTTP_ADDRESS]
   --log-level LEVEL       fatal|error|warn|info|debug|trace|silent, default info [PORTCULLIS_LOG_LEVEL]
   --no-watch              load the folder once, do not watch it
   --drain-seconds N       grace period for in-flight checks on SIGTERM, default 10
+  --quota-backend B       quota counters: memory (default; one replica) or redis [PORTCULLIS_QUOTA_BACKEND]
+  --redis-url URL         redis://host:port/db for --quota-backend redis [PORTCULLIS_REDIS_URL]
+                          (quota keys pseudonymise subjects with HMAC key [PORTCULLIS_QUOTA_HASH_KEY])
 
-Logs go to stderr; decision records to stdout.`,
+${AUDIT_HELP}
+
+${MASKING_HELP}
+
+Logs go to stderr; audit records (JSON lines) to stdout.`,
   async run(args, io) {
     const { values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false });
     if (values.help) {
@@ -43,12 +60,17 @@ Logs go to stderr; decision records to stdout.`,
     const config: ServeConfig = resolveServeConfig({
       ...(values.policies !== undefined ? { policyDir: values.policies } : {}),
       ...(values.source !== undefined ? { policySource: values.source } : {}),
+      ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
       ...(values['grpc-address'] !== undefined ? { grpcAddress: values['grpc-address'] } : {}),
       ...(values['http-address'] !== undefined ? { httpAddress: values['http-address'] } : {}),
       ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
       ...(values['drain-seconds'] !== undefined ? { drainSeconds: values['drain-seconds'] } : {}),
       ...(values['no-watch'] ? { watch: false } : {}),
+      ...(values['quota-backend'] !== undefined ? { quotaBackend: values['quota-backend'] } : {}),
+      ...(values['redis-url'] !== undefined ? { redisUrl: values['redis-url'] } : {}),
     });
+    config.audit = auditConfigFrom(values);
+    config.masking = maskingConfigFrom(values);
     const log = createLogger(config.logLevel);
     const server = await startServer(config, log);
     await new Promise<void>((resolve) => {

@@ -41,7 +41,10 @@ export function celActivation(ctx: RequestContext, principal: Principal | undefi
 }
 
 function principalReason(rule: CompiledRule, p: Principal | undefined): string | undefined {
-  if (!p) return rule.anonymous ? undefined : 'requires an authenticated principal';
+  // A deny rule that names no principals covers everyone, anonymous callers included: otherwise
+  // defaultAction allow (or an anonymous allow rule) would let anonymous requests past it.
+  const coversAnyone = rule.effect === 'deny' && !rule.types && !rule.tenants;
+  if (!p) return rule.anonymous || coversAnyone ? undefined : 'requires an authenticated principal';
   if (rule.types && !rule.types.has(p.type)) {
     return rule.anonymous && !rule.tenants ? 'principal type not listed' : `principal type ${p.type} not in [${[...rule.types].join(', ')}]`;
   }

@@ -16,6 +16,7 @@ import { Identifier } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
 import { shapeAllow, shapeDeny } from './shape.js';
+import type { DirectiveIssuer } from '../masking/token.js';
 
 export type PhaseName = 'parse' | 'route' | 'identify' | 'authorize' | 'quota' | 'shape' | 'audit';
 
@@ -30,6 +31,8 @@ export interface PipelineDeps {
   observe?: (phase: PhaseName, seconds: number) => void;
   /** Unexpected errors (never client input problems), for the log. */
   onInternalError?: (err: unknown, requestId: string) => void;
+  /** Signs masking directives on allow (x-portcullis-mask header and metadata). */
+  directives?: DirectiveIssuer;
 }
 
 interface State {
@@ -45,9 +48,10 @@ interface State {
   apiKeyHeader?: string;
   deny?: { code: ErrorCode; reason: string };
   decision?: Decision;
+  directives?: DirectiveIssuer;
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError'>>) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -91,7 +95,7 @@ export interface CheckOptions {
 }
 
 export class DecisionPipeline {
-  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError'>>;
+  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>;
 
   constructor(private readonly options: PipelineDeps) {
     this.deps = {
@@ -103,7 +107,8 @@ export class DecisionPipeline {
   }
 
   async check(input: CheckRequestInput, opts: CheckOptions = {}): Promise<Decision> {
-    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID() };
+    const checkStarted = process.hrtime.bigint();
+    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(this.options.directives ? { directives: this.options.directives } : {}) };
     for (const [name, phase] of PHASES) {
       const started = process.hrtime.bigint();
       try {
@@ -115,6 +120,8 @@ export class DecisionPipeline {
       if (s.deny) break;
     }
     const decision = s.deny || !s.decision ? shapeDeny(s, s.deny?.code ?? 'INTERNAL', s.deny?.reason ?? 'no decision') : s.decision;
+    // Decision latency for the audit record: every phase before audit.
+    decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
     return this.audit(s, decision);
   }
 

@@ -10,6 +10,8 @@ import type { RequestContext } from './context.js';
 import type { Decision } from './decision.js';
 import type { QuotaResult } from './hooks.js';
 import type { Principal } from './principal.js';
+import { attachMaskDirective } from '../masking/decision.js';
+import type { DirectiveIssuer } from '../masking/token.js';
 
 export const HEADER = {
   principal: 'x-portcullis-principal',
@@ -18,6 +20,7 @@ export const HEADER = {
   rule: 'x-portcullis-rule',
   policy: 'x-portcullis-policy',
   requestId: 'x-portcullis-request-id',
+  mask: 'x-portcullis-mask',
 } as const;
 
 export interface ShapeInput {
@@ -29,6 +32,9 @@ export interface ShapeInput {
   quota?: QuotaResult;
   deny?: { code: ErrorCode; reason: string };
   apiKeyHeader?: string;
+  /** Signs the masking directive set on allow (x-portcullis-mask); absent: masks are only summarised. */
+  directives?: DirectiveIssuer;
+  now?: Date;
 }
 
 /** Header values must be visible ASCII; anything else is percent-encoded. */
@@ -86,5 +92,6 @@ export function shapeAllow(input: ShapeInput): Decision {
   if (input.apiKeyHeader) remove.push(input.apiKeyHeader);
   const d: Decision = { ...base(input), allowed: true, status: 200, code: null, reason: input.authz?.reason ?? 'allowed', headers, removeHeaders: [...new Set(remove)], responseHeaders: { ...(input.quota?.headers ?? {}) } };
   d.metadata = { policy: d.policy ?? '', rule: d.rule ?? '', tenant: p?.tenant.name ?? '', principalType: p?.type ?? 'anonymous', requestId: input.requestId };
+  attachMaskDirective(d, input);
   return d;
 }

@@ -10,6 +10,8 @@ import { compilePathTemplate, PathTemplateError, type PathTemplate } from './pat
 import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type PolicySources, type PrincipalType } from './model.js';
 import { compileTenants, JwksCache, TenantDirectory } from './tenants.js';
 import { PolicySnapshot } from './snapshot.js';
+import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quota/model.js';
+import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
 
 export interface CompiledRule {
   name: string;
@@ -23,6 +25,10 @@ export interface CompiledRule {
   requireMfa: boolean;
   when?: CelProgram;
   spec: ApiPolicyRule;
+  /** Quotas charged when the rule allows (extauthz/quota), compiled at load. */
+  quotas?: readonly RuleQuotaRef[];
+  /** Masking directive sets, compiled at load (allow rules only). */
+  masking?: RuleMasking;
 }
 
 export interface CompiledPolicy {
@@ -68,11 +74,16 @@ function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
     anonymous: p?.anonymous ?? false,
     requireMfa: rule.requireMfa ?? false,
     ...(rule.when ? { when: compileCel(rule.when) } : {}),
+    ...(rule.quotas?.length ? { quotas: compileRuleQuotas(rule.quotas) } : {}),
     spec: rule,
   };
 }
 
 function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolicyRule, i: number): PolicyError {
+  if (err instanceof IndexedQuotaError) {
+    const at = { ...base, path: `/spec/rules/${i}/${err.pointer}`, rule: rule.name, ...(err.cel ? { line: err.cel.line, column: err.cel.column } : {}) };
+    return new PolicyError(err.cel ? 'POLICY_CEL' : 'POLICY_INVALID', err.message, at, { cause: err });
+  }
   if (err instanceof CelCompileError) {
     return new PolicyError('POLICY_CEL', err.message, { ...base, path: `/spec/rules/${i}/when`, rule: rule.name, line: err.line, column: err.column });
   }
@@ -84,9 +95,12 @@ export function compilePolicy(obj: ApiPolicyObject, tenants: TenantDirectory): {
   const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
   const problems: PolicyError[] = [];
   const rules: CompiledRule[] = [];
+  const masking = compilePolicyMasking(obj.spec, base);
+  problems.push(...masking.problems);
   obj.spec.rules.forEach((rule, i) => {
     try {
-      rules.push(compileRule(rule, i));
+      const m = masking.rules[i];
+      rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
     } catch (err) {
       problems.push(ruleProblem(err, base, rule, i));
     }

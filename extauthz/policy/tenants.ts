@@ -5,6 +5,7 @@
  */
 import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { PolicyError } from '../errors.js';
+import { compileTenantQuotas, IndexedQuotaError, type CompiledQuota } from '../quota/model.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 
 export interface CompiledJwt {
@@ -42,6 +43,8 @@ export interface CompiledTenant {
   jwt?: CompiledJwt;
   mtls?: CompiledMtls;
   apiKeys?: CompiledApiKeys;
+  /** Quotas by name (extauthz/quota), compiled at load. */
+  quotas?: ReadonlyMap<string, CompiledQuota>;
   /** What CEL sees as `tenant`. */
   celValue: Readonly<Record<string, unknown>>;
 }
@@ -114,7 +117,12 @@ function compileApiKeys(t: TenantObject, secrets: ReadonlyMap<string, SecretObje
   return { header: ref.header ?? 'x-api-key', digests };
 }
 
-export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwks: JwksCache): CompiledTenant {
+export interface TenantCompileOptions {
+  /** The operator validates tenants without reading Secrets (least privilege); ext_authz needs them. */
+  requireSecrets?: boolean;
+}
+
+export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwks: JwksCache, opts: TenantCompileOptions = {}): CompiledTenant {
   const { spec } = t;
   const id = spec.identity;
   const attributes = { ...(spec.attributes ?? {}) } as Record<string, string>;
@@ -133,7 +141,8 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     ...(id.mtls
       ? { mtls: { spiffeIds: (id.mtls.spiffeIds ?? []).map(spiffePattern), subjects: (id.mtls.subjects ?? []).map(subjectPattern), trustXfcc: id.mtls.trustXfcc ?? false } }
       : {}),
-    ...(id.apiKeys ? { apiKeys: compileApiKeys(t, secrets) } : {}),
+    ...(id.apiKeys && opts.requireSecrets !== false ? { apiKeys: compileApiKeys(t, secrets) } : {}),
+    quotas: compileTenantQuotas(spec.quotas ?? []),
     celValue: Object.freeze({ name: t.metadata.name, namespace: t.metadata.namespace, type: spec.type, attributes, purposes }),
   };
 }
@@ -158,6 +167,7 @@ export function compileTenants(
   tenants: readonly TenantObject[],
   secrets: readonly SecretObject[],
   jwks: JwksCache,
+  opts: TenantCompileOptions = {},
 ): { directories: Map<string, TenantDirectory>; problems: PolicyError[] } {
   const secretMap = new Map(secrets.map((s) => [objectKey(s), s]));
   const directories = new Map<string, TenantDirectory>();
@@ -165,7 +175,7 @@ export function compileTenants(
   for (const t of tenants) {
     const where = { ...t.origin, object: `Tenant ${objectKey(t)}` };
     try {
-      const compiled = compileTenant(t, secretMap, jwks);
+      const compiled = compileTenant(t, secretMap, jwks, opts);
       const dir = directories.get(compiled.namespace) ?? new TenantDirectory();
       directories.set(compiled.namespace, dir);
       const clash = ambiguity(dir, compiled);
@@ -175,7 +185,9 @@ export function compileTenants(
       }
       dir.add(compiled);
     } catch (err) {
-      problems.push(new PolicyError('POLICY_INVALID', (err as Error).message, { ...where, path: '/spec/identity' }, { cause: err }));
+      const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : '/spec/identity';
+      const code = err instanceof IndexedQuotaError && err.cel ? 'POLICY_CEL' : 'POLICY_INVALID';
+      problems.push(new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err }));
     }
   }
   return { directories, problems };

@@ -10,12 +10,18 @@ import type { AddressInfo } from 'node:net';
 import type { ServeConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { FolderPolicySource } from '../policy/folder-source.js';
+import { loadKubeConfig } from '../kube/informer.js';
+import { KubernetesPolicySource } from '../kube/policy-source.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { AuditSink, QuotaPhase } from '../pipeline/hooks.js';
 import { DecisionPipeline } from '../pipeline/pipeline.js';
 import { AuthorizationService } from './authorization.js';
 import { createHttpServer, type HttpRoute } from './http.js';
 import { ServiceMetrics } from './metrics.js';
+import { createMasking } from '../extproc/setup.js';
+import { resolveMaskingConfig } from '../config.js';
+import { quotaServiceFor } from '../quota/index.js';
+import { auditWiring } from '../audit/service.js';
 
 export const AUTH_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -38,6 +44,8 @@ export interface ServeExtensions {
 
 export interface RunningServer {
   grpcPort: number;
+  /** The ext_proc listener (masking enforcement), --ext-proc-address. */
+  extProcPort: number;
   httpPort: number;
   metrics: ServiceMetrics;
   pipeline: DecisionPipeline;
@@ -68,6 +76,17 @@ function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics,
   };
 }
 
+function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics, onSnapshot: (s: PolicySnapshot) => void): PolicySourceHandle {
+  return new KubernetesPolicySource({
+    kubeConfig: loadKubeConfig(config.kubeconfig),
+    log,
+    onSnapshot: (s) => {
+      metrics.reloads.inc({ result: 'ok' });
+      onSnapshot(s);
+    },
+  });
+}
+
 function bindGrpc(server: grpc.Server, address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
@@ -92,12 +111,19 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     health.setStatus('', 'SERVING');
     health.setStatus(AUTH_SERVICE_NAME, 'SERVING');
   };
-  const source = ext.source ?? folderSource(config, log, metrics, markServing);
+  const source = ext.source ?? (config.policySource === 'kubernetes' ? kubernetesSource(config, log, metrics, markServing) : folderSource(config, log, metrics, markServing));
+  // Quotas: injected by the caller, or built from --quota-backend (memory by default).
+  const quota = await quotaServiceFor(ext.quota, config, metrics.registry, log);
+  // Audit: injected by the caller, or built from config.audit (hash-chained records, signed checkpoints).
+  const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log });
+  // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
+  const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log);
   const pipeline = new DecisionPipeline({
     snapshot: () => source.snapshot,
+    directives: masking.issuer,
     observe: metrics.observePhase,
-    ...(ext.quota ? { quota: ext.quota } : {}),
-    ...(ext.audit ? { audit: ext.audit } : {}),
+    quota: quota.phase,
+    ...(audit.sink ? { audit: audit.sink } : {}),
     onInternalError: (err, requestId) => log.error({ err, requestId }, 'internal error during check'),
   });
   const auth = new AuthorizationService(pipeline, metrics.countDecision);
@@ -106,9 +132,11 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   health.addToServer(grpcServer);
   for (const register of ext.services ?? []) register(grpcServer);
   const grpcPort = await bindGrpc(grpcServer, config.grpcAddress);
+  const extProcPort = await masking.listen();
   await source.start();
   if (source.snapshot) markServing(source.snapshot);
-  const http = createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, ...(ext.routes ? { routes: ext.routes } : {}) });
+  const routes = [...(ext.routes ?? []), ...audit.routes];
+  const http = createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, routes });
   const httpPort = await listenHttp(http, config.httpAddress);
   log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource }, 'portcullis serving');
 
@@ -125,9 +153,13 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
         resolve();
       });
     });
+    await masking.close(config.drainSeconds);
     await source.close();
     await new Promise<void>((resolve) => http.close(() => resolve()));
+    await quota.close();
+    // After the gRPC drain, so every answered Check is in the log before the final checkpoint.
+    await audit.close();
     await ext.onClose?.();
   };
-  return { grpcPort, httpPort, metrics, pipeline, close };
+  return { grpcPort, extProcPort, httpPort, metrics, pipeline, close };
 }

@@ -67,9 +67,9 @@ spec:
   action: FORBID
 `);
   assert.notEqual(r.code, 0, `expected rejection, got: ${r.stdout}`);
-  assert.match(r.stderr, /AuthorizationPolicy\.security\.istio\.io "bad-action" is invalid/);
+  assert.match(r.stderr, /AuthorizationPolicy "bad-action" is invalid/);
   assert.match(r.stderr, /spec\.action/);
-  assert.match(r.stderr, /Unsupported value: "FORBID"/);
+  assert.match(r.stderr, /Unsupported value: "FORBID": supported values: "ALLOW", "DENY", "AUDIT", "CUSTOM"/);
   const get = await cluster.kubectl(['get', 'authorizationpolicy.security.istio.io', 'bad-action', '-n', NS]);
   assert.notEqual(get.code, 0, 'rejected object must not exist');
 });

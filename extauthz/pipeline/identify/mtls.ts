@@ -16,10 +16,14 @@ export interface PeerIdentity {
   subjects: string[];
 }
 
-const EMPTY: PeerIdentity = { spiffeIds: [], subjects: [] };
+// A fresh object each time: identifyMtls appends the source principal to the peer identity,
+// and a shared constant would carry one request's identity into every later request.
+function empty(): PeerIdentity {
+  return { spiffeIds: [], subjects: [] };
+}
 
 function fromCertificate(urlEncodedPem: string): PeerIdentity {
-  if (urlEncodedPem === '') return EMPTY;
+  if (urlEncodedPem === '') return empty();
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(decodeURIComponent(urlEncodedPem));
@@ -55,7 +59,7 @@ function splitQuoted(s: string, sep: string): string[] {
 /** The first XFCC element: the original client as seen by the first trusted proxy. */
 export function parseXfcc(header: string): PeerIdentity {
   const first = splitQuoted(header, ',')[0] ?? '';
-  const id: PeerIdentity = { spiffeIds: [], subjects: [] };
+  const id = empty();
   for (const pair of splitQuoted(first, ';')) {
     const eq = pair.indexOf('=');
     if (eq < 0) continue;
@@ -79,7 +83,7 @@ export function identifyMtls(ctx: RequestContext, dir: TenantDirectory): Princip
   const peer = fromCertificate(ctx.sourceCertificate);
   if (ctx.sourcePrincipal.startsWith('spiffe://')) peer.spiffeIds.push(ctx.sourcePrincipal);
   const xfccHeader = ctx.headers['x-forwarded-client-cert'];
-  const xfcc = xfccHeader ? parseXfcc(xfccHeader) : EMPTY;
+  const xfcc = xfccHeader ? parseXfcc(xfccHeader) : empty();
   const found = new Map<CompiledTenant, string>();
   for (const t of dir.mtls) {
     const subject = matches(t, peer) ?? (t.mtls!.trustXfcc ? matches(t, xfcc) : undefined);

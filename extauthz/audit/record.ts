@@ -1,0 +1,111 @@
+/**
+ * The audit record schema, version 1 (docs/audit.md documents it field by field). Three kinds of
+ * line share one file: a chain-start, decision records, and signed checkpoints. Chain-starts and
+ * decisions are chained (`prev` is the SHA-256 of the predecessor's canonical JSON); checkpoints
+ * sit beside the chain and sign its head.
+ */
+import type { CompiledPolicy } from '../policy/compile.js';
+import type { Decision } from '../pipeline/decision.js';
+import { truncateIp, type Pseudonymizer } from './pseudonym.js';
+
+export const SCHEMA_VERSION = 1;
+
+/** A pointer to a signed chain head: the last checkpoint of the previous chain. */
+export interface ChainRef {
+  chain: string;
+  seq: number;
+  hash: string;
+}
+
+interface Chained {
+  v: typeof SCHEMA_VERSION;
+  chain: string;
+  seq: number;
+  /** SHA-256 (hex) of the predecessor's canonical JSON; null for a chain's first entry. */
+  prev: string | null;
+  time: string;
+}
+
+export interface ChainStartEntry extends Chained {
+  type: 'chain-start';
+  instance: string;
+  /** Key id (RFC 7638 thumbprint) that signs this chain's checkpoints. */
+  kid: string;
+  /** Id of the pseudonymisation key: subjects compare only under the same id. */
+  subjectKeyId: string;
+  /** The last checkpoint found when this chain started (previous run of this replica). */
+  previous: ChainRef | null;
+}
+
+export interface DecisionEntry extends Chained {
+  type: 'decision';
+  /** Who decided: the gRPC service or the CLI. */
+  source: 'grpc' | 'cli';
+  requestId: string;
+  tenant: string | null;
+  principalType: string;
+  /** Keyed pseudonym of the subject (HMAC), never the subject itself. */
+  subject: string | null;
+  method: string;
+  host: string;
+  /** The matched path template, never the raw path with its identifiers. */
+  pathTemplate: string;
+  /** Client network (IPv4 /24, IPv6 /48), never the address. */
+  client: string | null;
+  policy: string | null;
+  rule: string | null;
+  decision: 'allow' | 'deny';
+  code: string | null;
+  quota: unknown;
+  masks: string[];
+  latencyMs: number | null;
+}
+
+export interface CheckpointPayload {
+  chain: string;
+  seq: number;
+  hash: string;
+  time: string;
+  /** Written when the chain is closed cleanly: nothing follows in this chain. */
+  final: boolean;
+}
+
+export interface CheckpointEntry extends CheckpointPayload {
+  v: typeof SCHEMA_VERSION;
+  type: 'checkpoint';
+  kid: string;
+  /** Compact JWS (EdDSA or ES256) over the canonical JSON of the payload fields. */
+  jws: string;
+}
+
+export type ChainedEntry = ChainStartEntry | DecisionEntry;
+export type AuditEntry = ChainedEntry | CheckpointEntry;
+
+/** The fields of a decision record that do not depend on the chain. */
+export type DecisionFields = Omit<DecisionEntry, keyof Chained | 'type'>;
+
+function round(ms: number | undefined): number | null {
+  return ms === undefined ? null : Math.round(ms * 1000) / 1000;
+}
+
+export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+  const a = d.audit;
+  return {
+    source,
+    requestId: d.requestId,
+    tenant: d.principal?.tenant ?? null,
+    principalType: d.principal?.type ?? 'anonymous',
+    subject: pseudo.subject(d.principal?.subject),
+    method: a.method,
+    host: a.host,
+    pathTemplate: a.pathTemplate,
+    client: truncateIp(a.sourceIp),
+    policy: d.policy ?? null,
+    rule: d.rule ?? null,
+    decision: d.allowed ? 'allow' : 'deny',
+    code: d.code,
+    quota: a.quota ?? null,
+    masks: a.masks ?? [],
+    latencyMs: round(a.latencyMs),
+  };
+}

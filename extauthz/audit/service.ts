@@ -1,0 +1,93 @@
+/**
+ * Builds the audit trail from its configuration: keys (from files, or ephemeral with a warning),
+ * the sinks, the chain (continuing from the last checkpoint found in the file), the metrics and
+ * the JWKS route an auditor fetches the public keys from.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { AuditConfig } from '../config.js';
+import { PortcullisError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { AuditSink } from '../pipeline/hooks.js';
+import type { HttpRoute } from '../server/http.js';
+import { Chain } from './chain.js';
+import { readSubjectKey, SigningKey } from './keys.js';
+import { AuditMetrics } from './metrics.js';
+import { Pseudonymizer } from './pseudonym.js';
+import type { DecisionEntry } from './record.js';
+import { FileSink, findLastCheckpoint, StreamSink, type LineSink } from './sinks.js';
+import { AuditTrail } from './trail.js';
+
+export const JWKS_PATH = '/.well-known/audit-jwks.json';
+
+export interface AuditService {
+  trail: AuditTrail;
+  key: SigningKey;
+  routes: HttpRoute[];
+  close(): Promise<void>;
+}
+
+export interface AuditServiceDeps {
+  registry?: Registry;
+  log: Pick<Logger, 'warn' | 'error'>;
+  stdout?: NodeJS.WritableStream;
+  source?: DecisionEntry['source'];
+}
+
+export function jwksRoute(key: SigningKey): HttpRoute {
+  const body = JSON.stringify(key.jwks());
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if ((req.url ?? '').split('?')[0] !== JWKS_PATH) return false;
+    res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=300' });
+    res.end(body);
+    return true;
+  };
+}
+
+function keys(cfg: AuditConfig, log: AuditServiceDeps['log']): { key: SigningKey; pseudo: Pseudonymizer } {
+  if (!cfg.keyFile) log.warn('audit: no --audit-key-file; checkpoints are signed with an ephemeral key, verifiable only while this process publishes its JWKS');
+  if (!cfg.subjectKeyFile) log.warn('audit: no --audit-subject-key-file; subject pseudonyms use an ephemeral key and will not match across restarts or replicas');
+  return {
+    key: cfg.keyFile ? SigningKey.fromFile(cfg.keyFile) : SigningKey.generate(),
+    pseudo: cfg.subjectKeyFile ? new Pseudonymizer(readSubjectKey(cfg.subjectKeyFile)) : Pseudonymizer.ephemeral(),
+  };
+}
+
+export async function createAuditService(cfg: AuditConfig, deps: AuditServiceDeps): Promise<AuditService> {
+  const { key, pseudo } = keys(cfg, deps.log);
+  const sinks: LineSink[] = [];
+  if (cfg.file) sinks.push(await FileSink.open(cfg.file, cfg.maxFileBytes));
+  if (cfg.stdout) sinks.push(new StreamSink(deps.stdout ?? process.stdout));
+  if (sinks.length === 0) throw new PortcullisError('USAGE', 'the audit trail needs a sink: --audit-file PATH, or leave stdout on');
+  const metrics = new AuditMetrics();
+  if (deps.registry) metrics.register(deps.registry);
+  const previous = cfg.file ? findLastCheckpoint(cfg.file) : null;
+  const chain = new Chain({ instance: cfg.instanceId, key, subjectKeyId: pseudo.keyId, previous });
+  const trail = new AuditTrail({
+    chain,
+    pseudonymizer: pseudo,
+    sinks,
+    mode: cfg.mode,
+    checkpointEvery: cfg.checkpointEvery,
+    checkpointSeconds: cfg.checkpointSeconds,
+    maxBuffered: cfg.maxBuffered,
+    metrics,
+    source: deps.source ?? 'grpc',
+    onError: (err) => deps.log.error({ err }, 'audit sink write failed'),
+  });
+  return { trail, key, routes: [jwksRoute(key)], close: () => trail.close() };
+}
+
+/** What the server wires in: the injected sink, or one built from config (none when neither). */
+export interface AuditWiring {
+  sink?: AuditSink;
+  routes: HttpRoute[];
+  close(): Promise<void>;
+}
+
+export async function auditWiring(cfg: AuditConfig | undefined, injected: AuditSink | undefined, deps: AuditServiceDeps): Promise<AuditWiring> {
+  if (injected) return { sink: injected, routes: [], close: () => Promise.resolve() };
+  if (!cfg) return { routes: [], close: () => Promise.resolve() };
+  const svc = await createAuditService(cfg, deps);
+  return { sink: svc.trail, routes: svc.routes, close: svc.close };
+}

@@ -1,0 +1,63 @@
+/** `audit show`: a readable summary of audit files (counts by decision, tenant, rule, hour). */
+import { forEachLine } from './verify-files.js';
+
+export interface AuditSummary {
+  records: number;
+  chains: number;
+  checkpoints: number;
+  first?: string;
+  last?: string;
+  byDecision: Record<string, number>;
+  byTenant: Record<string, number>;
+  byRule: Record<string, number>;
+  byCode: Record<string, number>;
+  byHour: Record<string, number>;
+}
+
+function bump(m: Record<string, number>, k: string): void {
+  m[k] = (m[k] ?? 0) + 1;
+}
+
+export async function summarize(files: string[]): Promise<AuditSummary> {
+  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {} };
+  const add = (text: string): void => {
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (e.type === 'chain-start') s.chains++;
+    if (e.type === 'checkpoint') s.checkpoints++;
+    if (e.type !== 'decision') return;
+    const time = String(e.time);
+    s.records++;
+    if (s.first === undefined || time < s.first) s.first = time;
+    if (s.last === undefined || time > s.last) s.last = time;
+    bump(s.byDecision, String(e.decision));
+    bump(s.byTenant, String(e.tenant ?? '(none)'));
+    bump(s.byRule, String(e.rule ?? '(none)'));
+    bump(s.byCode, String(e.code ?? 'OK'));
+    bump(s.byHour, `${time.slice(0, 13)}:00Z`);
+  };
+  for (const f of files) await forEachLine(f, add);
+  return s;
+}
+
+function table(title: string, m: Record<string, number>, sortByKey = false): string {
+  const rows = Object.entries(m).sort(sortByKey ? (a, b) => a[0].localeCompare(b[0]) : (a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const width = Math.max(0, ...rows.map(([k]) => k.length));
+  return [`${title}:`, ...rows.map(([k, n]) => `  ${k.padEnd(width)}  ${n}`)].join('\n');
+}
+
+export function formatSummary(s: AuditSummary): string {
+  return [
+    `records: ${s.records} in ${s.chains} chain(s), ${s.checkpoints} checkpoint(s)`,
+    `from ${s.first ?? '-'} to ${s.last ?? '-'}`,
+    table('by decision', s.byDecision),
+    table('by code', s.byCode),
+    table('by tenant', s.byTenant),
+    table('by rule', s.byRule),
+    table('by hour', s.byHour, true),
+  ].join('\n');
+}

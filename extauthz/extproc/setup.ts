@@ -1,0 +1,81 @@
+/**
+ * Masking in `portcullis serve`: the keys (from files, or generated for this process with a
+ * warning), the issuer the shape phase signs with, and the ext_proc gRPC listener (its own port,
+ * default 127.0.0.1:9002, in the same process, so both sides share the signing key).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { PortcullisError } from '../errors.js';
+import type { MaskingConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import { DirectiveIssuer, DirectiveVerifier, MaskKey, MIN_KEY_BYTES } from '../masking/token.js';
+import { ExternalProcessorService, EXT_PROC_SERVICE_NAME } from './service.js';
+
+export interface MaskingRuntime {
+  issuer: DirectiveIssuer;
+  service: ExternalProcessorService;
+  /** Binds the ext_proc listener; resolves to its port. */
+  listen(): Promise<number>;
+  close(drainSeconds: number): Promise<void>;
+}
+
+function readSecret(file: string, what: string): Buffer {
+  let raw: Buffer;
+  try {
+    raw = readFileSync(file);
+  } catch (err) {
+    throw new PortcullisError('USAGE', `cannot read the ${what} file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  // Secrets mounted from Kubernetes often end in a newline that is not part of the key.
+  const key = Buffer.from(raw.toString('latin1').replace(/\r?\n$/, ''), 'latin1');
+  if (key.length < MIN_KEY_BYTES) throw new PortcullisError('USAGE', `the ${what} in ${file} must be at least ${MIN_KEY_BYTES} bytes`);
+  return key;
+}
+
+function keys(config: MaskingConfig, log: Logger): { signing: MaskKey; hash: Buffer } {
+  if (!config.keyFile) log.warn('no --mask-key-file: masking directives are signed with a key generated for this process; an ext_proc in another process cannot verify them');
+  if (!config.hashKeyFile) log.warn('no --mask-hash-key-file: hash pseudonyms use a key generated for this process and differ between replicas and restarts');
+  return {
+    signing: config.keyFile ? MaskKey.from(readSecret(config.keyFile, 'mask signing key')) : MaskKey.generate(),
+    hash: config.hashKeyFile ? readSecret(config.hashKeyFile, 'mask hash key') : randomBytes(32),
+  };
+}
+
+export function createMasking(config: MaskingConfig, log: Logger): MaskingRuntime {
+  const { signing, hash } = keys(config, log);
+  const service = new ExternalProcessorService({
+    verifier: new DirectiveVerifier(signing),
+    hashKey: hash,
+    maxBodyBytes: config.maxBodyBytes,
+    nonJson: config.nonJson,
+    oversized: config.oversized,
+    missingDirective: config.missingDirective,
+    onError: (err, requestId) => log.warn({ err, requestId }, 'ext_proc replaced a response (fail closed)'),
+  });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': config.maxBodyBytes + 1024 * 1024 });
+  const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE_NAME]: 'SERVING' });
+  service.addToServer(server);
+  health.addToServer(server);
+  return {
+    issuer: new DirectiveIssuer(signing, { ttlSeconds: config.ttlSeconds }),
+    service,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.bindAsync(config.extProcAddress, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      }),
+    close: (drainSeconds) =>
+      new Promise<void>((resolve) => {
+        health.setStatus('', 'NOT_SERVING');
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, drainSeconds * 1000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

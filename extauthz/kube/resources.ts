@@ -1,0 +1,22 @@
+/** Where the Portcullis resources live in the Kubernetes API. */
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { GROUP } from '../policy/model.js';
+
+export const VERSION = 'v1alpha1';
+export const PLURAL = { ApiPolicy: 'apipolicies', Tenant: 'tenants' } as const;
+/** Secrets holding API-key hashes carry this label, so ext_authz reads only those. */
+export const API_KEY_SECRET_LABEL = 'portcullis.io/api-keys=true';
+
+export function customPath(plural: string): string {
+  return `/apis/${GROUP}/${VERSION}/${plural}`;
+}
+
+export function listCustom<T extends KubernetesObject>(kc: KubeConfig, plural: string): () => Promise<KubernetesListObject<T>> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  return async () => (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as KubernetesListObject<T>;
+}
+
+export function listSecrets(kc: KubeConfig, labelSelector: string): () => Promise<KubernetesListObject<KubernetesObject>> {
+  const api = kc.makeApiClient(CoreV1Api);
+  return async () => (await api.listSecretForAllNamespaces({ labelSelector })) as KubernetesListObject<KubernetesObject>;
+}

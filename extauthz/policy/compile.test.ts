@@ -1,0 +1,126 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compileValid, compileYaml } from '../../test/helpers/policies.js';
+import { POLICY_CONTEXT_KEY } from './snapshot.js';
+
+const policy = (name: string, body: string, meta = ''): string => `apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: ${name}, namespace: t${meta} }
+spec:
+${body}`;
+
+const rulesOn = (host: string, rules: string): string => `  hosts: [${host}]\n  rules:\n${rules}`;
+
+const TENANT = `apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: known, namespace: t }
+spec:
+  type: agency
+  identity: { mtls: { spiffeIds: ["spiffe://td/ns/a/*"] } }
+---
+`;
+
+describe('compiler: problems name the policy, rule, field and position', () => {
+  const cases: [name: string, rules: string, code: string, path: string, message: RegExp, line?: number, column?: number][] = [
+    ['CEL syntax error', '    - name: broken-cel\n      when: "principal.subject =="\n', 'POLICY_CEL', '/spec/rules/0/when', /./, 1],
+    ['CEL error on line 2 of a block', '    - name: multi\n      when: |\n        principal.subject == params.id &&\n        nosuchvar == 1\n', 'POLICY_CEL', '/spec/rules/0/when', /./, 2],
+    ['CEL not bool', '    - name: not-bool\n      when: "params.id"\n', 'POLICY_CEL', '/spec/rules/0/when', /must return bool/, 1, 1],
+    ['non-literal matches', '    - name: dyn-re\n      when: "request.path.matches(request.headers[\'x\'])"\n', 'POLICY_CEL', '/spec/rules/0/when', /string literal pattern/, 1, 22],
+    ['bad path template', '    - name: bad-path\n      paths: ["/v1/**/x"]\n', 'POLICY_INVALID', '/spec/rules/0/paths', /\*\*/],
+    ['unknown tenant', '    - name: who\n      principals: { tenants: [nobody] }\n', 'POLICY_INVALID', '/spec/rules/0/principals/tenants', /unknown tenant "nobody"/],
+  ];
+  for (const [name, rules, code, path, message, line, column] of cases) {
+    test(name, () => {
+      const c = compileYaml({ 'p.yaml': TENANT + policy('p', rulesOn('api.example', '    - name: fine\n' + rules)) });
+      assert.equal(c.problems.length, 1, c.problems.map((p) => p.format()).join('\n'));
+      const p = c.problems[0]!;
+      assert.equal(p.code, code);
+      assert.match(p.message, message);
+      assert.equal(p.location.path, path.replace('/0/', '/1/'));
+      assert.equal(p.location.rule, rules.match(/name: ([a-z-]+)/)![1]);
+      assert.equal(p.location.file, 'p.yaml');
+      assert.equal(p.location.document, 2);
+      assert.equal(p.location.object, 'ApiPolicy t/p');
+      if (line !== undefined) assert.equal(p.location.line, line);
+      if (column !== undefined) assert.equal(p.location.column, column);
+      // A broken policy is left out of the snapshot; nothing half-loaded.
+      assert.equal(c.snapshot.byKey.has('t/p'), false);
+      assert.deepEqual([...c.policyProblems.keys()], ['t/p']);
+    });
+  }
+});
+
+describe('compiler: tenant problems', () => {
+  const tenant = (identity: string, extra = ''): string => `apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: x, namespace: t }
+spec:
+  type: partner
+  identity:
+${identity}
+${extra}`;
+  const cases: [string, string, RegExp][] = [
+    ['a raw API key in the Secret is refused (only hashes)', tenant('    apiKeys: { secretRef: { name: keys } }', '---\napiVersion: v1\nkind: Secret\nmetadata: { name: keys, namespace: t }\nstringData: { k1: my-raw-api-key }\n'), /hex SHA-256 digest, not a raw key/],
+    ['a missing Secret', tenant('    apiKeys: { secretRef: { name: nope } }'), /Secret t\/nope not found/],
+    ['a private key in inline jwks', tenant('    jwt: { issuer: https://i, audiences: [a], jwks: { keys: [{ kty: EC, crv: P-256, x: a, y: b, d: secret }] } }'), /public asymmetric keys only/],
+    ['a symmetric key in inline jwks', tenant('    jwt: { issuer: https://i, audiences: [a], jwks: { keys: [{ kty: oct, k: c2VjcmV0 }] } }'), /public asymmetric keys only/],
+    ['plain http jwksUri off loopback', tenant('    jwt: { issuer: https://i, audiences: [a], jwksUri: "http://idp.example/jwks" }'), /must use https/],
+  ];
+  for (const [name, yaml, message] of cases) {
+    test(name, () => {
+      const c = compileYaml(yaml);
+      assert.equal(c.problems.length, 1, c.problems.map((p) => p.format()).join('\n'));
+      assert.equal(c.problems[0]!.code, 'POLICY_INVALID');
+      assert.match(c.problems[0]!.message, message);
+      assert.equal(c.problems[0]!.location.object, 'Tenant t/x');
+      assert.equal(c.snapshot.tenants.get('t')?.byName.has('x') ?? false, false);
+    });
+  }
+
+  test('two tenants accepting the same issuer and audience clash', () => {
+    const t = (name: string): string => tenant('    jwt: { issuer: https://i, audiences: [a], jwksUri: "https://i/jwks" }').replace('name: x', `name: ${name}`);
+    const c = compileYaml(`${t('one')}---\n${t('two')}`);
+    assert.equal(c.problems.length, 1);
+    assert.match(c.problems[0]!.message, /both accept issuer https:\/\/i with audience a/);
+  });
+});
+
+describe('snapshot: routing and conflicts', () => {
+  const older = policy('older', rulesOn('api.example', '    - name: a\n      paths: ["/v1/{id}"]\n'), ', creationTimestamp: "2025-01-01T00:00:00Z"');
+  const newer = policy('newer', rulesOn('api.example', '    - name: b\n      paths: ["/v1/{name}"]\n    - name: c\n      paths: ["/v2/**"]\n'), ', creationTimestamp: "2026-01-01T00:00:00Z"');
+
+  test('two policies on the same host and path: the older wins, the newer is reported', () => {
+    // File order is the reverse of age, so the result cannot come from load order.
+    const c = compileValid({ '1.yaml': newer, '2.yaml': older });
+    assert.equal(c.snapshot.conflicts.length, 1);
+    const conflict = c.snapshot.conflicts[0]!;
+    assert.equal(conflict.location.object, 'ApiPolicy t/newer');
+    assert.match(conflict.message, /already claimed by the older policy t\/older/);
+    assert.deepEqual([...c.policyProblems.keys()], ['t/newer']);
+    assert.equal(c.snapshot.route('api.example', ['v1', 'x'], {})?.key, 't/older');
+    // The newer policy still answers for paths nobody else claims.
+    assert.equal(c.snapshot.route('api.example', ['v2', 'x'], {})?.key, 't/newer');
+  });
+
+  test('the portcullis.io/policy context extension selects a policy directly', () => {
+    const c = compileValid({ '1.yaml': newer, '2.yaml': older });
+    assert.equal(c.snapshot.route('api.example', ['v1', 'x'], { [POLICY_CONTEXT_KEY]: 't/newer' })?.key, 't/newer');
+    assert.equal(c.snapshot.route('api.example', ['v1', 'x'], { [POLICY_CONTEXT_KEY]: 't/missing' }), undefined);
+    assert.equal(c.snapshot.route('other.example', [], { [POLICY_CONTEXT_KEY]: 't/older' })?.key, 't/older');
+  });
+
+  test('hosts: exact before wildcard, no match is undefined', () => {
+    const exact = policy('exact', rulesOn('a.wild.example', '    - name: r\n'));
+    const wild = policy('wild', rulesOn('"*.wild.example"', '    - name: r\n'));
+    const c = compileValid({ 'p.yaml': `${exact}---\n${wild}` });
+    assert.equal(c.snapshot.route('a.wild.example', [], {})?.key, 't/exact');
+    assert.equal(c.snapshot.route('b.wild.example', [], {})?.key, 't/wild');
+    assert.equal(c.snapshot.route('wild.example', [], {}), undefined);
+  });
+
+  test('snapshot versions increase', () => {
+    const a = compileValid(older).snapshot.version;
+    const b = compileValid(older).snapshot.version;
+    assert.ok(b > a);
+  });
+});

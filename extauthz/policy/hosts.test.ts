@@ -1,0 +1,44 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HostIndex, normalizeHost } from './hosts.js';
+
+describe('normalizeHost', () => {
+  const cases: [string, string][] = [
+    ['Stats.C2G.Example', 'stats.c2g.example'],
+    ['stats.c2g.example:443', 'stats.c2g.example'],
+    ['stats.c2g.example.', 'stats.c2g.example'],
+    ['127.0.0.1:8080', '127.0.0.1'],
+    ['[::1]:8443', '[::1]'],
+    ['[2001:DB8::1]', '[2001:db8::1]'],
+    ['  api.example  ', 'api.example'],
+  ];
+  for (const [input, expected] of cases) test(input, () => assert.equal(normalizeHost(input), expected));
+});
+
+describe('HostIndex', () => {
+  const index = new HostIndex<string>();
+  index.add('api.example.com', 'exact');
+  index.add('*.example.com', 'wild');
+  index.add('*.b.example.com', 'wild-b');
+  index.add('API.Other.com', 'other');
+  index.add('[::1]', 'v6');
+  index.add('api.example.com', 'exact-2');
+
+  const cases: [string, string[]][] = [
+    ['api.example.com', ['exact', 'exact-2']],
+    ['x.example.com', ['wild']],
+    ['a.b.example.com', ['wild-b']],
+    ['deep.a.b.example.com', ['wild-b']],
+    ['b.example.com', ['wild']],
+    ['example.com', []], // *.example.com does not cover the apex
+    ['api.other.com', ['other']],
+    ['[::1]', ['v6']],
+    ['unknown.test', []],
+    ['com', []],
+  ];
+  for (const [host, expected] of cases) test(host, () => assert.deepEqual(index.lookup(host), expected));
+
+  test('a port in the request host is ignored once normalised', () => {
+    assert.deepEqual(index.lookup(normalizeHost('API.example.com:8443')), ['exact', 'exact-2']);
+  });
+});

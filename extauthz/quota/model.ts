@@ -1,0 +1,168 @@
+/**
+ * The quota model, compiled once at policy load: durations parsed, numbers checked, CEL for key
+ * and cost compiled. A Check only looks these up. Bad values raise QuotaConfigError with the
+ * field that is wrong; the policy compiler turns it into a PolicyError with the full path.
+ */
+import { compileCel, CelCompileError, type CelProgram } from '../policy/cel.js';
+import type { PrincipalType, RuleQuota, TenantQuota } from '../policy/model.js';
+import { parseDuration } from './duration.js';
+
+export type Algorithm = 'token-bucket' | 'fixed-window' | 'sliding-window';
+export type KeyKind = 'tenant' | 'principal' | 'principalType';
+
+export interface CompiledQuota {
+  name: string;
+  /** Units admitted per period (token bucket: refill per period). */
+  limit: number;
+  periodMs: number;
+  algorithm: Algorithm;
+  /** Token-bucket capacity (defaults to limit); equals limit for the window algorithms. */
+  capacity: number;
+  key: KeyKind | CelProgram;
+  cost: number | CelProgram;
+  /** Documented default: deny (fail closed). */
+  onBackendError: 'deny' | 'allow';
+  appliesTo: ReadonlySet<PrincipalType>;
+}
+
+/** A rule's quota entry: inline (its own counter) or a reference to the principal's tenant quota. */
+export type RuleQuotaRef =
+  | { kind: 'inline'; quota: CompiledQuota }
+  | { kind: 'tenant'; name: string; cost?: number | CelProgram };
+
+export class QuotaConfigError extends Error {
+  constructor(
+    message: string,
+    /** Field below the quota entry, e.g. "per" or "cost". */
+    readonly field: string,
+    readonly cel?: { line: number; column: number },
+  ) {
+    super(message);
+    this.name = 'QuotaConfigError';
+  }
+}
+
+const KEY_KINDS: ReadonlySet<string> = new Set(['tenant', 'principal', 'principalType']);
+const ALGORITHMS: ReadonlySet<string> = new Set(['token-bucket', 'fixed-window', 'sliding-window']);
+const MAX_UNITS = 1_000_000_000_000;
+
+function positiveInt(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_UNITS) {
+    throw new QuotaConfigError(`${field} must be an integer between 1 and ${MAX_UNITS}, got ${JSON.stringify(v)}`, field);
+  }
+  return v;
+}
+
+function cel(source: string, field: string, expect: 'string' | 'int'): CelProgram {
+  try {
+    return compileCel(source, { expect });
+  } catch (err) {
+    if (err instanceof CelCompileError) throw new QuotaConfigError(`${field}: ${err.message}`, field, { line: err.line, column: err.column });
+    throw err;
+  }
+}
+
+function compileKey(key: string | undefined): KeyKind | CelProgram {
+  if (key === undefined) return 'principal';
+  if (KEY_KINDS.has(key)) return key as KeyKind;
+  return cel(key, 'key', 'string');
+}
+
+export function compileCost(cost: number | string | undefined): number | CelProgram {
+  if (cost === undefined) return 1;
+  if (typeof cost === 'number') return positiveInt(cost, 'cost');
+  return cel(cost, 'cost', 'int');
+}
+
+function compileAlgorithm(q: RuleQuota | TenantQuota): Algorithm {
+  const algorithm = q.algorithm ?? 'token-bucket';
+  if (!ALGORITHMS.has(algorithm)) throw new QuotaConfigError(`unknown algorithm "${String(algorithm)}"`, 'algorithm');
+  if (q.burst !== undefined && algorithm !== 'token-bucket') throw new QuotaConfigError('burst applies only to the token-bucket algorithm', 'burst');
+  return algorithm;
+}
+
+function periodOf(per: string): number {
+  try {
+    return parseDuration(per);
+  } catch (err) {
+    throw new QuotaConfigError((err as Error).message, 'per');
+  }
+}
+
+/** A complete quota: a tenant's, or a rule's inline one. */
+export function compileQuota(q: TenantQuota | RuleQuota): CompiledQuota {
+  if (q.limit === undefined || q.per === undefined) throw new QuotaConfigError('limit and per go together', q.limit === undefined ? 'limit' : 'per');
+  const limit = positiveInt(q.limit, 'limit');
+  const algorithm = compileAlgorithm(q);
+  const capacity = q.burst !== undefined ? positiveInt(q.burst, 'burst') : limit;
+  const onBackendError = q.onBackendError ?? 'deny';
+  if (onBackendError !== 'deny' && onBackendError !== 'allow') throw new QuotaConfigError('onBackendError must be deny or allow', 'onBackendError');
+  return {
+    name: q.name,
+    limit,
+    periodMs: periodOf(q.per),
+    algorithm,
+    capacity,
+    key: compileKey(q.key),
+    cost: compileCost(q.cost),
+    onBackendError,
+    appliesTo: new Set((q as TenantQuota).appliesTo ?? []),
+  };
+}
+
+const REF_FIELDS = ['algorithm', 'burst', 'key', 'onBackendError'] as const;
+
+/** A rule entry: limit+per make it inline; a bare name (optionally with cost) refers to the tenant's quota. */
+export function compileRuleQuota(q: RuleQuota): RuleQuotaRef {
+  if (q.limit !== undefined || q.per !== undefined) return { kind: 'inline', quota: compileQuota(q) };
+  const extra = REF_FIELDS.find((f) => q[f] !== undefined);
+  if (extra) throw new QuotaConfigError(`${extra} needs limit and per; a reference to the tenant quota "${q.name}" may only set cost`, extra);
+  return { kind: 'tenant', name: q.name, ...(q.cost !== undefined ? { cost: compileCost(q.cost) } : {}) };
+}
+
+/** Every quota of a tenant, by name; throws for the first bad one with its index. */
+export function compileTenantQuotas(quotas: readonly TenantQuota[]): ReadonlyMap<string, CompiledQuota> {
+  const out = new Map<string, CompiledQuota>();
+  quotas.forEach((q, i) => {
+    try {
+      if (out.has(q.name)) throw new QuotaConfigError(`duplicate quota name "${q.name}"`, 'name');
+      out.set(q.name, compileQuota(q));
+    } catch (err) {
+      throw indexed(err, i);
+    }
+  });
+  return out;
+}
+
+/** Compiles a rule's entries; throws for the first bad one with its index. */
+export function compileRuleQuotas(quotas: readonly RuleQuota[]): RuleQuotaRef[] {
+  const names = new Set<string>();
+  return quotas.map((q, i) => {
+    try {
+      if (names.has(q.name)) throw new QuotaConfigError(`duplicate quota name "${q.name}"`, 'name');
+      names.add(q.name);
+      return compileRuleQuota(q);
+    } catch (err) {
+      throw indexed(err, i);
+    }
+  });
+}
+
+/** The same error, with the entry index in front of the field (quotas/2/per). */
+export class IndexedQuotaError extends QuotaConfigError {
+  constructor(
+    readonly index: number,
+    inner: QuotaConfigError,
+  ) {
+    super(inner.message, inner.field, inner.cel);
+    this.name = 'IndexedQuotaError';
+  }
+  /** JSON pointer relative to the owner of the list: quotas/<i>/<field>. */
+  get pointer(): string {
+    return `quotas/${this.index}/${this.field}`;
+  }
+}
+
+function indexed(err: unknown, i: number): unknown {
+  return err instanceof QuotaConfigError ? new IndexedQuotaError(i, err) : err;
+}

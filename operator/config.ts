@@ -1,0 +1,86 @@
+/**
+ * The operator's settings: flags, then PORTCULLIS_OPERATOR_* / POD_* variables, then defaults.
+ * The operator's only environment reads are here.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { PortcullisError } from '../extauthz/errors.js';
+import { validateAddress } from '../extauthz/config.js';
+import type { OutputConfig } from './translate.js';
+
+export interface OperatorConfig {
+  kubeconfig?: string;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  httpAddress: string;
+  outputs: OutputConfig;
+  logLevel: string;
+}
+
+export const OPERATOR_HELP = `Usage: node dist/operator/main.js [options]
+
+Reconciles ApiPolicy and Tenant resources into Istio and/or Envoy Gateway configuration and
+reports status conditions (Accepted, Programmed, Ready).
+
+Options (environment variable in brackets):
+  --kubeconfig FILE           kubeconfig (default: in-cluster or ~/.kube/config) [KUBECONFIG]
+  --outputs LIST              istio,envoy-gateway (default both) [PORTCULLIS_OPERATOR_OUTPUTS]
+  --istio-provider NAME       meshConfig extension provider name, default portcullis
+  --service NAME.NS           the Portcullis decision Service, default portcullis-extauthz.portcullis-system
+  --authz-port N              its ext_authz gRPC port, default 9001
+  --ext-proc-port N           its ext_proc gRPC port, default 9002
+  --timeout DURATION          ext_authz / ext_proc budget written into outputs, default 500ms
+  --leader-elect / --no-leader-elect   use a Lease so only one replica writes (default on)
+  --lease-namespace NS        default: the pod's namespace [POD_NAMESPACE], else portcullis-system
+  --lease-name NAME           default portcullis-operator
+  --identity ID               leader identity, default the pod name [POD_NAME] or host name
+  --http-address H:P          /healthz, /readyz, /metrics, default 0.0.0.0:8081
+  --log-level LEVEL           default info
+  -h, --help`;
+
+const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
+
+function port(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new PortcullisError('USAGE', `${name} must be a port number`);
+  return n;
+}
+
+export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      kubeconfig: { type: 'string' }, outputs: { type: 'string' }, 'istio-provider': { type: 'string' }, service: { type: 'string' },
+      'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'leader-elect': { type: 'boolean' },
+      'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
+      'http-address': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const outputs = (values.outputs ?? env.PORTCULLIS_OPERATOR_OUTPUTS ?? 'istio,envoy-gateway').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of outputs) if (o !== 'istio' && o !== 'envoy-gateway') throw new PortcullisError('USAGE', `--outputs: unknown output "${o}"`);
+  const [svcName, svcNs] = (values.service ?? 'portcullis-extauthz.portcullis-system').split('.');
+  if (!svcName || !svcNs) throw new PortcullisError('USAGE', '--service must be NAME.NAMESPACE');
+  const timeout = values.timeout ?? '500ms';
+  if (!DURATION.test(timeout)) throw new PortcullisError('USAGE', '--timeout must be a duration such as 500ms or 1s');
+  const kubeconfig = values.kubeconfig ?? env.KUBECONFIG;
+  return {
+    ...(kubeconfig ? { kubeconfig } : {}),
+    leaderElect: !values['no-leader-elect'],
+    leaseNamespace: values['lease-namespace'] ?? env.POD_NAMESPACE ?? 'portcullis-system',
+    leaseName: values['lease-name'] ?? 'portcullis-operator',
+    identity: values.identity ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
+    httpAddress: validateAddress('--http-address', values['http-address'] ?? '0.0.0.0:8081'),
+    logLevel: values['log-level'] ?? 'info',
+    outputs: {
+      istio: outputs.includes('istio'),
+      envoyGateway: outputs.includes('envoy-gateway'),
+      istioProvider: values['istio-provider'] ?? 'portcullis',
+      service: { name: svcName, namespace: svcNs, authzPort: port('--authz-port', values['authz-port'] ?? '9001'), extProcPort: port('--ext-proc-port', values['ext-proc-port'] ?? '9002') },
+      timeout,
+    },
+  };
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/** Entry point of the Portcullis operator. */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../extauthz/logger.js';
+import { loadKubeConfig } from '../extauthz/kube/informer.js';
+import { OPERATOR_HELP, parseOperatorArgs } from './config.js';
+import { runOperator } from './manager.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let cfg;
+  try {
+    cfg = parseOperatorArgs(argv);
+  } catch (err) {
+    process.stderr.write(`portcullis-operator: ${(err as Error).message}\n\n${OPERATOR_HELP}\n`);
+    return 2;
+  }
+  if (cfg === 'help') {
+    process.stdout.write(OPERATOR_HELP + '\n');
+    return 0;
+  }
+  const log = createLogger(cfg.logLevel);
+  const running = await runOperator(cfg, loadKubeConfig(cfg.kubeconfig), log, () => {
+    // Exit so the replica restarts as a follower with fresh state.
+    process.exit(1);
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (): void => void running.stop().then(resolve);
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  return 0;
+}
+
+function isEntryPoint(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) process.exitCode = await main(process.argv.slice(2));

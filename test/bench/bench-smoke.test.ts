@@ -1,0 +1,24 @@
+/** The in-process benchmark runs end to end and produces rows (no timing assertions). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createWorkload } from './workload.js';
+import { loadSnapshot, phaseTable } from './phases.js';
+import { formatMarkdown, formatText } from './table.js';
+
+void test('per-phase benchmark produces a row per phase, with and without the token cache', async () => {
+  const w = await createWorkload(5, 20);
+  try {
+    const table = await phaseTable(loadSnapshot(w.dir), w, 300);
+    const phases = table.rows.map((r) => r[0]);
+    for (const p of ['parse', 'route', 'identify', 'authorize', 'quota', 'total (check)']) assert.ok(phases.includes(p), `missing phase ${p}`);
+    for (const r of table.rows) assert.equal(r.length, table.headers.length);
+    for (const run of table.runs) {
+      assert.equal(run.checks, 300);
+      assert.equal(run.allowed, run.checks, `the workload mix should be allowed; first deny: ${run.firstDeny}`);
+    }
+    assert.match(formatText(table), /total \(check\)/);
+    assert.match(formatMarkdown(table), /^### Per-phase cost/);
+  } finally {
+    w.remove();
+  }
+});

@@ -1,0 +1,144 @@
+/**
+ * End-to-end load: a server as a child process, ghz (built from its Go module by
+ * build-tools.sh) driving envoy.service.auth.v3.Authorization/Check over loopback with the
+ * workload mix, fixed concurrency, fixed duration. Server CPU seconds come from
+ * /proc/<pid>/stat (utime + stime, before and after the run); peak RSS from VmHWM.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { INCLUDE_DIRS, AUTH_PROTO } from '../../proto/envoy.js';
+import { fmt } from './table.js';
+
+export interface ServerSpec {
+  name: string;
+  /** Command and arguments; the port placeholder {port} is replaced. */
+  cmd: string;
+  args: string[];
+}
+
+export interface LoadResult {
+  server: string;
+  concurrency: number;
+  rps: number;
+  p50ms: number;
+  p90ms: number;
+  p99ms: number;
+  errors: number;
+  cpuSeconds: number;
+  peakRssMB: number;
+  error?: string;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** utime + stime of a process and all its threads, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // fields 14 and 15; USER_HZ is 100 on Linux
+}
+
+export function peakRssMB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export interface Running {
+  child: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startChild(spec: ServerSpec): Promise<Running> {
+  const port = await freePort();
+  const child = spawn(spec.cmd, spec.args.map((a) => a.replace('{port}', String(port))), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  const stop = (): Promise<void> => new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`${spec.name} exited: ${stderr}`);
+    if (await canConnect(port)) return { child, port, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`${spec.name} did not listen on ${port}: ${stderr}`);
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    import('node:net').then(({ connect }) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    }, () => resolve(false));
+  });
+}
+
+interface GhzReport {
+  count: number;
+  rps: number;
+  latencyDistribution: { percentage: number; latency: number }[] | null;
+  statusCodeDistribution?: Record<string, number>;
+  errorDistribution?: Record<string, number>;
+}
+
+export function ghzArgs(port: number, dataFile: string, concurrency: number, durationS: number): string[] {
+  return [
+    '--insecure', '--proto', AUTH_PROTO, '-i', INCLUDE_DIRS.join(','),
+    '--call', 'envoy.service.auth.v3.Authorization.Check', '--data-file', dataFile,
+    '-c', String(concurrency), '-z', `${durationS}s`, '-O', 'json', `127.0.0.1:${port}`,
+  ];
+}
+
+function pct(r: GhzReport, p: number): number {
+  return (r.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? NaN) / 1e6;
+}
+
+/** One ghz run against a running server; the server's CPU is measured over the run only. */
+export interface GhzRun {
+  name: string;
+  dataFile: string;
+  concurrency: number;
+  durationS: number;
+}
+
+export function runGhz(ghz: string, target: Running, { name, dataFile, concurrency, durationS }: GhzRun): LoadResult {
+  const pid = target.child.pid!;
+  const cpu0 = cpuSeconds(pid);
+  const r = spawnSync(ghz, ghzArgs(target.port, dataFile, concurrency, durationS), { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const cpu = cpuSeconds(pid) - cpu0;
+  const base = { server: name, concurrency, cpuSeconds: cpu, peakRssMB: peakRssMB(pid) };
+  if (r.status !== 0) return { ...base, rps: NaN, p50ms: NaN, p90ms: NaN, p99ms: NaN, errors: NaN, error: (r.stderr || r.stdout).slice(0, 300) };
+  const rep = JSON.parse(r.stdout) as GhzReport;
+  const ok = rep.statusCodeDistribution?.OK ?? 0;
+  return { ...base, rps: rep.rps, p50ms: pct(rep, 50), p90ms: pct(rep, 90), p99ms: pct(rep, 99), errors: rep.count - ok };
+}
+
+export function writeDataFile(dir: string, requests: unknown[]): string {
+  const file = join(dir, 'ghz-data.json');
+  writeFileSync(file, JSON.stringify(requests));
+  return file;
+}
+
+export function loadRow(r: LoadResult): string[] {
+  if (r.error) return [r.server, String(r.concurrency), `failed: ${r.error.split('\n')[0]}`, '', '', '', '', '', ''];
+  return [r.server, String(r.concurrency), fmt(r.rps, 0), fmt(r.p50ms, 2), fmt(r.p90ms, 2), fmt(r.p99ms, 2), String(r.errors), fmt(r.cpuSeconds, 1), fmt(r.peakRssMB, 0)];
+}
+
+export const LOAD_HEADERS = ['server', 'concurrency', 'RPS', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'server CPU s', 'peak RSS MB'];

@@ -1,0 +1,234 @@
+/**
+ * The Helm chart without a cluster: lint, schema, secure defaults, least-privilege RBAC, the
+ * NetworkPolicy, documentation of every value, and the CRDs being the repository's own.
+ */
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+import { CHART, EVERYTHING, helmOrSkip, meaningfulStderr, render, repoRoot, runHelm, valueSets, valuesArgs, type K8sObject } from './helm.js';
+
+const tools = await helmOrSkip();
+const skip = 'skip' in tools ? tools.skip : false;
+const helm = 'helm' in tools ? tools.helm : '';
+
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+type PodSpec = {
+  securityContext: Record<string, unknown>;
+  automountServiceAccountToken?: boolean;
+  containers: { name: string; securityContext: Record<string, unknown>; volumeMounts?: { mountPath: string }[] }[];
+};
+
+const podSpec = (d: K8sObject): PodSpec => (d['spec'] as { template: { spec: PodSpec } }).template.spec;
+const byKind = (objs: K8sObject[], kind: string): K8sObject[] => objs.filter((o) => o.kind === kind);
+const named = (objs: K8sObject[], kind: string, suffix: string): K8sObject => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name.endsWith(suffix));
+  assert.ok(o, `no ${kind} named *${suffix} in ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')}`);
+  return o;
+};
+
+void describe('helm lint --strict', { skip }, () => {
+  for (const set of valueSets()) {
+    void test(`value set "${set.name}" passes`, async () => {
+      const r = await runHelm(helm, ['lint', '--strict', CHART(), ...valuesArgs(set.files)]);
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      assert.doesNotMatch(r.stdout, /\[(WARNING|ERROR)\]/);
+      assert.equal(meaningfulStderr(r.stderr), '');
+    });
+  }
+});
+
+void describe('values.schema.json rejects bad values at install time', { skip }, () => {
+  const cases: { name: string; set: string[]; error: RegExp }[] = [
+    { name: 'a misspelt key', set: ['extauthz.replicaCont=3'], error: /additional properties 'replicaCont' not allowed/ },
+    { name: 'a misspelt top-level key', set: ['networkPolicies.enabled=false'], error: /additional properties 'networkPolicies' not allowed/ },
+    { name: 'an unknown quota backend', set: ['quotas.backend=redsi'], error: /\/quotas\/backend/ },
+    { name: 'redis without an address', set: ['quotas.backend=redis'], error: /\/quotas\/redis/ },
+    { name: 'two operators without leader election', set: ['operator.leaderElection=false'], error: /\/operator\/leaderElection/ },
+    { name: 'an unknown output', set: ['operator.outputs={istio,linkerd}'], error: /\/operator\/outputs/ },
+    { name: 'a string for a boolean', set: ['networkPolicy.enabled=yes'], error: /\/networkPolicy\/enabled/ },
+    { name: 'a bad log level', set: ['extauthz.logLevel=verbose'], error: /\/extauthz\/logLevel/ },
+    { name: 'a malformed digest', set: ['extauthz.image.digest=latest'], error: /\/extauthz\/image\/digest/ },
+  ];
+  for (const c of cases) {
+    void test(c.name, async () => {
+      const r = await runHelm(helm, ['template', 'portcullis', CHART(), ...valuesArgs([], c.set)]);
+      assert.notEqual(r.code, 0, `expected a schema error, rendered:\n${r.stdout.slice(0, 300)}`);
+      assert.match(r.stderr, /values don't meet the specifications of the schema/);
+      assert.match(r.stderr, c.error);
+    });
+  }
+  void test('a typo in a values file is rejected the same way', async () => {
+    const r = await runHelm(helm, ['template', 'portcullis', CHART(), '-f', path.join(CHART(), 'ci', 'everything-values.yaml'), '--set', 'metrics.serviceMonitor.intervall=10s']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /additional properties 'intervall' not allowed/);
+  });
+});
+
+void describe('secure defaults', { skip }, () => {
+  let objs: K8sObject[] = [];
+  before(async () => {
+    objs = await render(helm, []);
+  });
+
+  void test('every pod runs non-root, read-only, no capabilities, RuntimeDefault seccomp', () => {
+    const deployments = byKind(objs, 'Deployment');
+    assert.equal(deployments.length, 2, 'ext_authz and operator');
+    for (const d of deployments) {
+      const spec = podSpec(d);
+      assert.equal(spec.securityContext['runAsNonRoot'], true, d.metadata.name);
+      assert.deepEqual(spec.securityContext['seccompProfile'], { type: 'RuntimeDefault' });
+      for (const c of spec.containers) {
+        assert.equal(c.securityContext['readOnlyRootFilesystem'], true, c.name);
+        assert.equal(c.securityContext['allowPrivilegeEscalation'], false, c.name);
+        assert.equal(c.securityContext['privileged'], false, c.name);
+        assert.deepEqual(c.securityContext['capabilities'], { drop: ['ALL'] }, c.name);
+        assert.ok(c.volumeMounts?.some((m) => m.mountPath === '/tmp'), `${c.name} has a writable /tmp`);
+      }
+    }
+  });
+
+  void test('ServiceAccounts do not mount tokens by default; only the two Deployments do', () => {
+    for (const sa of byKind(objs, 'ServiceAccount')) assert.equal(sa['automountServiceAccountToken'], false, sa.metadata.name);
+    for (const d of byKind(objs, 'Deployment')) assert.equal(podSpec(d).automountServiceAccountToken, true);
+  });
+
+  void test('ext_authz RBAC is read-only: Portcullis resources and Secrets, nothing else', () => {
+    const rules = byKind(objs, 'ClusterRole')
+      .filter((r) => r.metadata.name.includes('-extauthz'))
+      .flatMap((r) => r['rules'] as Rule[]);
+    for (const r of rules) assert.deepEqual(r.verbs, ['get', 'list', 'watch'], JSON.stringify(r));
+    assert.deepEqual(rules.flatMap((r) => r.resources).sort(), ['apipolicies', 'secrets', 'tenants']);
+  });
+
+  void test('operator RBAC: its resources read-only, status writable, generated kinds, events; no Secrets', () => {
+    const rules = named(objs, 'ClusterRole', '-operator')['rules'] as Rule[];
+    const verbsOf = (group: string, resource: string): string[] =>
+      rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
+    assert.deepEqual(verbsOf('portcullis.io', 'apipolicies'), ['get', 'list', 'watch']);
+    assert.deepEqual(verbsOf('portcullis.io', 'apipolicies/status'), ['get', 'patch', 'update']);
+    for (const [g, res] of [['security.istio.io', 'authorizationpolicies'], ['security.istio.io', 'peerauthentications'], ['gateway.envoyproxy.io', 'securitypolicies'], ['gateway.envoyproxy.io', 'envoyextensionpolicies']] as const) {
+      assert.deepEqual(verbsOf(g, res), ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], `${g}/${res}`);
+    }
+    assert.deepEqual(verbsOf('', 'events'), ['create', 'patch']);
+    assert.ok(!rules.some((r) => r.resources.includes('secrets') || r.resources.includes('*') || r.verbs.includes('*')));
+    const lease = named(objs, 'Role', '-operator-leader-election');
+    assert.equal(lease.metadata.namespace, 'portcullis-system', 'Leases only in the release namespace');
+    assert.deepEqual((lease['rules'] as Rule[]).flatMap((r) => r.resources), ['leases']);
+  });
+
+  void test('the NetworkPolicy admits only mesh proxies to 9001/9002 and nobody to metrics', () => {
+    const np = named(objs, 'NetworkPolicy', '-extauthz');
+    const ingress = (np['spec'] as { ingress: { from: unknown[]; ports: { port: number }[] }[] }).ingress;
+    assert.equal(ingress.length, 1);
+    assert.deepEqual(ingress[0]?.ports.map((p) => p.port), [9001, 9002]);
+    assert.match(JSON.stringify(ingress[0]?.from), /security\.istio\.io\/tlsMode/);
+    assert.match(JSON.stringify(ingress[0]?.from), /envoy-gateway/);
+  });
+
+  void test('the Service exposes gRPC 9001, 9002 and metrics 9090 inside the cluster only', () => {
+    const svc = named(objs, 'Service', '-extauthz');
+    const spec = svc['spec'] as { type: string; ports: { port: number; appProtocol: string }[] };
+    assert.equal(spec.type, 'ClusterIP');
+    assert.deepEqual(spec.ports.map((p) => [p.port, p.appProtocol]), [[9001, 'grpc'], [9002, 'grpc'], [9090, 'http']]);
+  });
+
+  void test('the audit signing key is an Ed25519 PKCS#8 key kept on uninstall', () => {
+    const secret = named(objs, 'Secret', '-audit-signing-key');
+    assert.equal(secret.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+    const pem = Buffer.from((secret['data'] as Record<string, string>)['signing-key.pem'] ?? '', 'base64').toString();
+    assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n/);
+  });
+
+  void test('two operator replicas with leader election; no HPA, ServiceMonitor or dashboard by default', () => {
+    const op = named(objs, 'Deployment', '-operator');
+    assert.equal((op['spec'] as { replicas: number }).replicas, 2);
+    assert.ok(JSON.stringify(op).includes('--leader-elect'));
+    for (const kind of ['HorizontalPodAutoscaler', 'ServiceMonitor', 'ConfigMap', 'ReferenceGrant']) assert.equal(byKind(objs, kind).length, 0, kind);
+  });
+});
+
+void describe('the everything-enabled value set', { skip }, () => {
+  void test('renders every optional object', async () => {
+    const objs = await render(helm, ['-f', EVERYTHING()]);
+    const kinds = new Set(objs.map((o) => o.kind));
+    for (const k of ['HorizontalPodAutoscaler', 'PodDisruptionBudget', 'ServiceMonitor', 'ConfigMap', 'ReferenceGrant', 'NetworkPolicy', 'RoleBinding']) {
+      assert.ok(kinds.has(k), `missing ${k}`);
+    }
+    const ext = named(objs, 'Deployment', '-extauthz');
+    assert.equal((ext['spec'] as { replicas?: number }).replicas, undefined, 'the HPA owns the replica count');
+    assert.match(JSON.stringify(ext), /PORTCULLIS_REDIS_URL.*secretKeyRef/);
+    assert.doesNotMatch(JSON.stringify(ext), /redis:\/\//, 'the Redis URL is not in the pod spec');
+    const secretBindings = byKind(objs, 'RoleBinding').filter((b) => b.metadata.name.endsWith('-extauthz-secrets'));
+    assert.deepEqual(secretBindings.map((b) => b.metadata.namespace).sort(), ['c2g', 'partners']);
+    assert.ok(!byKind(objs, 'ClusterRoleBinding').some((b) => b.metadata.name.endsWith('-extauthz-secrets')), 'no cluster-wide Secret access');
+    const dashboard = named(objs, 'ConfigMap', '-dashboard');
+    const json = JSON.parse((dashboard['data'] as Record<string, string>)['portcullis.json'] ?? '') as { panels: unknown[] };
+    assert.ok(json.panels.length > 0);
+  });
+
+  void test('an Istio-only operator gets no Envoy Gateway permissions', async () => {
+    const objs = await render(helm, ['--set', 'operator.outputs={istio}']);
+    const rules = named(objs, 'ClusterRole', '-operator')['rules'] as Rule[];
+    assert.ok(!rules.some((r) => r.apiGroups.includes('gateway.envoyproxy.io')));
+    assert.ok(rules.some((r) => r.apiGroups.includes('security.istio.io')));
+  });
+});
+
+void describe('chart files', () => {
+  const values = parse(fs.readFileSync(path.join(CHART(), 'values.yaml'), 'utf8')) as Record<string, unknown>;
+  const schema = JSON.parse(fs.readFileSync(path.join(CHART(), 'values.schema.json'), 'utf8')) as SchemaNode;
+
+  void test('every value is documented in the chart README', () => {
+    const readme = fs.readFileSync(path.join(CHART(), 'README.md'), 'utf8');
+    const missing = leafPaths(values).filter((p) => !readme.includes('`' + p + '`'));
+    assert.deepEqual(missing, []);
+  });
+
+  void test('every value is declared in the schema (and objects there are closed)', () => {
+    const missing = leafPaths(values).filter((p) => !schemaHas(schema, p.split('.')));
+    assert.deepEqual(missing, []);
+    assert.equal(schema.additionalProperties, false);
+  });
+
+  void test("the chart's CRDs are the repository's crds/, byte for byte", () => {
+    for (const f of ['apipolicy.yaml', 'tenant.yaml']) {
+      assert.equal(fs.readFileSync(path.join(CHART(), 'crds', f), 'utf8'), fs.readFileSync(path.join(repoRoot(), 'crds', f), 'utf8'), f);
+    }
+    assert.deepEqual(fs.readdirSync(path.join(CHART(), 'crds')).sort(), fs.readdirSync(path.join(repoRoot(), 'crds')).filter((f) => f.endsWith('.yaml')).sort());
+  });
+
+  void test('the chart installs no upstream (Istio, Gateway API, Envoy Gateway) CRDs', () => {
+    for (const f of fs.readdirSync(path.join(CHART(), 'crds'))) {
+      const doc = parse(fs.readFileSync(path.join(CHART(), 'crds', f), 'utf8')) as { spec: { group: string } };
+      assert.equal(doc.spec.group, 'portcullis.io', f);
+    }
+  });
+});
+
+interface SchemaNode {
+  type?: string | string[];
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: boolean | SchemaNode;
+}
+
+/** Dotted paths of the leaves of values.yaml; empty maps and lists count as leaves. */
+function leafPaths(v: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(v).flatMap(([k, x]) => {
+    const p = prefix ? `${prefix}.${k}` : k;
+    const isMap = x !== null && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).length > 0;
+    // Free-form maps (resources, labels) are documented as one value.
+    if (!isMap || ['resources', 'labels', 'podAnnotations', 'podLabels', 'commonLabels'].includes(k)) return [p];
+    return leafPaths(x as Record<string, unknown>, p);
+  });
+}
+
+function schemaHas(node: SchemaNode | undefined, keys: string[]): boolean {
+  if (node === undefined) return false;
+  const [head, ...rest] = keys;
+  if (head === undefined) return true;
+  const child = node.properties?.[head];
+  return child !== undefined && schemaHas(child, rest);
+}
