@@ -86,27 +86,62 @@ export function validateQuota(backend: string, url: string | undefined): { quota
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export function resolveServeConfig(flags: Partial<Record<keyof ServeConfig, string | boolean>>, env = fromEnvironment()): ServeConfig {
-  const pick = (k: keyof ServeConfig): string | boolean | undefined => flags[k] ?? env[k];
-  const source = String(pick('policySource') ?? DEFAULTS.policySource);
+type ServePick = (k: keyof ServeConfig) => string | boolean | undefined;
+
+/** A flag-or-environment value as a string, or the default when neither is set. */
+function pickString(pick: ServePick, k: keyof ServeConfig, def: string | number): string {
+  return String(pick(k) ?? def);
+}
+
+function checkSource(source: string): 'folder' | 'kubernetes' {
   if (source !== 'folder' && source !== 'kubernetes') throw new PortcullisError('USAGE', `--source must be folder or kubernetes, got "${source}"`);
-  const level = String(pick('logLevel') ?? DEFAULTS.logLevel);
+  return source;
+}
+
+function checkLevel(level: string): string {
   if (!LEVELS.includes(level)) throw new PortcullisError('USAGE', `--log-level must be one of ${LEVELS.join(', ')}`);
-  const dir = pick('policyDir');
+  return level;
+}
+
+function checkPolicyDir(source: string, dir: string | boolean | undefined): void {
   if (source === 'folder' && (dir === undefined || dir === '')) throw new PortcullisError('USAGE', 'serve needs --policies DIR (or PORTCULLIS_POLICIES) with the folder source');
-  const drain = Number(pick('drainSeconds') ?? DEFAULTS.drainSeconds);
+}
+
+function checkDrain(drain: number): number {
   if (!Number.isFinite(drain) || drain < 0 || drain > 600) throw new PortcullisError('USAGE', '--drain-seconds must be between 0 and 600');
+  return drain;
+}
+
+/** { [key]: String(value) } when the value is truthy, else {}. */
+function optionalString<K extends keyof ServeConfig>(pick: ServePick, k: K): Partial<Record<K, string>> {
+  const v = pick(k);
+  return v ? ({ [k]: String(v) } as Partial<Record<K, string>>) : {};
+}
+
+function quotaSettings(pick: ServePick): ReturnType<typeof validateQuota> {
+  const url = pick('redisUrl');
+  return validateQuota(pickString(pick, 'quotaBackend', DEFAULTS.quotaBackend ?? 'memory'), url === undefined ? undefined : String(url));
+}
+
+export function resolveServeConfig(flags: Partial<Record<keyof ServeConfig, string | boolean>>, env = fromEnvironment()): ServeConfig {
+  const pick: ServePick = (k) => flags[k] ?? env[k];
+  const source = checkSource(pickString(pick, 'policySource', DEFAULTS.policySource));
+  const level = checkLevel(pickString(pick, 'logLevel', DEFAULTS.logLevel));
+  const dir = pick('policyDir');
+  checkPolicyDir(source, dir);
+  const drain = checkDrain(Number(pick('drainSeconds') ?? DEFAULTS.drainSeconds));
+  const watch = pick('watch');
   return {
-    grpcAddress: validateAddress('--grpc-address', String(pick('grpcAddress') ?? DEFAULTS.grpcAddress)),
-    httpAddress: validateAddress('--http-address', String(pick('httpAddress') ?? DEFAULTS.httpAddress)),
+    grpcAddress: validateAddress('--grpc-address', pickString(pick, 'grpcAddress', DEFAULTS.grpcAddress)),
+    httpAddress: validateAddress('--http-address', pickString(pick, 'httpAddress', DEFAULTS.httpAddress)),
     policySource: source,
     ...(dir !== undefined ? { policyDir: String(dir) } : {}),
-    ...(pick('kubeconfig') ? { kubeconfig: String(pick('kubeconfig')) } : {}),
-    watch: pick('watch') !== false && pick('watch') !== 'false',
+    ...optionalString(pick, 'kubeconfig'),
+    watch: watch !== false && watch !== 'false',
     logLevel: level,
     drainSeconds: drain,
-    ...validateQuota(String(pick('quotaBackend') ?? DEFAULTS.quotaBackend), pick('redisUrl') === undefined ? undefined : String(pick('redisUrl'))),
-    ...(pick('quotaHashKey') ? { quotaHashKey: String(pick('quotaHashKey')) } : {}),
+    ...quotaSettings(pick),
+    ...optionalString(pick, 'quotaHashKey'),
   };
 }
 

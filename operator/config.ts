@@ -27,7 +27,7 @@ reports status conditions (Accepted, Programmed, Ready).
 Options (environment variable in brackets):
   --kubeconfig FILE           kubeconfig (default: in-cluster or ~/.kube/config) [KUBECONFIG]
   --outputs LIST              istio,envoy-gateway (default both) [PORTCULLIS_OPERATOR_OUTPUTS]
-  --istio-provider NAME       meshConfig extension provider name, default portcullis
+  --istio-provider NAME       meshConfig extension provider name, default portcullis [PORTCULLIS_ISTIO_PROVIDER]
   --service NAME.NS           the Portcullis decision Service, default portcullis-extauthz.portcullis-system
   --authz-port N              its ext_authz gRPC port, default 9001
   --ext-proc-port N           its ext_proc gRPC port, default 9002
@@ -48,39 +48,51 @@ function port(name: string, v: string): number {
   return n;
 }
 
-export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      kubeconfig: { type: 'string' }, outputs: { type: 'string' }, 'istio-provider': { type: 'string' }, service: { type: 'string' },
-      'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'leader-elect': { type: 'boolean' },
-      'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
-      'http-address': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return 'help';
-  const outputs = (values.outputs ?? env.PORTCULLIS_OPERATOR_OUTPUTS ?? 'istio,envoy-gateway').split(',').map((s) => s.trim()).filter(Boolean);
+const OPTIONS = {
+  kubeconfig: { type: 'string' }, outputs: { type: 'string' }, 'istio-provider': { type: 'string' }, service: { type: 'string' },
+  'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'leader-elect': { type: 'boolean' },
+  'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
+  'http-address': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
+
+function str(values: Values, key: keyof typeof OPTIONS, fallback: string): string {
+  const v = values[key];
+  return typeof v === 'string' ? v : fallback;
+}
+
+function parseOutputs(list: string): { istio: boolean; envoyGateway: boolean } {
+  const outputs = list.split(',').map((s) => s.trim()).filter(Boolean);
   for (const o of outputs) if (o !== 'istio' && o !== 'envoy-gateway') throw new PortcullisError('USAGE', `--outputs: unknown output "${o}"`);
-  const [svcName, svcNs] = (values.service ?? 'portcullis-extauthz.portcullis-system').split('.');
-  if (!svcName || !svcNs) throw new PortcullisError('USAGE', '--service must be NAME.NAMESPACE');
-  const timeout = values.timeout ?? '500ms';
+  return { istio: outputs.includes('istio'), envoyGateway: outputs.includes('envoy-gateway') };
+}
+
+function parseOutputConfig(values: Values, env: NodeJS.ProcessEnv): OutputConfig {
+  const [name, namespace] = str(values, 'service', 'portcullis-extauthz.portcullis-system').split('.');
+  if (!name || !namespace) throw new PortcullisError('USAGE', '--service must be NAME.NAMESPACE');
+  const timeout = str(values, 'timeout', '500ms');
   if (!DURATION.test(timeout)) throw new PortcullisError('USAGE', '--timeout must be a duration such as 500ms or 1s');
+  return {
+    ...parseOutputs(str(values, 'outputs', env.PORTCULLIS_OPERATOR_OUTPUTS ?? 'istio,envoy-gateway')),
+    istioProvider: str(values, 'istio-provider', env.PORTCULLIS_ISTIO_PROVIDER ?? 'portcullis'),
+    service: { name, namespace, authzPort: port('--authz-port', str(values, 'authz-port', '9001')), extProcPort: port('--ext-proc-port', str(values, 'ext-proc-port', '9002')) },
+    timeout,
+  };
+}
+
+export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig | 'help' {
+  const { values } = parseArgs({ args: argv, strict: true, options: OPTIONS });
+  if (values.help) return 'help';
   const kubeconfig = values.kubeconfig ?? env.KUBECONFIG;
   return {
     ...(kubeconfig ? { kubeconfig } : {}),
     leaderElect: !values['no-leader-elect'],
-    leaseNamespace: values['lease-namespace'] ?? env.POD_NAMESPACE ?? 'portcullis-system',
-    leaseName: values['lease-name'] ?? 'portcullis-operator',
-    identity: values.identity ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
-    httpAddress: validateAddress('--http-address', values['http-address'] ?? '0.0.0.0:8081'),
-    logLevel: values['log-level'] ?? 'info',
-    outputs: {
-      istio: outputs.includes('istio'),
-      envoyGateway: outputs.includes('envoy-gateway'),
-      istioProvider: values['istio-provider'] ?? 'portcullis',
-      service: { name: svcName, namespace: svcNs, authzPort: port('--authz-port', values['authz-port'] ?? '9001'), extProcPort: port('--ext-proc-port', values['ext-proc-port'] ?? '9002') },
-      timeout,
-    },
+    leaseNamespace: str(values, 'lease-namespace', env.POD_NAMESPACE ?? 'portcullis-system'),
+    leaseName: str(values, 'lease-name', 'portcullis-operator'),
+    identity: str(values, 'identity', env.POD_NAME ?? `${hostname()}-${process.pid}`),
+    httpAddress: validateAddress('--http-address', str(values, 'http-address', '0.0.0.0:8081')),
+    logLevel: str(values, 'log-level', 'info'),
+    outputs: parseOutputConfig(values, env),
   };
 }

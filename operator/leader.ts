@@ -110,6 +110,11 @@ export class LeaderElector {
     } as unknown as V1Lease;
   }
 
+  private expired(lease: V1Lease): boolean {
+    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime as unknown as string).getTime() : 0;
+    return renewed + (lease.spec?.leaseDurationSeconds ?? this.leaseSeconds) * 1000 < this.now().getTime();
+  }
+
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { name, namespace, identity } = this.opts;
     let lease: V1Lease;
@@ -121,9 +126,7 @@ export class LeaderElector {
       return true;
     }
     const holder = lease.spec?.holderIdentity;
-    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime as unknown as string).getTime() : 0;
-    const expired = renewed + (lease.spec?.leaseDurationSeconds ?? this.leaseSeconds) * 1000 < this.now().getTime();
-    if (holder && holder !== identity && !expired) return false;
+    if (holder && holder !== identity && !this.expired(lease)) return false;
     try {
       // resourceVersion in the body makes this a compare-and-swap: a concurrent winner gets 409 for us.
       await this.api.replaceNamespacedLease({ name, namespace, body: this.desired(lease, holder !== identity) });

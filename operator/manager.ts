@@ -26,6 +26,44 @@ class OperatorMetrics {
   readonly leader = new Gauge({ name: 'portcullis_operator_leader', help: '1 while this replica holds the Lease.', registers: [this.registry] });
 }
 
+/** Runs a reconcile only while leading, with its duration and result counted and failures logged. */
+function timedReconcile(ctx: { metrics: OperatorMetrics; log: Logger; isLeading: () => boolean }, kind: string, fn: (k: string) => Promise<void>): (k: string) => Promise<void> {
+  return async (k) => {
+    if (!ctx.isLeading()) return;
+    const end = ctx.metrics.duration.startTimer({ kind });
+    try {
+      await fn(k);
+      ctx.metrics.reconciles.inc({ kind, result: 'success' });
+    } catch (err) {
+      ctx.metrics.reconciles.inc({ kind, result: 'error' });
+      ctx.log.error({ err: String(err), key: k, kind }, 'reconcile failed; retrying with backoff');
+      throw err;
+    } finally {
+      end();
+    }
+  };
+}
+
+/** Drift: an edited or deleted child re-enqueues its policy, whose reconcile applies it again. */
+function childInformers(kc: KubeConfig, cfg: OperatorConfig, enqueue: (key: string) => void, onError: (what: string) => (err: unknown) => void): ResilientInformer<KubernetesObject>[] {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const selector = `${LABEL_MANAGED_BY}=${FIELD_MANAGER}`;
+  const enabled = OUTPUT_KINDS.filter((k) => (k.output === 'istio' ? cfg.outputs.istio : cfg.outputs.envoyGateway));
+  return enabled.map((k) => new ResilientInformer<KubernetesObject>({
+    kubeConfig: kc, path: `/apis/${k.apiVersion}/${k.plural}`, labelSelector: selector, onError: onError(k.plural),
+    list: () => objects.list(k.apiVersion, k.kind, undefined, undefined, undefined, undefined, undefined, selector),
+    onChange: (o) => {
+      const owner = o.metadata?.labels?.[LABEL_POLICY];
+      if (owner) enqueue(`${o.metadata?.namespace ?? ''}/${owner}`);
+    },
+  }));
+}
+
+function listen(http: Server, address: string): Promise<void> {
+  const i = address.lastIndexOf(':');
+  return new Promise<void>((resolve) => http.listen(Number(address.slice(i + 1)), address.slice(0, i).replace(/^\[|\]$/g, ''), resolve));
+}
+
 function key(o: KubernetesObject): string {
   return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 }
@@ -41,76 +79,49 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   const client = new OperatorClient(kc);
   let leading = !cfg.leaderElect;
   const onError = (what: string) => (err: unknown) => log.warn({ err: String(err), what }, 'watch failed; retrying');
-  const timed = (kind: string, fn: (k: string) => Promise<void>) => async (k: string): Promise<void> => {
-    if (!leading) return;
-    const end = metrics.duration.startTimer({ kind });
-    try {
-      await fn(k);
-      metrics.reconciles.inc({ kind, result: 'success' });
-    } catch (err) {
-      metrics.reconciles.inc({ kind, result: 'error' });
-      log.error({ err: String(err), key: k, kind }, 'reconcile failed; retrying with backoff');
-      throw err;
-    } finally {
-      end();
-    }
-  };
-
-  let policyQueue: WorkQueue | undefined;
+  const timed = (kind: string, fn: (k: string) => Promise<void>): ((k: string) => Promise<void>) => timedReconcile({ metrics, log, isLeading: () => leading }, kind, fn);
+  // The queues and the informers reference each other; the holder breaks the cycle.
+  const queues: { policy?: WorkQueue; tenant?: WorkQueue } = {};
   const enqueueNamespace = (ns: string): void => {
-    for (const p of policies.list(ns)) policyQueue?.add(key(p));
+    for (const p of policies.list(ns)) queues.policy?.add(key(p));
   };
   const services = new ResilientInformer<KubernetesObject>({
     kubeConfig: kc, path: '/api/v1/services', onError: onError('services'),
     list: async () => (await kc.makeApiClient(CoreV1Api).listServiceForAllNamespaces()) as KubernetesListObject<KubernetesObject>,
     onChange: (svc) => enqueueNamespace(svc.metadata?.namespace ?? ''),
   });
-  const policies: ResilientInformer<KubernetesObject> = new ResilientInformer({ kubeConfig: kc, path: customPath(PLURAL.ApiPolicy), list: listCustom(kc, PLURAL.ApiPolicy), onError: onError('apipolicies'), onChange: (p) => policyQueue?.add(key(p)) });
-  const tenants: ResilientInformer<KubernetesObject> = new ResilientInformer({ kubeConfig: kc, path: customPath(PLURAL.Tenant), list: listCustom(kc, PLURAL.Tenant), onError: onError('tenants'), onChange: (t) => tenantQueue.add(key(t)) });
+  const policies: ResilientInformer<KubernetesObject> = new ResilientInformer({ kubeConfig: kc, path: customPath(PLURAL.ApiPolicy), list: listCustom(kc, PLURAL.ApiPolicy), onError: onError('apipolicies'), onChange: (p) => queues.policy?.add(key(p)) });
+  const tenants: ResilientInformer<KubernetesObject> = new ResilientInformer({ kubeConfig: kc, path: customPath(PLURAL.Tenant), list: listCustom(kc, PLURAL.Tenant), onError: onError('tenants'), onChange: (t) => queues.tenant?.add(key(t)) });
   const deps = { caches: { policies, tenants, services }, client, outputs: cfg.outputs, log };
   const policyReconciler = new PolicyReconciler(deps);
-  policyQueue = new WorkQueue(timed('ApiPolicy', (k) => policyReconciler.reconcile(k)));
+  const policyQueue = new WorkQueue(timed('ApiPolicy', (k) => policyReconciler.reconcile(k)));
   const tenantReconciler = new TenantReconciler(deps, enqueueNamespace);
   const tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)));
+  queues.policy = policyQueue;
+  queues.tenant = tenantQueue;
 
-  // Drift: an edited or deleted child re-enqueues its policy, whose reconcile applies it again.
-  const objects = KubernetesObjectApi.makeApiClient(kc);
-  const selector = `${LABEL_MANAGED_BY}=${FIELD_MANAGER}`;
-  const enabled = OUTPUT_KINDS.filter((k) => (k.output === 'istio' ? cfg.outputs.istio : cfg.outputs.envoyGateway));
-  const children = enabled.map((k) => new ResilientInformer<KubernetesObject>({
-    kubeConfig: kc, path: `/apis/${k.apiVersion}/${k.plural}`, labelSelector: selector, onError: onError(k.plural),
-    list: () => objects.list(k.apiVersion, k.kind, undefined, undefined, undefined, undefined, undefined, selector),
-    onChange: (o) => {
-      const owner = o.metadata?.labels?.[LABEL_POLICY];
-      if (owner) policyQueue?.add(`${o.metadata?.namespace ?? ''}/${owner}`);
-    },
-  }));
-
+  const children = childInformers(kc, cfg, (k) => policyQueue.add(k), onError);
   const all = [policies, tenants, services, ...children];
   const http: Server = createHttpServer({ ready: () => all.every((i) => i.synced), registry: metrics.registry });
-  const [host, portText] = [cfg.httpAddress.slice(0, cfg.httpAddress.lastIndexOf(':')), cfg.httpAddress.slice(cfg.httpAddress.lastIndexOf(':') + 1)];
-  await new Promise<void>((resolve) => http.listen(Number(portText), host.replace(/^\[|\]$/g, ''), resolve));
+  await listen(http, cfg.httpAddress);
 
   const enqueueAll = (): void => {
-    for (const p of policies.list()) policyQueue?.add(key(p));
-    for (const t of tenants.list()) tenantQueue.add(key(t));
+    for (const p of policies.list()) queues.policy?.add(key(p));
+    for (const t of tenants.list()) queues.tenant?.add(key(t));
+  };
+  const setLeading = (on: boolean): void => {
+    leading = on;
+    metrics.leader.set(on ? 1 : 0);
+    if (on) {
+      log.info({ identity: cfg.identity }, 'became leader');
+      enqueueAll();
+      return;
+    }
+    log.error({ identity: cfg.identity }, 'lost leadership');
+    onLostLeadership();
   };
   const elector = cfg.leaderElect
-    ? new LeaderElector(kc, {
-        namespace: cfg.leaseNamespace, name: cfg.leaseName, identity: cfg.identity,
-        onStartedLeading: () => {
-          leading = true;
-          metrics.leader.set(1);
-          log.info({ identity: cfg.identity }, 'became leader');
-          enqueueAll();
-        },
-        onStoppedLeading: () => {
-          leading = false;
-          metrics.leader.set(0);
-          log.error({ identity: cfg.identity }, 'lost leadership');
-          onLostLeadership();
-        },
-      })
+    ? new LeaderElector(kc, { namespace: cfg.leaseNamespace, name: cfg.leaseName, identity: cfg.identity, onStartedLeading: () => setLeading(true), onStoppedLeading: () => setLeading(false) })
     : undefined;
   if (!elector) metrics.leader.set(1);
   await Promise.all(all.map((i) => i.start()));
@@ -118,7 +129,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   if (elector) elector.start();
   else enqueueAll();
   const depthTimer = setInterval(() => {
-    metrics.depth.set({ kind: 'ApiPolicy' }, policyQueue?.depth ?? 0);
+    metrics.depth.set({ kind: 'ApiPolicy' }, policyQueue.depth);
     metrics.depth.set({ kind: 'Tenant' }, tenantQueue.depth);
   }, 1000);
   depthTimer.unref();
@@ -130,7 +141,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
     },
     stop: async () => {
       clearInterval(depthTimer);
-      policyQueue?.stop();
+      policyQueue.stop();
       tenantQueue.stop();
       await elector?.stop();
       await Promise.all(all.map((i) => i.stop()));

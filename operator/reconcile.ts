@@ -62,6 +62,18 @@ function agencyReachable(policy: ApiPolicyObject, dir: TenantDirectory): boolean
   });
 }
 
+/** Selectors of the Services a policy targets (undefined: missing, or selecting nothing). */
+function serviceSelectors(policy: ApiPolicyObject, caches: Caches): Map<string, Record<string, string> | undefined> {
+  const selectors = new Map<string, Record<string, string> | undefined>();
+  for (const ref of policy.spec.targetRefs ?? []) {
+    if (ref.kind !== 'Service') continue;
+    const svc = caches.services.get(ref.name, policy.metadata.namespace) as { spec?: { selector?: Record<string, string> } } | undefined;
+    const selector = svc?.spec?.selector;
+    selectors.set(ref.name, selector && Object.keys(selector).length > 0 ? selector : undefined);
+  }
+  return selectors;
+}
+
 export class PolicyReconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -82,12 +94,7 @@ export class PolicyReconciler {
 
   private async program(policy: ApiPolicyObject, raw: KubernetesObject, dir: TenantDirectory): Promise<{ ok: boolean; reason: string; message: string }> {
     const { outputs, client, caches } = this.deps;
-    const selectors = new Map<string, Record<string, string> | undefined>();
-    for (const ref of policy.spec.targetRefs ?? []) {
-      if (ref.kind !== 'Service') continue;
-      const svc = caches.services.get(ref.name, policy.metadata.namespace) as { spec?: { selector?: Record<string, string> } } | undefined;
-      selectors.set(ref.name, svc?.spec?.selector && Object.keys(svc.spec.selector).length > 0 ? svc.spec.selector : undefined);
-    }
+    const selectors = serviceSelectors(policy, caches);
     const input = { policy: { apiVersion: API_VERSION, kind: 'ApiPolicy', metadata: { name: policy.metadata.name, namespace: policy.metadata.namespace, uid: raw.metadata?.uid ?? '' }, spec: policy.spec }, serviceSelectors: selectors, agencyReachable: agencyReachable(policy, dir) };
     const { objects, problems } = translate(input, outputs);
     const failed = await this.applyAll(objects);

@@ -9,8 +9,13 @@ import { isIPv4, isIPv6 } from 'node:net';
 export class Pseudonymizer {
   /** Identifies the key (not secret): pseudonyms are only comparable under the same key id. */
   readonly keyId: string;
+  /** Subject → pseudonym (the HMAC is deterministic): one HMAC per distinct subject, not per record. */
+  private readonly cache = new Map<string, string>();
 
-  constructor(private readonly key: Buffer) {
+  constructor(
+    private readonly key: Buffer,
+    private readonly cacheSize = 10_000,
+  ) {
     if (key.length < 16) throw new RangeError('the pseudonymisation key must be at least 16 bytes');
     this.keyId = createHash('sha256').update('portcullis-audit-subject-key').update(key).digest('hex').slice(0, 12);
   }
@@ -22,7 +27,12 @@ export class Pseudonymizer {
   /** 128 bits of HMAC-SHA-256, base64url: stable per subject and key, unlinkable without the key. */
   subject(subject: string | undefined): string | null {
     if (subject === undefined || subject === '') return null;
-    return createHmac('sha256', this.key).update(subject, 'utf8').digest().subarray(0, 16).toString('base64url');
+    const hit = this.cache.get(subject);
+    if (hit !== undefined) return hit;
+    const pseudonym = createHmac('sha256', this.key).update(subject, 'utf8').digest().subarray(0, 16).toString('base64url');
+    if (this.cache.size >= this.cacheSize) this.cache.clear();
+    this.cache.set(subject, pseudonym);
+    return pseudonym;
   }
 }
 

@@ -1,7 +1,7 @@
 /**
- * The audit record schema, version 1 (docs/audit.md documents it field by field). Three kinds of
- * line share one file: a chain-start, decision records, and signed checkpoints. Chain-starts and
- * decisions are chained (`prev` is the SHA-256 of the predecessor's canonical JSON); checkpoints
+ * The audit record schema, version 1 (docs/audit.md documents it field by field). Four kinds of
+ * line share one file: a chain-start, decision records, masking records (ext_proc outcomes), and
+ * signed checkpoints. Chain-starts, decisions and masking records are chained (`prev` is the SHA-256 of the predecessor's canonical JSON); checkpoints
  * sit beside the chain and sign its head.
  */
 import type { CompiledPolicy } from '../policy/compile.js';
@@ -61,6 +61,32 @@ export interface DecisionEntry extends Chained {
   latencyMs: number | null;
 }
 
+/** One masking directive as audited: the path and the action, never a parameter or a value. */
+export interface AuditedMask {
+  field: string;
+  action: string;
+}
+
+/** What ext_proc did with one response under a masking directive. No body content, ever. */
+export interface MaskingEntry extends Chained {
+  type: 'masking';
+  requestId: string;
+  /** From the ext_authz dynamic metadata Envoy forwards; null when it is not forwarded. */
+  policy: string | null;
+  rule: string | null;
+  masks: AuditedMask[];
+  allowFields: string[] | null;
+  /** masked: the masked body went out; blocked: an error response replaced it; passed: it went out unmasked (operator policy). */
+  outcome: 'masked' | 'blocked' | 'passed';
+  /** The error code of a blocked response, else null. */
+  code: string | null;
+  /** Response body bytes received and sent; null when the body was not seen (decided at the headers). */
+  bytesIn: number | null;
+  bytesOut: number | null;
+}
+
+export type MaskingFields = Omit<MaskingEntry, keyof Chained | 'type'>;
+
 export interface CheckpointPayload {
   chain: string;
   seq: number;
@@ -78,7 +104,7 @@ export interface CheckpointEntry extends CheckpointPayload {
   jws: string;
 }
 
-export type ChainedEntry = ChainStartEntry | DecisionEntry;
+export type ChainedEntry = ChainStartEntry | DecisionEntry | MaskingEntry;
 export type AuditEntry = ChainedEntry | CheckpointEntry;
 
 /** The fields of a decision record that do not depend on the chain. */

@@ -81,13 +81,18 @@ export async function createAuditService(cfg: AuditConfig, deps: AuditServiceDep
 /** What the server wires in: the injected sink, or one built from config (none when neither). */
 export interface AuditWiring {
   sink?: AuditSink;
+  /** The same trail, for ext_proc's masking records (createMasking): one chain per process. */
+  masking?: Pick<AuditTrail, 'recordMasking'>;
   routes: HttpRoute[];
   close(): Promise<void>;
 }
 
 export async function auditWiring(cfg: AuditConfig | undefined, injected: AuditSink | undefined, deps: AuditServiceDeps): Promise<AuditWiring> {
-  if (injected) return { sink: injected, routes: [], close: () => Promise.resolve() };
+  if (injected) {
+    const masking = typeof (injected as Partial<AuditTrail>).recordMasking === 'function' ? (injected as AuditTrail) : undefined;
+    return { sink: injected, ...(masking ? { masking } : {}), routes: [], close: () => Promise.resolve() };
+  }
   if (!cfg) return { routes: [], close: () => Promise.resolve() };
   const svc = await createAuditService(cfg, deps);
-  return { sink: svc.trail, routes: svc.routes, close: svc.close };
+  return { sink: svc.trail, masking: svc.trail, routes: svc.routes, close: svc.close };
 }

@@ -13,7 +13,7 @@ import type { Chain } from './chain.js';
 import { canonicalJson } from './canonical.js';
 import type { AuditMetrics } from './metrics.js';
 import type { Pseudonymizer } from './pseudonym.js';
-import { decisionFields, type DecisionEntry } from './record.js';
+import { decisionFields, type DecisionEntry, type MaskingFields } from './record.js';
 import type { LineSink } from './sinks.js';
 
 export type DurabilityMode = 'batch' | 'strict';
@@ -82,8 +82,21 @@ export class AuditTrail implements AuditSink {
       this.o.metrics?.failures.inc({ reason: refused, action });
       return Promise.reject(new PortcullisError('AUDIT_UNAVAILABLE', `audit ${refused.replace('_', ' ')}`));
     }
-    const appended = this.o.chain.append(decisionFields(decision, policy, this.o.pseudonymizer, this.o.source ?? 'grpc'));
-    const pending: Pending = { ...appended, action, isDecision: true };
+    return this.enqueue(this.o.chain.append(decisionFields(decision, policy, this.o.pseudonymizer, this.o.source ?? 'grpc')), action);
+  }
+
+  /**
+   * One ext_proc masking outcome, in the same chain as the decisions. The response is already
+   * answered (fail closed by then), so a refusal only rejects: the caller logs it.
+   */
+  recordMasking(fields: MaskingFields): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(new PortcullisError('AUDIT_UNAVAILABLE', `audit ${refused.replace('_', ' ')}`));
+    return this.enqueue(this.o.chain.appendMasking(fields), 'allow');
+  }
+
+  private enqueue(appended: { seq: number; hash: string; line: string }, action: 'allow' | 'deny'): Promise<void> {
+    const pending: Pending = { seq: appended.seq, hash: appended.hash, line: appended.line, action, isDecision: true };
     this.queue.push(pending);
     this.o.metrics?.buffered.set(this.queue.length);
     if (this.o.mode === 'batch') {

@@ -54,6 +54,17 @@ export function decisionSummary(d: Decision): Record<string, unknown> {
   return { decision: d.allowed ? 'allow' : 'deny', status: d.status, rule: d.rule ?? null, code: d.code, reason: d.reason, headers: d.headers, ...(d.allowed ? { masks: d.audit.masks ?? [] } : {}), ...(Object.keys(d.responseHeaders).length > 0 ? { responseHeaders: d.responseHeaders } : {}) };
 }
 
+/** The decision as printed: the summary, plus the policy, principal, trace and body for explain. */
+function decisionOutput(d: Decision, explain: boolean): string {
+  const out = decisionSummary(d);
+  if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null });
+  return JSON.stringify(out, null, explain ? 2 : undefined);
+}
+
+function quotaAt(now: Date | undefined): QuotaEnforcer {
+  return new QuotaEnforcer({ backend: new MemoryBackend({ clock: () => (now ?? new Date()).getTime() }) });
+}
+
 async function decide(args: string[], io: Io, explain: boolean): Promise<number> {
   const { values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false });
   if (values.help) {
@@ -70,12 +81,10 @@ async function decide(args: string[], io: Io, explain: boolean): Promise<number>
   const request = readCheckRequest(values.request);
   // The directive header is signed with a throwaway key: check shows what would be sent, not a usable token.
   const audit = await openCliAudit(values, io.err);
-  const pipeline = new DecisionPipeline({ snapshot: () => compiled.snapshot, audit, directives: new DirectiveIssuer(MaskKey.generate()), quota: new QuotaEnforcer({ backend: new MemoryBackend({ clock: () => (now ?? new Date()).getTime() }) }) });
+  const pipeline = new DecisionPipeline({ snapshot: () => compiled.snapshot, audit, directives: new DirectiveIssuer(MaskKey.generate()), quota: quotaAt(now) });
   const d = await pipeline.check(request, now ? { now } : {});
   await audit.close();
-  const out = decisionSummary(d);
-  if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null });
-  io.out(JSON.stringify(out, null, explain ? 2 : undefined));
+  io.out(decisionOutput(d, explain));
   return d.allowed ? EXIT.OK : EXIT.DENY;
 }
 

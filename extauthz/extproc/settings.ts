@@ -1,8 +1,22 @@
 /** What an ext_proc stream needs, injected: the verifier, the compiled-set cache, body policies. */
 import { MaskSet, type MaskOptions } from '../masking/engine.js';
 import type { DirectiveClaims, DirectiveVerifier } from '../masking/token.js';
+import type { MaskingFields } from '../audit/record.js';
+
+/** Where masking outcomes go: the server's audit trail (AuditTrail), injected, never a second chain. */
+export interface MaskingAuditSink {
+  recordMasking(fields: MaskingFields): Promise<void>;
+}
 
 export type BodyPolicy = 'pass' | 'block';
+
+/**
+ * The filter's processing_mode.response_body_mode (Envoy's proto here does not carry
+ * protocol_config, so the service is told). BUFFERED (the documented configuration): the first
+ * response_body message is the whole body, even with end_of_stream false (trailers follow).
+ * STREAMED: chunks until end_of_stream. Other modes (BUFFERED_PARTIAL) cannot be masked safely.
+ */
+export type ResponseBodyMode = 'buffered' | 'streamed';
 
 export interface ExtProcSettings {
   verifier: DirectiveVerifier;
@@ -15,8 +29,12 @@ export interface ExtProcSettings {
   oversized: BodyPolicy;
   /** A request without any directive: block (default; every allow carries one) or pass. */
   missingDirective: BodyPolicy;
+  responseBodyMode: ResponseBodyMode;
   clock: () => Date;
+  audit?: MaskingAuditSink;
   onError?: (err: unknown, requestId: string) => void;
+  /** A masking record the trail refused (buffer full, sink failing); the response is answered already. */
+  onAuditError?: (err: unknown, requestId: string) => void;
   onMasked?: (bytes: number) => void;
 }
 
@@ -28,8 +46,13 @@ export interface ExtProcOptions {
   nonJson?: BodyPolicy;
   oversized?: BodyPolicy;
   missingDirective?: BodyPolicy;
+  /** Default buffered, as docs/envoy/ext-proc-filter.yaml configures the filter. */
+  responseBodyMode?: ResponseBodyMode;
   clock?: () => Date;
+  /** One record per masking outcome (docs/audit.md, `masking`). */
+  audit?: MaskingAuditSink;
   onError?: (err: unknown, requestId: string) => void;
+  onAuditError?: (err: unknown, requestId: string) => void;
   onMasked?: (bytes: number) => void;
   /** Compiled sets kept, keyed by their directives (default 512). */
   cacheSize?: number;
@@ -52,6 +75,16 @@ function compiler(options: MaskOptions, size: number): (claims: DirectiveClaims)
   };
 }
 
+/** The optional collaborators, present only when given (exactOptionalPropertyTypes). */
+function hooks(o: ExtProcOptions): Pick<ExtProcSettings, 'audit' | 'onError' | 'onAuditError' | 'onMasked'> {
+  const out: Pick<ExtProcSettings, 'audit' | 'onError' | 'onAuditError' | 'onMasked'> = {};
+  if (o.audit) out.audit = o.audit;
+  if (o.onError) out.onError = o.onError;
+  if (o.onAuditError) out.onAuditError = o.onAuditError;
+  if (o.onMasked) out.onMasked = o.onMasked;
+  return out;
+}
+
 export function resolveSettings(o: ExtProcOptions): ExtProcSettings {
   return {
     verifier: o.verifier,
@@ -60,8 +93,8 @@ export function resolveSettings(o: ExtProcOptions): ExtProcSettings {
     nonJson: o.nonJson ?? 'block',
     oversized: o.oversized ?? 'block',
     missingDirective: o.missingDirective ?? 'block',
+    responseBodyMode: o.responseBodyMode ?? 'buffered',
     clock: o.clock ?? (() => new Date()),
-    ...(o.onError ? { onError: o.onError } : {}),
-    ...(o.onMasked ? { onMasked: o.onMasked } : {}),
+    ...hooks(o),
   };
 }

@@ -12,6 +12,7 @@ import type { MaskingConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { DirectiveIssuer, DirectiveVerifier, MaskKey, MIN_KEY_BYTES } from '../masking/token.js';
 import { ExternalProcessorService, EXT_PROC_SERVICE_NAME } from './service.js';
+import type { MaskingAuditSink } from './settings.js';
 
 export interface MaskingRuntime {
   issuer: DirectiveIssuer;
@@ -43,7 +44,8 @@ function keys(config: MaskingConfig, log: Logger): { signing: MaskKey; hash: Buf
   };
 }
 
-export function createMasking(config: MaskingConfig, log: Logger): MaskingRuntime {
+/** `audit`: the trail the server built (auditWiring().masking), so masking outcomes join its chain. */
+export function createMasking(config: MaskingConfig, log: Logger, audit?: MaskingAuditSink): MaskingRuntime {
   const { signing, hash } = keys(config, log);
   const service = new ExternalProcessorService({
     verifier: new DirectiveVerifier(signing),
@@ -52,7 +54,9 @@ export function createMasking(config: MaskingConfig, log: Logger): MaskingRuntim
     nonJson: config.nonJson,
     oversized: config.oversized,
     missingDirective: config.missingDirective,
+    ...(audit ? { audit } : {}),
     onError: (err, requestId) => log.warn({ err, requestId }, 'ext_proc replaced a response (fail closed)'),
+    onAuditError: (err, requestId) => log.error({ err, requestId }, 'ext_proc masking record not written to the audit trail'),
   });
   const server = new grpc.Server({ 'grpc.max_receive_message_length': config.maxBodyBytes + 1024 * 1024 });
   const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE_NAME]: 'SERVING' });

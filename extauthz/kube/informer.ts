@@ -74,9 +74,23 @@ export class ResilientInformer<T extends KubernetesObject> {
     inf.on('add', (o) => this.opts.onChange(o, 'add'));
     inf.on('update', (o) => this.opts.onChange(o, 'update'));
     inf.on('delete', (o) => this.opts.onChange(o, 'delete'));
-    inf.on('error', (err) => this.restart(err));
-    this.informer = inf;
+    // ListWatch.start() resolves even when its list fails (it emits 'error' instead), so an error
+    // before the start settles means "not synced": throw, and start() retries with backoff.
+    let starting = true;
+    let startError: unknown;
+    inf.on('error', (err) => {
+      if (starting) startError = err ?? new Error('list failed');
+      else if (this.informer === inf) this.restart(err);
+    });
     await inf.start();
+    starting = false;
+    if (startError !== undefined) {
+      await inf.stop().catch(() => undefined);
+      throw startError;
+    }
+    // Only a synced cache is exposed: until now list() kept answering from the last good one,
+    // so a recompile during a relist never sees a half-filled (or empty) cache.
+    this.informer = inf;
     this.syncedOnce = true;
     this.backoff = this.opts.minBackoffMs ?? 1000;
     this.lastGood = inf.list();

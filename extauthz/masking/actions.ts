@@ -3,7 +3,7 @@
  * action fails closed: a value an action cannot meaningfully transform (a partial mask on an
  * object, a date generalisation of a number) is redacted, never passed through.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, type KeyObject } from 'node:crypto';
 import type { MaskDirective } from '../policy/model.js';
 
 /** Returned by a transform to delete the member (or array element). */
@@ -31,12 +31,20 @@ function codePoints(s: string): string[] {
   return Array.from(s);
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 function partial(d: MaskDirective): Transform {
   const first = d.keepFirst ?? 0;
   const last = d.keepLast ?? 0;
   return (v) => {
     const text = asText(v);
     if (text === undefined) return DEFAULT_REPLACEMENT;
+    // Without surrogates every UTF-16 unit is a code point: slice the string, no array.
+    if (!SURROGATE.test(text)) {
+      const n = text.length;
+      if (first + last >= n) return '*'.repeat(Math.max(n, 1));
+      return text.slice(0, first) + '*'.repeat(n - first - last) + (last > 0 ? text.slice(n - last) : '');
+    }
     const cp = codePoints(text);
     // Keeping as many characters as the value has would reveal it whole: mask it all instead.
     if (first + last >= cp.length) return '*'.repeat(Math.max(cp.length, 1));
@@ -45,7 +53,7 @@ function partial(d: MaskDirective): Transform {
 }
 
 /** HMAC-SHA-256 with the configured key: the same value gives the same pseudonym everywhere. */
-export function pseudonym(key: Buffer, v: unknown): string {
+export function pseudonym(key: Buffer | KeyObject, v: unknown): string {
   const text = typeof v === 'string' ? v : JSON.stringify(v);
   return createHmac('sha256', key).update(text, 'utf8').digest('hex').slice(0, 32);
 }
@@ -73,6 +81,7 @@ function prefix(length: number): Transform {
   return (v) => {
     const text = asText(v);
     if (text === undefined) return DEFAULT_REPLACEMENT;
+    if (!SURROGATE.test(text)) return length >= text.length ? DEFAULT_REPLACEMENT : text.slice(0, length);
     const cp = codePoints(text);
     if (length >= cp.length) return DEFAULT_REPLACEMENT;
     return cp.slice(0, length).join('');
@@ -103,7 +112,7 @@ function checkPartial(d: MaskDirective): void {
 }
 
 /** Compiles one directive's action. The hash key comes from configuration, never from policy. */
-export function compileAction(d: MaskDirective, hashKey: () => Buffer): Transform {
+export function compileAction(d: MaskDirective, hashKey: () => Buffer | KeyObject): Transform {
   switch (d.action) {
     case 'remove':
       return () => REMOVE;

@@ -1,11 +1,15 @@
 /**
  * A compiled set of masking directives and its application to a JSON document: first the
  * allow-list projection (minimisation: everything not listed is dropped), then each mask in
- * order. Paths and actions are compiled once; applying walks the document once per directive.
+ * order. Paths and actions are compiled once; applying walks the document once per directive,
+ * transforming values where the walk finds them (walk.ts), and skips a directive whose first
+ * member name the document's root does not have.
  */
 import type { MaskDirective } from '../policy/model.js';
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { compileAction, MaskActionError, REMOVE, type Transform } from './actions.js';
-import { MaskPathError, parsePath, select, selectKeys, type CompiledPath, type Location } from './path.js';
+import { MaskPathError, parsePath, selectKeys, type CompiledPath } from './path.js';
+import { applyMask, setOwn } from './walk.js';
 
 /** The directive set as it travels (policy source, signed header): plain data. */
 export interface MaskSpec {
@@ -49,7 +53,7 @@ export function normalizeDirective(d: MaskDirective): MaskDirective {
   return out;
 }
 
-function compileOne(d: MaskDirective, i: number, hashKey: () => Buffer): CompiledMask {
+function compileOne(d: MaskDirective, i: number, hashKey: () => KeyObject): CompiledMask {
   let path: CompiledPath;
   try {
     path = parsePath(d.field);
@@ -92,11 +96,6 @@ function keep(root: KeepTree, keys: (string | number)[]): void {
   }
 }
 
-/** Defines an own member even for names like __proto__, which plain assignment would not. */
-function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-}
-
 function project(v: unknown, tree: KeepTree): unknown {
   if (Array.isArray(v)) {
     const out: unknown[] = [];
@@ -115,26 +114,6 @@ function project(v: unknown, tree: KeepTree): unknown {
   return out;
 }
 
-function applyAt(locations: Location[], transform: Transform, touched: Set<unknown[]>): void {
-  for (const l of locations) {
-    const container = l.parent as Record<string | number, unknown>;
-    const next = transform(container[l.key]);
-    if (next !== REMOVE) container[l.key] = next;
-    else if (Array.isArray(l.parent)) {
-      container[l.key] = REMOVE;
-      touched.add(l.parent);
-    } else delete container[l.key];
-  }
-}
-
-function compact(arrays: Set<unknown[]>): void {
-  for (const a of arrays) {
-    let w = 0;
-    for (const x of a) if (x !== REMOVE) a[w++] = x;
-    a.length = w;
-  }
-}
-
 /** A compiled directive set. */
 export class MaskSet {
   private readonly masks: CompiledMask[];
@@ -142,9 +121,11 @@ export class MaskSet {
   readonly spec: MaskSpec;
 
   constructor(spec: MaskSpec, options: MaskOptions = {}) {
-    const key = (): Buffer => {
+    // The HMAC key object is made once per set, not re-imported for every hashed value.
+    let keyObject: KeyObject | undefined;
+    const key = (): KeyObject => {
       if (!options.hashKey) throw new MaskActionError('the hash action needs a key from configuration (--mask-hash-key-file)');
-      return options.hashKey;
+      return (keyObject ??= createSecretKey(options.hashKey));
     };
     this.spec = { masks: spec.masks.map(normalizeDirective), ...(spec.allowFields ? { allowFields: [...spec.allowFields] } : {}) };
     this.masks = this.spec.masks.map((d, i) => compileOne(d, i, key));
@@ -169,14 +150,11 @@ export class MaskSet {
    */
   apply(doc: unknown): unknown {
     let out = this.allow ? project(doc, keepTree(doc, this.allow)) : doc;
-    const touched = new Set<unknown[]>();
     for (const m of this.masks) {
-      const locations = select(out, m.path);
-      applyAt(locations, m.transform, touched);
-      if (touched.size > 0) {
-        compact(touched);
-        touched.clear();
-      }
+      const first = m.path.steps[0]!;
+      // A root member the document does not have: nothing below it can match.
+      if (first.kind === 'key' && !(typeof out === 'object' && out !== null && !Array.isArray(out) && Object.hasOwn(out, first.name))) continue;
+      out = applyMask(out, m.path.steps, m.transform);
     }
     if (out === REMOVE) out = null;
     return out;

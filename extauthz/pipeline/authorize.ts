@@ -61,24 +61,26 @@ function pathParams(rule: CompiledRule, ctx: RequestContext): { params: Record<s
   return undefined;
 }
 
-function evaluateRule(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined): Outcome {
-  if (rule.methods && !rule.methods.has(ctx.method)) return { kind: 'skip', reason: `method ${ctx.method} not matched` };
-  const matched = pathParams(rule, ctx);
-  if (!matched) return { kind: 'skip', reason: 'path not matched' };
-  const { params } = matched;
-  const hit: Outcome = { kind: 'match', ...matched };
-  const who = principalReason(rule, principal);
-  if (who) return { kind: 'skip', reason: who };
-  if (rule.effect === 'allow' && rule.requireMfa && !principal?.mfa) return { kind: 'mfa', reason: 'multi-factor authentication required' };
+function evaluateCondition(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined, hit: Outcome & { kind: 'match' }): Outcome {
   if (!rule.when) return hit;
   try {
-    const v = rule.when.evaluate(celActivation(ctx, principal, params));
+    const v = rule.when.evaluate(celActivation(ctx, principal, hit.params));
     if (v === true) return hit;
     return { kind: 'skip', reason: v === false ? 'condition is false' : 'condition did not return a bool' };
   } catch (err) {
     const msg = err instanceof CelEvalError ? err.message : 'evaluation failed';
     return { kind: 'error', reason: `condition error: ${msg}` };
   }
+}
+
+function evaluateRule(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined): Outcome {
+  if (rule.methods && !rule.methods.has(ctx.method)) return { kind: 'skip', reason: `method ${ctx.method} not matched` };
+  const matched = pathParams(rule, ctx);
+  if (!matched) return { kind: 'skip', reason: 'path not matched' };
+  const who = principalReason(rule, principal);
+  if (who) return { kind: 'skip', reason: who };
+  if (rule.effect === 'allow' && rule.requireMfa && !principal?.mfa) return { kind: 'mfa', reason: 'multi-factor authentication required' };
+  return evaluateCondition(rule, ctx, principal, { kind: 'match', ...matched });
 }
 
 function trace(list: RuleTrace[], rule: CompiledRule, o: Outcome): void {
@@ -89,8 +91,10 @@ function tpl(o: { template?: string }): { template?: string } {
   return o.template !== undefined ? { template: o.template } : {};
 }
 
-export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined): Authorization {
-  const steps: RuleTrace[] = [];
+type Pending = { code: ErrorCode; reason: string; rule: CompiledRule } | undefined;
+
+/** Deny rules: any match denies; one that cannot be evaluated denies too. Undefined: none applied. */
+function denyPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization | undefined {
   for (const rule of policy.denyRules) {
     const o = evaluateRule(rule, ctx, principal);
     trace(steps, rule, o);
@@ -98,16 +102,35 @@ export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal
     // A deny rule that cannot be evaluated might have matched: fail closed.
     if (o.kind === 'error') return { allowed: false, code: 'CONDITION_ERROR', reason: `deny rule ${rule.name}: ${o.reason}`, rule, params: {}, trace: steps };
   }
-  let pending: { code: ErrorCode; reason: string; rule: CompiledRule } | undefined;
+  return undefined;
+}
+
+/** An MFA requirement outranks a condition error; otherwise the first one seen is kept. */
+function nextPending(pending: Pending, rule: CompiledRule, o: Outcome): Pending {
+  if (o.kind === 'mfa' && pending?.code !== 'MFA_REQUIRED') return { code: 'MFA_REQUIRED', reason: `rule ${rule.name}: ${o.reason}`, rule };
+  if (o.kind === 'error' && !pending) return { code: 'CONDITION_ERROR', reason: `rule ${rule.name}: ${o.reason}`, rule };
+  return pending;
+}
+
+/** Allow rules in order: the first match allows; else a pending MFA or condition error denies. */
+function allowPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization | undefined {
+  let pending: Pending;
   for (const rule of policy.allowRules) {
     const o = evaluateRule(rule, ctx, principal);
     trace(steps, rule, o);
     if (o.kind === 'match') return { allowed: true, code: null, reason: `allowed by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
-    if (o.kind === 'mfa' && pending?.code !== 'MFA_REQUIRED') pending = { code: 'MFA_REQUIRED', reason: `rule ${rule.name}: ${o.reason}`, rule };
-    if (o.kind === 'error' && !pending) pending = { code: 'CONDITION_ERROR', reason: `rule ${rule.name}: ${o.reason}`, rule };
+    pending = nextPending(pending, rule, o);
   }
-  if (pending) return { allowed: false, ...pending, params: {}, trace: steps };
+  return pending ? { allowed: false, ...pending, params: {}, trace: steps } : undefined;
+}
+
+function defaultDecision(policy: CompiledPolicy, principal: Principal | undefined, steps: RuleTrace[]): Authorization {
   if (policy.defaultAction === 'allow') return { allowed: true, code: null, reason: 'no rule matched; defaultAction allow', params: {}, trace: steps };
   const code: ErrorCode = principal ? 'FORBIDDEN' : 'UNAUTHENTICATED';
   return { allowed: false, code, reason: principal ? 'no rule allows this request' : 'credentials required', params: {}, trace: steps };
+}
+
+export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined): Authorization {
+  const steps: RuleTrace[] = [];
+  return denyPhase(policy, ctx, principal, steps) ?? allowPhase(policy, ctx, principal, steps) ?? defaultDecision(policy, principal, steps);
 }

@@ -47,7 +47,9 @@ function bad(message: string): PortcullisError {
   return new PortcullisError('BAD_REQUEST', message);
 }
 
-function headerList(http: NonNullable<NonNullable<CheckRequestInput['attributes']>['request']>['http']): [string, string][] {
+type HttpAttributes = NonNullable<NonNullable<CheckRequestInput['attributes']>['request']>['http'];
+
+function headerList(http: HttpAttributes): [string, string][] {
   const fromMap = (http?.headerMap?.headers ?? []).map((h: HeaderValue): [string, string] => [
     String(h.key ?? ''),
     h.value !== undefined && h.value !== '' ? String(h.value) : typeof h.rawValue === 'string' ? Buffer.from(h.rawValue, 'base64').toString('utf8') : Buffer.from(h.rawValue ?? []).toString('utf8'),
@@ -113,19 +115,51 @@ function sourceIp(req: CheckRequestInput, headers: Record<string, string>): stri
   return req.attributes?.source?.address?.socketAddress?.address ?? headers['x-envoy-external-address'] ?? '';
 }
 
-export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestContext {
+function httpAttributes(req: CheckRequestInput): NonNullable<HttpAttributes> {
   const http = req?.attributes?.request?.http;
   if (!http || typeof http !== 'object') throw bad('CheckRequest has no attributes.request.http');
+  return http;
+}
+
+function parseMethod(http: NonNullable<HttpAttributes>): string {
   const method = String(http.method ?? '').toUpperCase();
   if (!METHOD.test(method)) throw bad('missing or invalid HTTP method');
-  const { headers, spoofed } = parseHeaders(headerList(http));
+  return method;
+}
+
+/** The raw host: attributes first, then :authority, then Host. */
+function parseHost(http: NonNullable<HttpAttributes>, headers: Record<string, string>): string {
   const hostRaw = String(http.host ?? headers[':authority'] ?? headers.host ?? '');
   if (hostRaw === '' || hostRaw.length > LIMITS.hostBytes || /[\s/@\\]/.test(hostRaw)) throw bad('missing or invalid host');
-  const { path, segments, query } = parsePath(String(http.path ?? headers[':path'] ?? ''));
+  return hostRaw;
+}
+
+/** x-request-id (or the attributes id) when well formed, else a fresh UUID. */
+function requestId(http: NonNullable<HttpAttributes>, headers: Record<string, string>): string {
   const candidateId = String(headers['x-request-id'] ?? http.id ?? '');
-  const extensions = req.attributes?.contextExtensions ?? {};
+  return REQUEST_ID.test(candidateId) ? candidateId : randomUUID();
+}
+
+function sourceIdentity(req: CheckRequestInput): Pick<RequestContext, 'sourcePrincipal' | 'sourceCertificate'> {
   return {
-    requestId: REQUEST_ID.test(candidateId) ? candidateId : randomUUID(),
+    sourcePrincipal: String(req.attributes?.source?.principal ?? ''),
+    sourceCertificate: String(req.attributes?.source?.certificate ?? ''),
+  };
+}
+
+function contextExtensions(req: CheckRequestInput): Record<string, string> {
+  const extensions = req.attributes?.contextExtensions ?? {};
+  return typeof extensions === 'object' && extensions !== null ? { ...extensions } : {};
+}
+
+export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestContext {
+  const http = httpAttributes(req);
+  const method = parseMethod(http);
+  const { headers, spoofed } = parseHeaders(headerList(http));
+  const hostRaw = parseHost(http, headers);
+  const { path, segments, query } = parsePath(String(http.path ?? headers[':path'] ?? ''));
+  return {
+    requestId: requestId(http, headers),
     method,
     host: normalizeHost(hostRaw),
     path,
@@ -134,9 +168,8 @@ export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestCon
     headers,
     spoofedHeaders: spoofed,
     sourceIp: sourceIp(req, headers),
-    sourcePrincipal: String(req.attributes?.source?.principal ?? ''),
-    sourceCertificate: String(req.attributes?.source?.certificate ?? ''),
-    contextExtensions: typeof extensions === 'object' && extensions !== null ? { ...extensions } : {},
+    ...sourceIdentity(req),
+    contextExtensions: contextExtensions(req),
     now,
   };
 }

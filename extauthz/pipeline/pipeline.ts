@@ -89,6 +89,12 @@ const PHASES: readonly [PhaseName, Phase][] = [
   }],
 ];
 
+/** The shaped allow, or a deny: the recorded one, else INTERNAL when no phase produced a decision. */
+function finalDecision(s: State): Decision {
+  if (s.deny || !s.decision) return shapeDeny(s, s.deny?.code ?? 'INTERNAL', s.deny?.reason ?? 'no decision');
+  return s.decision;
+}
+
 export interface CheckOptions {
   /** Evaluate at this time instead of the clock (CLI --now). */
   now?: Date;
@@ -108,7 +114,21 @@ export class DecisionPipeline {
 
   async check(input: CheckRequestInput, opts: CheckOptions = {}): Promise<Decision> {
     const checkStarted = process.hrtime.bigint();
-    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(this.options.directives ? { directives: this.options.directives } : {}) };
+    const s = this.initialState(input, opts);
+    await this.runPhases(s);
+    const decision = finalDecision(s);
+    // Decision latency for the audit record: every phase before audit.
+    decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
+    return this.audit(s, decision);
+  }
+
+  private initialState(input: CheckRequestInput, opts: CheckOptions): State {
+    const directives = this.options.directives;
+    return { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(directives ? { directives } : {}) };
+  }
+
+  /** Runs the phases in order until one denies; a thrown error becomes a deny (fail). */
+  private async runPhases(s: State): Promise<void> {
     for (const [name, phase] of PHASES) {
       const started = process.hrtime.bigint();
       try {
@@ -119,10 +139,6 @@ export class DecisionPipeline {
       this.options.observe?.(name, Number(process.hrtime.bigint() - started) / 1e9);
       if (s.deny) break;
     }
-    const decision = s.deny || !s.decision ? shapeDeny(s, s.deny?.code ?? 'INTERNAL', s.deny?.reason ?? 'no decision') : s.decision;
-    // Decision latency for the audit record: every phase before audit.
-    decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
-    return this.audit(s, decision);
   }
 
   private fail(s: State, err: unknown): void {

@@ -53,17 +53,26 @@ function principalSummary(p: Principal | undefined): Decision['principal'] {
   return p ? { type: p.type, tenant: p.tenant.name, namespace: p.tenant.namespace, subject: p.subject, method: p.method } : undefined;
 }
 
-function base(input: ShapeInput): Omit<Decision, 'allowed' | 'status' | 'code' | 'reason' | 'headers' | 'removeHeaders' | 'responseHeaders'> {
+function pathTemplate(input: ShapeInput): string {
+  return input.authz?.template ?? (input.policy ? '(unmatched)' : '(no policy)');
+}
+
+function auditFacts(input: ShapeInput): Decision['audit'] {
   const ctx = input.ctx;
-  const template = input.authz?.template;
+  const quota = input.quota?.summary;
+  return { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: pathTemplate(input), sourceIp: ctx?.sourceIp ?? '', ...(quota !== undefined ? { quota } : {}) };
+}
+
+function base(input: ShapeInput): Omit<Decision, 'allowed' | 'status' | 'code' | 'reason' | 'headers' | 'removeHeaders' | 'responseHeaders'> {
+  const rule = input.authz?.rule;
   return {
     requestId: input.requestId,
     ...(input.policy ? { policy: input.policy.key } : {}),
-    ...(input.authz?.rule ? { rule: input.authz.rule.name } : {}),
+    ...(rule ? { rule: rule.name } : {}),
     ...(input.principal ? { principal: principalSummary(input.principal) } : {}),
     metadata: {},
     trace: input.authz?.trace ?? [],
-    audit: { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: template ?? (input.policy ? '(unmatched)' : '(no policy)'), sourceIp: ctx?.sourceIp ?? '', ...(input.quota?.summary !== undefined ? { quota: input.quota.summary } : {}) },
+    audit: auditFacts(input),
   };
 }
 
@@ -76,7 +85,8 @@ export function shapeDeny(input: ShapeInput, code: ErrorCode, reason: string): D
   return { ...base(input), allowed: false, status: entry.http, code, reason, headers, removeHeaders: [], responseHeaders: {}, body };
 }
 
-export function shapeAllow(input: ShapeInput): Decision {
+/** Identity headers for the upstream; principal and tenant only when someone authenticated. */
+function allowHeaders(input: ShapeInput): Record<string, string> {
   const p = input.principal;
   const headers: Record<string, string> = {
     [HEADER.principalType]: p?.type ?? 'anonymous',
@@ -88,10 +98,24 @@ export function shapeAllow(input: ShapeInput): Decision {
     headers[HEADER.principal] = headerSafe(p.subject);
     headers[HEADER.tenant] = p.tenant.name;
   }
+  return headers;
+}
+
+/** Client copies of x-portcullis-* and the presented API key header, once each. */
+function headersToRemove(input: ShapeInput): string[] {
   const remove = [...(input.ctx?.spoofedHeaders ?? [])];
   if (input.apiKeyHeader) remove.push(input.apiKeyHeader);
-  const d: Decision = { ...base(input), allowed: true, status: 200, code: null, reason: input.authz?.reason ?? 'allowed', headers, removeHeaders: [...new Set(remove)], responseHeaders: { ...(input.quota?.headers ?? {}) } };
-  d.metadata = { policy: d.policy ?? '', rule: d.rule ?? '', tenant: p?.tenant.name ?? '', principalType: p?.type ?? 'anonymous', requestId: input.requestId };
+  return [...new Set(remove)];
+}
+
+function allowMetadata(d: Decision, input: ShapeInput): Decision['metadata'] {
+  const p = input.principal;
+  return { policy: d.policy ?? '', rule: d.rule ?? '', tenant: p?.tenant.name ?? '', principalType: p?.type ?? 'anonymous', requestId: input.requestId };
+}
+
+export function shapeAllow(input: ShapeInput): Decision {
+  const d: Decision = { ...base(input), allowed: true, status: 200, code: null, reason: input.authz?.reason ?? 'allowed', headers: allowHeaders(input), removeHeaders: headersToRemove(input), responseHeaders: { ...(input.quota?.headers ?? {}) } };
+  d.metadata = allowMetadata(d, input);
   attachMaskDirective(d, input);
   return d;
 }

@@ -87,6 +87,22 @@ function compileError(source: string, err: unknown): CelCompileError {
   return new CelCompileError(e.summary ?? e.message?.split('\n')[0] ?? 'invalid expression', line, column);
 }
 
+function isMatchesCall(n: AstNode): boolean {
+  return (n.op === 'rcall' || n.op === 'call') && Array.isArray(n.args) && n.args[0] === 'matches';
+}
+
+/** The literal pattern of a matches() call, validated and pre-compiled; anything else is an error. */
+function checkMatchesCall(n: AstNode, source: string): void {
+  const args = n.args as unknown[];
+  const argList = (n.op === 'rcall' ? args[2] : args[1]) as AstNode[];
+  const pattern = argList[argList.length - 1];
+  if (!pattern || pattern.op !== 'value' || typeof pattern.args !== 'string') {
+    const { line, column } = position(source, pattern?.start ?? n.start);
+    throw new CelCompileError('matches() needs a string literal pattern', line, column);
+  }
+  compilePattern(pattern.args, source, pattern.start);
+}
+
 /** Collects matches() calls; validates and pre-compiles their literal patterns. */
 function findMatchesCalls(node: unknown, source: string, out: AstNode[]): void {
   if (!node || typeof node !== 'object') return;
@@ -95,14 +111,8 @@ function findMatchesCalls(node: unknown, source: string, out: AstNode[]): void {
     return;
   }
   const n = node as AstNode;
-  if ((n.op === 'rcall' || n.op === 'call') && Array.isArray(n.args) && n.args[0] === 'matches') {
-    const argList = (n.op === 'rcall' ? n.args[2] : n.args[1]) as AstNode[];
-    const pattern = argList[argList.length - 1];
-    if (!pattern || pattern.op !== 'value' || typeof pattern.args !== 'string') {
-      const { line, column } = position(source, pattern?.start ?? n.start);
-      throw new CelCompileError('matches() needs a string literal pattern', line, column);
-    }
-    compilePattern(pattern.args, source, pattern.start);
+  if (isMatchesCall(n)) {
+    checkMatchesCall(n, source);
     out.push(n);
   }
   if (n.op !== undefined) findMatchesCalls(n.args, source, out);

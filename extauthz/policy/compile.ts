@@ -61,20 +61,34 @@ export interface CompilerOptions {
   jwks?: JwksCache;
 }
 
-function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
+/** What the rule matches on: methods, path templates, principal types and tenants (absent: any). */
+function ruleMatchers(rule: ApiPolicyRule): Pick<CompiledRule, 'methods' | 'paths' | 'types' | 'tenants'> {
   const p = rule.principals;
   return {
-    name: rule.name,
-    index,
-    effect: rule.effect ?? 'allow',
     ...(rule.methods?.length ? { methods: new Set(rule.methods) } : {}),
     ...(rule.paths?.length ? { paths: rule.paths.map(compilePathTemplate) } : {}),
     ...(p?.types?.length ? { types: new Set(p.types) } : {}),
     ...(p?.tenants?.length ? { tenants: new Set(p.tenants) } : {}),
-    anonymous: p?.anonymous ?? false,
-    requireMfa: rule.requireMfa ?? false,
+  };
+}
+
+/** The rule's compiled programs: the when condition and its quotas. */
+function rulePrograms(rule: ApiPolicyRule): Pick<CompiledRule, 'when' | 'quotas'> {
+  return {
     ...(rule.when ? { when: compileCel(rule.when) } : {}),
     ...(rule.quotas?.length ? { quotas: compileRuleQuotas(rule.quotas) } : {}),
+  };
+}
+
+function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
+  return {
+    name: rule.name,
+    index,
+    effect: rule.effect ?? 'allow',
+    ...ruleMatchers(rule),
+    anonymous: rule.principals?.anonymous ?? false,
+    requireMfa: rule.requireMfa ?? false,
+    ...rulePrograms(rule),
     spec: rule,
   };
 }

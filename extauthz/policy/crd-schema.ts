@@ -25,6 +25,30 @@ export function crdSchema(kind: PolicyKind, dir: string = CRD_DIR): JsonSchema {
   return version.schema.openAPIV3Schema;
 }
 
+type Rewrite = (src: JsonSchema, out: JsonSchema) => void;
+
+function intOrString(src: JsonSchema, out: JsonSchema): void {
+  if (src['x-kubernetes-int-or-string'] !== true) return;
+  delete out.type;
+  out.anyOf = [{ type: 'integer' }, { type: 'string' }];
+}
+
+function closeObjects(src: JsonSchema, out: JsonSchema): void {
+  if (src.type !== 'object' || src.additionalProperties !== undefined) return;
+  if (src['x-kubernetes-preserve-unknown-fields'] === true) out.additionalProperties = true;
+  else if (src.properties !== undefined) out.additionalProperties = false;
+}
+
+// OpenAPI 3.0's boolean exclusiveMinimum becomes the JSON Schema draft-07 number form.
+function exclusiveMinimum(src: JsonSchema, out: JsonSchema): void {
+  if (src.exclusiveMinimum !== true || typeof src.minimum !== 'number') return;
+  out.exclusiveMinimum = src.minimum;
+  delete out.minimum;
+}
+
+/** Applied in order to every schema object, after its own keys are copied. */
+const REWRITES: readonly Rewrite[] = [intOrString, closeObjects, exclusiveMinimum];
+
 /**
  * Kubernetes structural-schema extensions rewritten into plain JSON Schema: int-or-string as
  * anyOf, preserve-unknown-fields as open objects, every other object closed (the API server
@@ -39,19 +63,7 @@ export function toJsonSchema(node: unknown): unknown {
     if (k.startsWith('x-kubernetes-')) continue;
     out[k] = k === 'properties' ? mapValues(v as JsonSchema) : toJsonSchema(v);
   }
-  if (src['x-kubernetes-int-or-string'] === true) {
-    delete out.type;
-    out.anyOf = [{ type: 'integer' }, { type: 'string' }];
-  }
-  if (src.type === 'object' && src.additionalProperties === undefined) {
-    if (src['x-kubernetes-preserve-unknown-fields'] === true) out.additionalProperties = true;
-    else if (src.properties !== undefined) out.additionalProperties = false;
-  }
-  // OpenAPI 3.0's boolean exclusiveMinimum becomes the JSON Schema draft-07 number form.
-  if (src.exclusiveMinimum === true && typeof src.minimum === 'number') {
-    out.exclusiveMinimum = src.minimum;
-    delete out.minimum;
-  }
+  for (const rewrite of REWRITES) rewrite(src, out);
   return out;
 }
 

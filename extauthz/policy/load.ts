@@ -84,56 +84,91 @@ interface DocContext {
   document: number;
 }
 
+/** One document that parsed as an object with valid metadata. */
+interface Candidate {
+  obj: Record<string, unknown>;
+  meta: ObjectMeta;
+  ctx: DocContext;
+  /** "Kind namespace/name", for problem locations. */
+  object: string;
+}
+
+function docAt(ctx: DocContext): { file: string; document: number } {
+  return { file: ctx.file, document: ctx.document };
+}
+
+function isPortcullisKind(apiVersion: unknown, kind: unknown): kind is 'Tenant' | 'ApiPolicy' {
+  return apiVersion === API_VERSION && (kind === 'Tenant' || kind === 'ApiPolicy');
+}
+
+/** Not ours: an unknown portcullis.io kind or version is a problem; anything else is skipped. */
+function foreignObject(c: Candidate, result: LoadResult): void {
+  const { apiVersion, kind } = c.obj;
+  if (typeof apiVersion === 'string' && apiVersion.startsWith('portcullis.io/')) {
+    result.problems.push(new PolicyError('POLICY_SCHEMA', `unknown kind or version ${String(apiVersion)} ${String(kind)}`, { ...docAt(c.ctx), object: c.object }));
+  } else result.skipped.push(`${c.ctx.file}#${c.ctx.document} ${String(apiVersion)} ${String(kind)}`);
+}
+
+/** A Tenant or ApiPolicy: schema problems are reported with their line; a valid one is kept. */
+function addResource(c: Candidate, kind: 'Tenant' | 'ApiPolicy', validator: SchemaValidator, result: LoadResult): void {
+  const at = docAt(c.ctx);
+  const problems = validator.validate(kind, c.obj);
+  for (const p of problems) {
+    const pos = positionOf(c.ctx, p.path);
+    result.problems.push(new PolicyError('POLICY_SCHEMA', p.message, { ...at, object: c.object, path: p.path, ...pos }));
+  }
+  if (problems.length > 0) return;
+  const spec = c.obj.spec as never;
+  if (kind === 'Tenant') result.sources.tenants.push({ kind, metadata: c.meta, spec, origin: at } satisfies TenantObject);
+  else result.sources.policies.push({ kind, metadata: c.meta, spec, origin: at } satisfies ApiPolicyObject);
+}
+
 function loadObject(value: unknown, ctx: DocContext, validator: SchemaValidator, result: LoadResult): void {
-  const at = { file: ctx.file, document: ctx.document };
+  const at = docAt(ctx);
   if (typeof value !== 'object' || Array.isArray(value)) {
     result.problems.push(new PolicyError('POLICY_SCHEMA', 'a document must be a Kubernetes object (a mapping)', at));
     return;
   }
   const obj = value as Record<string, unknown>;
   const { apiVersion, kind } = obj;
-  const metaOrProblem = parseMeta(obj.metadata);
-  if (typeof metaOrProblem === 'string') {
-    result.problems.push(new PolicyError('POLICY_SCHEMA', metaOrProblem, { ...at, path: '/metadata' }));
+  const meta = parseMeta(obj.metadata);
+  if (typeof meta === 'string') {
+    result.problems.push(new PolicyError('POLICY_SCHEMA', meta, { ...at, path: '/metadata' }));
     return;
   }
-  const meta = metaOrProblem;
-  const object = `${String(kind)} ${meta.namespace}/${meta.name}`;
-  if (apiVersion === 'v1' && kind === 'Secret') {
-    result.sources.secrets.push(parseSecret(obj, meta, at));
-    return;
-  }
-  if (apiVersion !== API_VERSION || (kind !== 'Tenant' && kind !== 'ApiPolicy')) {
-    if (typeof apiVersion === 'string' && apiVersion.startsWith('portcullis.io/')) {
-      result.problems.push(new PolicyError('POLICY_SCHEMA', `unknown kind or version ${String(apiVersion)} ${String(kind)}`, { ...at, object }));
-    } else result.skipped.push(`${ctx.file}#${ctx.document} ${String(apiVersion)} ${String(kind)}`);
-    return;
-  }
-  const problems = validator.validate(kind, obj);
-  for (const p of problems) {
-    const pos = positionOf(ctx, p.path);
-    result.problems.push(new PolicyError('POLICY_SCHEMA', p.message, { ...at, object, path: p.path, ...pos }));
-  }
-  if (problems.length > 0) return;
-  const spec = obj.spec as never;
-  if (kind === 'Tenant') result.sources.tenants.push({ kind, metadata: meta, spec, origin: at } satisfies TenantObject);
-  else result.sources.policies.push({ kind, metadata: meta, spec, origin: at } satisfies ApiPolicyObject);
+  const c: Candidate = { obj, meta, ctx, object: `${String(kind)} ${meta.namespace}/${meta.name}` };
+  if (apiVersion === 'v1' && kind === 'Secret') result.sources.secrets.push(parseSecret(obj, meta, at));
+  else if (isPortcullisKind(apiVersion, kind)) addResource(c, kind, validator, result);
+  else foreignObject(c, result);
 }
 
-function parseMeta(m: unknown): ObjectMeta | string {
-  if (!m || typeof m !== 'object') return 'metadata is required';
-  const { name, namespace, generation, creationTimestamp, labels, uid, resourceVersion } = m as Record<string, unknown>;
-  if (typeof name !== 'string' || !DNS_SUBDOMAIN.test(name) || name.length > 253) return 'metadata.name must be a DNS subdomain name';
-  if (namespace !== undefined && (typeof namespace !== 'string' || !DNS_SUBDOMAIN.test(namespace))) return 'metadata.namespace must be a DNS label';
+function validName(name: unknown): name is string {
+  return typeof name === 'string' && DNS_SUBDOMAIN.test(name) && name.length <= 253;
+}
+
+function validNamespace(namespace: unknown): namespace is string | undefined {
+  return namespace === undefined || (typeof namespace === 'string' && DNS_SUBDOMAIN.test(namespace));
+}
+
+/** The optional metadata fields, each kept only when it has the right type. */
+function optionalMeta(m: Record<string, unknown>): Omit<ObjectMeta, 'name' | 'namespace'> {
+  const { generation, creationTimestamp, labels, uid, resourceVersion } = m;
   return {
-    name,
-    namespace: (namespace as string | undefined) ?? 'default',
     ...(typeof generation === 'number' ? { generation } : {}),
     ...(typeof creationTimestamp === 'string' ? { creationTimestamp } : {}),
     ...(typeof uid === 'string' ? { uid } : {}),
     ...(typeof resourceVersion === 'string' ? { resourceVersion } : {}),
     ...(labels && typeof labels === 'object' ? { labels: labels as Record<string, string> } : {}),
   };
+}
+
+function parseMeta(m: unknown): ObjectMeta | string {
+  if (!m || typeof m !== 'object') return 'metadata is required';
+  const fields = m as Record<string, unknown>;
+  const { name, namespace } = fields;
+  if (!validName(name)) return 'metadata.name must be a DNS subdomain name';
+  if (!validNamespace(namespace)) return 'metadata.namespace must be a DNS label';
+  return { name, namespace: namespace ?? 'default', ...optionalMeta(fields) };
 }
 
 /** data (base64) and stringData, merged as the API server does (stringData wins). */

@@ -52,21 +52,24 @@ export class PolicySnapshot {
     const claims = new Map<string, string>();
     for (const p of ordered) {
       const reported = new Set<string>();
-      for (const host of p.hosts) {
-        for (const shape of pathShapes(p)) {
-          const claim = `${host} ${shape}`;
-          const owner = claims.get(claim);
-          if (owner === undefined) claims.set(claim, p.key);
-          else if (owner !== p.key && !reported.has(claim)) {
-            reported.add(claim);
-            this.conflicts.push(
-              new PolicyError('POLICY_INVALID', `host ${host} path ${shape} is already claimed by the older policy ${owner}, which wins`, { object: `ApiPolicy ${p.key}`, path: '/spec/hosts' }),
-            );
-          }
+      for (const { host, shape, claim } of hostPathClaims(p)) {
+        const owner = claims.get(claim);
+        if (owner === undefined) claims.set(claim, p.key);
+        else if (owner !== p.key && !reported.has(claim)) {
+          reported.add(claim);
+          this.conflicts.push(
+            new PolicyError('POLICY_INVALID', `host ${host} path ${shape} is already claimed by the older policy ${owner}, which wins`, { object: `ApiPolicy ${p.key}`, path: '/spec/hosts' }),
+          );
         }
       }
     }
   }
+}
+
+/** Every host × path shape a policy claims, hosts in order, as "host shape". */
+function hostPathClaims(p: CompiledPolicy): { host: string; shape: string; claim: string }[] {
+  const shapes = [...pathShapes(p)];
+  return p.hosts.flatMap((host) => shapes.map((shape) => ({ host, shape, claim: `${host} ${shape}` })));
 }
 
 function coversPath(p: CompiledPolicy, segments: readonly string[]): boolean {

@@ -17,7 +17,19 @@ function seconds(ms: number): number {
   return Math.max(0, Math.ceil(ms / 1000));
 }
 
+/** RateLimit-Policy items depend on the compiled quota only: computed once per quota. */
+const policyItems = new WeakMap<CompiledQuota, string>();
+
 export function policyItem(q: CompiledQuota): string {
+  let item = policyItems.get(q);
+  if (item === undefined) {
+    item = computePolicyItem(q);
+    policyItems.set(q, item);
+  }
+  return item;
+}
+
+function computePolicyItem(q: CompiledQuota): string {
   const w = q.algorithm === 'token-bucket' ? (q.capacity / q.limit) * q.periodMs : q.periodMs;
   return `"${q.name}";q=${q.capacity};w=${Math.max(1, seconds(w))}`;
 }

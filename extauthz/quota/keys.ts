@@ -26,10 +26,21 @@ export interface KeyParts {
 const DEFAULT_HASH_KEY = 'portcullis/quota/v1';
 
 export class KeyHasher {
-  constructor(private readonly hashKey: string = DEFAULT_HASH_KEY) {}
+  /** Value → hash (deterministic): one HMAC per distinct tenant, rule and subject, not per request. */
+  private readonly cache = new Map<string, string>();
+
+  constructor(
+    private readonly hashKey: string = DEFAULT_HASH_KEY,
+    private readonly cacheSize = 10_000,
+  ) {}
 
   hash(value: string): string {
-    return createHmac('sha256', this.hashKey).update(value).digest('base64url').slice(0, 22);
+    const hit = this.cache.get(value);
+    if (hit !== undefined) return hit;
+    const h = createHmac('sha256', this.hashKey).update(value).digest('base64url').slice(0, 22);
+    if (this.cache.size >= this.cacheSize) this.cache.clear();
+    this.cache.set(value, h);
+    return h;
   }
 
   /** The hash tag: one per (tenant, principal type). */

@@ -1,31 +1,103 @@
 /** Prometheus metrics of the decision service, on a registry of its own (no global state). */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type MetricValueWithName } from 'prom-client';
 import type { Decision } from '../pipeline/decision.js';
 import type { PhaseName } from '../pipeline/pipeline.js';
 
+const PHASE_BUCKETS = [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.2];
+
+interface Series {
+  labels: Record<string, string>;
+  /** Per bucket (not cumulative); the last slot is +Inf. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram with one label, for the hot path: a Check observes seven phases, and
+ * prom-client's Histogram validates and hashes the label object on every observe. Here a series
+ * is found by its label value in a Map and an observation is a bucket scan and two additions;
+ * the exposition (cumulative buckets, _sum, _count) is built only when scraped.
+ */
+export class LabelledHistogram<L extends string> {
+  readonly type = 'histogram' as const;
+  readonly aggregator = 'sum' as const;
+  private readonly series = new Map<string, Series>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly label: L,
+    private readonly buckets: readonly number[],
+  ) {}
+
+  observe(value: string, seconds: number): void {
+    let s = this.series.get(value);
+    if (!s) {
+      s = { labels: { [this.label]: value }, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
+      this.series.set(value, s);
+    }
+    if (!Number.isFinite(seconds)) return;
+    let i = 0;
+    while (i < this.buckets.length && seconds > this.buckets[i]!) i++;
+    s.counts[i]! += 1;
+    s.sum += seconds;
+    s.count += 1;
+  }
+
+  get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: MetricValueWithName<string>[] }> {
+    const values: MetricValueWithName<string>[] = [];
+    for (const s of this.series.values()) {
+      let cumulative = 0;
+      this.buckets.forEach((le, i) => {
+        cumulative += s.counts[i]!;
+        values.push({ metricName: `${this.name}_bucket`, labels: { le, ...s.labels }, value: cumulative });
+      });
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...s.labels }, value: s.count });
+      values.push({ metricName: `${this.name}_sum`, labels: { ...s.labels }, value: s.sum });
+      values.push({ metricName: `${this.name}_count`, labels: { ...s.labels }, value: s.count });
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+}
+
 export class ServiceMetrics {
   readonly registry = new Registry();
-  readonly checks = new Counter({ name: 'portcullis_checks_total', help: 'Check decisions by decision and error code.', labelNames: ['decision', 'code'] as const, registers: [this.registry] });
-  readonly phase = new Histogram({
-    name: 'portcullis_phase_duration_seconds',
-    help: 'Time spent in each decision phase.',
-    labelNames: ['phase'] as const,
-    buckets: [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.2],
+  readonly checks: Counter<'decision' | 'code'> = new Counter({
+    name: 'portcullis_checks_total',
+    help: 'Check decisions by decision and error code.',
+    labelNames: ['decision', 'code'] as const,
     registers: [this.registry],
+    collect: () => this.flushAllowed(),
   });
+  readonly phase = new LabelledHistogram<'phase'>('portcullis_phase_duration_seconds', 'Time spent in each decision phase.', 'phase', PHASE_BUCKETS);
   readonly reloads = new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy snapshot loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly policies = new Gauge({ name: 'portcullis_policies', help: 'ApiPolicies in the active snapshot.', registers: [this.registry] });
   readonly snapshotVersion = new Gauge({ name: 'portcullis_snapshot_version', help: 'Version of the active policy snapshot.', registers: [this.registry] });
+  /** Allowed checks counted here and added to `checks` at scrape time (the common case, no label hashing per Check). */
+  private allowed = 0;
 
   constructor(defaults = true) {
+    this.registry.registerMetric(this.phase as never);
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
   }
 
   observePhase = (phase: PhaseName, seconds: number): void => {
-    this.phase.observe({ phase }, seconds);
+    this.phase.observe(phase, seconds);
   };
 
+  private flushAllowed(): void {
+    if (this.allowed === 0) return;
+    this.checks.inc({ decision: 'allow', code: 'OK' }, this.allowed);
+    this.allowed = 0;
+  }
+
   countDecision = (d: Decision): void => {
-    this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
+    if (d.allowed && d.code === null) this.allowed++;
+    else this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
   };
 }

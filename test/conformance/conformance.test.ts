@@ -12,6 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -90,9 +91,12 @@ void describe('Envoy conformance (go-control-plane types)', { skip: go ? false :
     };
     const tokensFile = path.join(tmp, 'tokens.json');
     writeFileSync(tokensFile, JSON.stringify(tokens), { mode: 0o600 });
+    // A signing key from a file, so the client can sign an expired directive with the real key.
+    const maskKeyFile = path.join(tmp, 'mask.key');
+    writeFileSync(maskKeyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
     const config = {
       ...resolveServeConfig({ policyDir: policies, grpcAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', watch: false, drainSeconds: '1' }, {}),
-      masking: resolveMaskingConfig({ extProcAddress: '127.0.0.1:0' }, {}),
+      masking: resolveMaskingConfig({ extProcAddress: '127.0.0.1:0', keyFile: maskKeyFile }, {}),
     };
     server = await startServer(config, createLogger('error'));
     outcome = await runClient(built.path, [
@@ -100,6 +104,7 @@ void describe('Envoy conformance (go-control-plane types)', { skip: go ? false :
       '--extproc', `127.0.0.1:${server.extProcPort}`,
       '--fragments', path.join(REPO_ROOT, 'docs', 'envoy'),
       '--tokens', tokensFile,
+      '--mask-key', maskKeyFile,
     ]);
   }, { timeout: 30 * 60_000 }); // a cold Go cache builds go-control-plane and grpc first
 
@@ -128,5 +133,10 @@ void describe('Envoy conformance (go-control-plane types)', { skip: go ? false :
         else assert.equal(line.status, 'PASS', line.detail);
       });
     }
+  });
+
+  void test('directives that do not verify (forged, expired, widened) are refused by ext_proc', () => {
+    const names = parseLines(outcome.stdout).map((l) => `${l.status} ${l.name}`);
+    for (const kind of ['forged', 'expired', 'widened']) assert.ok(names.includes(`PASS extproc/${kind}-directive-refused`), `extproc/${kind}-directive-refused did not pass:\n${outcome.stdout}`);
   });
 });

@@ -54,12 +54,16 @@ func runExtProc(o options, t *tally) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range extProcScenarios() {
+	for _, s := range append(extProcScenarios(), tamperScenarios()...) {
 		if !o.run.MatchString(s.name) {
 			continue
 		}
 		if missing := missingTokens(fx, []string{tokenCitizenMFA}); missing != "" {
 			t.report(s.name, nil, "token "+missing+" not supplied (--tokens)")
+			continue
+		}
+		if s.needsKey && o.maskKey == "" {
+			t.report(s.name, nil, "needs --mask-key (the service's directive signing key) to sign a directive")
 			continue
 		}
 		t.report(s.name, s.run(o, fx), "")
@@ -77,21 +81,22 @@ const (
 )
 
 type streamScenario struct {
-	name string
-	run  func(options, *fixtures) []string
+	name     string
+	run      func(options, *fixtures) []string
+	needsKey bool // signs a directive with the service's key (--mask-key)
 }
 
 func extProcScenarios() []streamScenario {
 	return []streamScenario{
-		{"extproc/buffered-body-masked", func(o options, fx *fixtures) []string { return maskingStream(o, fx, noTrailers) }},
+		{"extproc/buffered-body-masked", func(o options, fx *fixtures) []string { return maskingStream(o, fx, noTrailers) }, false},
 		// The upstream response has trailers and response_trailer_mode is SKIP (the documented
 		// configuration): Envoy sends the complete buffered body with end_of_stream false and no
 		// trailers message (ext_proc.cc onTrailers: setupBodyChunk(state, bufferedData, false)).
 		{"extproc/buffered-body-before-skipped-trailers-masked", func(o options, fx *fixtures) []string {
 			return maskingStream(o, fx, trailersSkipped)
-		}},
+		}, false},
 		// The same with response_trailer_mode SEND: the trailers message follows the body.
-		{"extproc/buffered-body-then-trailers-masked", func(o options, fx *fixtures) []string { return maskingStream(o, fx, trailersSent) }},
+		{"extproc/buffered-body-then-trailers-masked", func(o options, fx *fixtures) []string { return maskingStream(o, fx, trailersSent) }, false},
 	}
 }
 

@@ -5,7 +5,7 @@
 // validates the documented Envoy configuration fragments with Envoy's validation rules.
 //
 //	conformance --authz 127.0.0.1:9001 [--extproc ADDR] [--fragments docs/envoy]
-//	            [--tokens tokens.json] [--run REGEXP]
+//	            [--tokens tokens.json] [--mask-key FILE] [--run REGEXP]
 //
 // One line per scenario on stdout: "PASS <name>", "FAIL <name>: <reasons>" or
 // "SKIP <name>: <reason>", then a summary. Exit status 1 when anything failed, 2 on bad usage.
@@ -30,6 +30,7 @@ import (
 
 type options struct {
 	authz, extproc, fragments, tokens string
+	maskKey                           string
 	run                               *regexp.Regexp
 	callTimeout                       time.Duration
 }
@@ -61,6 +62,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.extproc, "extproc", "", "host:port of the ext_proc gRPC service (optional)")
 	fs.StringVar(&o.fragments, "fragments", "", "folder of Envoy configuration fragments to validate (optional)")
 	fs.StringVar(&o.tokens, "tokens", "", "JSON file {name: JWT} with the citizen tokens (optional)")
+	fs.StringVar(&o.maskKey, "mask-key", "", "the service's --mask-key-file, to sign an expired directive (optional)")
 	fs.StringVar(&run, "run", "", "only scenarios whose name matches this regular expression")
 	fs.DurationVar(&o.callTimeout, "call-timeout", 5*time.Second, "deadline of each gRPC call")
 	if err := fs.Parse(args); err != nil {

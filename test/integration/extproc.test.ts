@@ -60,15 +60,44 @@ describe('ext_proc stream (Envoy message order)', () => {
     assert.ok(r[1]!.responseHeaders && !r[1]!.immediateResponse);
   });
 
-  test('a body in several chunks: earlier chunks are cleared, the last carries the masked whole', async () => {
-    const text = Buffer.from(JSON.stringify(RECORD));
-    const cuts = [0, 7, 30, 31, text.length];
-    const chunks = cuts.slice(1).map((end, i) => body(text.subarray(cuts[i], end), end === text.length));
-    const r = await s.client.exchange([request().msg, jsonHeaders(), ...chunks]);
-    const bodies = r.slice(2);
-    assert.equal(bodies.length, 4);
-    for (const b of bodies.slice(0, -1)) assert.equal((b.responseBody as { response: { bodyMutation: { clearBody: boolean } } }).response.bodyMutation.clearBody, true);
-    assert.deepEqual(JSON.parse(bodyOf(bodies.at(-1))!), MASKED);
+  // Envoy's BUFFERED mode with upstream trailers: onTrailers sends the whole buffered body with
+  // end_of_stream false; a trailers message follows only with response_trailer_mode SEND.
+  test('buffered body before skipped trailers (end_of_stream false, no trailers message): masked', async () => {
+    const text = JSON.stringify(RECORD);
+    const r = await s.client.exchange([request().msg, jsonHeaders(Buffer.byteLength(text)), body(text, false)]);
+    const out = bodyOf(r[2]);
+    assert.ok(out !== undefined, `no body mutation: ${JSON.stringify(r[2])}`);
+    assert.deepEqual(JSON.parse(out), MASKED);
+    assert.equal(setHeaderOf(r[2], 'responseBody', 'content-length'), String(Buffer.byteLength(out)));
+    assert.ok(!JSON.stringify(r).includes('078-05-1120'));
+  });
+
+  test('buffered body then trailers (end_of_stream false, trailer mode SEND): masked body, trailers pass', async () => {
+    const text = JSON.stringify(RECORD);
+    const r = await s.client.exchange([request().msg, jsonHeaders(Buffer.byteLength(text)), body(text, false), { responseTrailers: { trailers: { headers: [{ key: 'grpc-status', rawValue: Buffer.from('0') }] } } }]);
+    assert.deepEqual(r.map((x) => Object.keys(x).filter((k) => k !== 'modeOverride' && k !== 'dynamicMetadata')[0]), ['requestHeaders', 'responseHeaders', 'responseBody', 'responseTrailers']);
+    assert.deepEqual(JSON.parse(bodyOf(r[2])!), MASKED);
+  });
+
+  test('buffered: a second body message after the masked body fails closed', async () => {
+    const text = JSON.stringify(RECORD);
+    const r = await s.client.exchange([request().msg, jsonHeaders(), body(text, false), body('{"ssn":"078-05-1120"}')]);
+    assert.deepEqual(JSON.parse(bodyOf(r[2])!), MASKED);
+    const i = immediateOf(r[3]);
+    assert.deepEqual([i?.status, i?.body.error.code], [502, 'MASKING_FAILED']);
+  });
+
+  test('buffered: an incomplete body (BUFFERED_PARTIAL, or STREAMED misconfigured) is not maskable', async () => {
+    const r = await s.client.exchange([request().msg, jsonHeaders(), body('{"ssn":"078-05-1120","items":[', false)]);
+    const i = immediateOf(r.at(-1));
+    assert.deepEqual([i?.status, i?.body.error.code], [502, 'RESPONSE_NOT_MASKABLE']);
+    assert.ok(!JSON.stringify(r).includes('078-05-1120'));
+  });
+
+  test('response headers with no request headers before them (request_header_mode SKIP) are blocked', async () => {
+    const r = await s.client.exchange([jsonHeaders(), body(JSON.stringify(RECORD))]);
+    const i = immediateOf(r[0]);
+    assert.deepEqual([i?.status, i?.body.error.code], [500, 'MASK_DIRECTIVE_INVALID']);
   });
 
   test('the directive can come from ext_authz dynamic metadata alone', async () => {
@@ -82,6 +111,42 @@ describe('ext_proc stream (Envoy message order)', () => {
   test('an empty directive set turns response body processing off (mode_override)', async () => {
     const r = await s.client.exchange([request({}, { masks: [] }).msg]);
     assert.deepEqual(r[0]!.modeOverride, { responseBodyMode: 'NONE' });
+  });
+});
+
+describe('ext_proc stream, response_body_mode STREAMED', () => {
+  let s: Awaited<ReturnType<typeof serve>>;
+  before(async () => (s = await serve({ maxBodyBytes: 64 * 1024, responseBodyMode: 'streamed' })));
+  after(() => s.stop());
+
+  test('a body in several chunks: earlier chunks are cleared, the last carries the masked whole', async () => {
+    const text = Buffer.from(JSON.stringify(RECORD));
+    const cuts = [0, 7, 30, 31, text.length];
+    const chunks = cuts.slice(1).map((end, i) => body(text.subarray(cuts[i], end), end === text.length));
+    const r = await s.client.exchange([request().msg, jsonHeaders(), ...chunks]);
+    const bodies = r.slice(2);
+    assert.equal(bodies.length, 4);
+    for (const b of bodies.slice(0, -1)) assert.equal((b.responseBody as { response: { bodyMutation: { clearBody: boolean } } }).response.bodyMutation.clearBody, true);
+    assert.deepEqual(JSON.parse(bodyOf(bodies.at(-1))!), MASKED);
+  });
+
+  test('trailers while the body is held: the body never ended, so it fails closed', async () => {
+    const r = await s.client.exchange([request().msg, jsonHeaders(), body('{"ssn":"078-05-1120"', false), { responseTrailers: {} }]);
+    const i = immediateOf(r.at(-1));
+    assert.deepEqual([i?.status, i?.body.error.code], [502, 'MASKING_FAILED']);
+    assert.ok(!JSON.stringify(r).includes('078-05-1120'));
+  });
+
+  test('chunks that grow past the limit', async () => {
+    const small = await serve({ maxBodyBytes: 1024, responseBodyMode: 'streamed' });
+    try {
+      const r = await small.client.exchange([request().msg, jsonHeaders(), body('['.padEnd(800, ' '), false), body(' '.repeat(800), false)]);
+      const i = immediateOf(r.at(-1));
+      assert.equal(r.length, 4);
+      assert.deepEqual([i?.status, i?.body.error.code], [502, 'RESPONSE_NOT_MASKABLE']);
+    } finally {
+      small.stop();
+    }
   });
 });
 
@@ -109,8 +174,7 @@ describe('ext_proc fails closed', () => {
     ['compressed JSON under block', () => [request().msg, jsonHeaders(10, { 'content-encoding': 'gzip' })], 502, 'RESPONSE_NOT_MASKABLE'],
     ['unparsable JSON under block', () => [request().msg, jsonHeaders(), body('{"ssn": "078-05-1120",')], 502, 'RESPONSE_NOT_MASKABLE'],
     ['declared oversized body', () => [request().msg, jsonHeaders(4096)], 502, 'RESPONSE_NOT_MASKABLE'],
-    ['chunks that grow past the limit', () => [request().msg, jsonHeaders(), body('['.padEnd(800, ' '), false), body(' '.repeat(800), false)], 502, 'RESPONSE_NOT_MASKABLE'],
-    ['trailers while the body is held', () => [request().msg, jsonHeaders(), body('{"ssn":"078-05-1120"', false), { responseTrailers: {} }], 502, 'MASKING_FAILED'],
+    ['buffered body past the limit', () => [request().msg, jsonHeaders(), body('['.padEnd(1100, ' '), false)], 502, 'RESPONSE_NOT_MASKABLE'],
     ['hash without a key', () => [request({}, { masks: [{ field: '$.ssn', action: 'hash' }] }).msg, jsonHeaders(), body('{"ssn":"x"}')], 502, 'MASKING_FAILED'],
   ];
   for (const [name, make, status, code] of cases) {
