@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
+import { main as portcullisMain } from '../../extauthz/cli/main.js';
+import { parseOperatorArgs } from '../../operator/config.js';
 import { CHART, EVERYTHING, helmOrSkip, meaningfulStderr, render, repoRoot, runHelm, valueSets, valuesArgs, type K8sObject } from './helm.js';
 
 const tools = await helmOrSkip();
@@ -142,10 +144,25 @@ void describe('secure defaults', { skip }, () => {
     assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n/);
   });
 
+  void test('the container arguments are ones the programs accept', async () => {
+    const args = (suffix: string): string[] => {
+      const d = named(objs, 'Deployment', suffix) as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+      return d.spec.template.spec.containers[0]!.args.slice(1);
+    };
+    const op = parseOperatorArgs(args('-operator'), {});
+    assert.notEqual(op, 'help');
+    if (op !== 'help') assert.equal(op.outputs.service.namespace, 'portcullis-system');
+    // --help after the chart's flags: exit 0 only if every flag before it parsed.
+    const quiet = { out: (): void => undefined, err: (): void => undefined };
+    assert.equal(await portcullisMain([...args('-extauthz'), '--help'], quiet), 0);
+  });
+
   void test('two operator replicas with leader election; no HPA, ServiceMonitor or dashboard by default', () => {
     const op = named(objs, 'Deployment', '-operator');
     assert.equal((op['spec'] as { replicas: number }).replicas, 2);
-    assert.ok(JSON.stringify(op).includes('--leader-elect'));
+    // Leader election is the operator's default; the chart only ever turns it off.
+    assert.ok(!JSON.stringify(op).includes('--no-leader-elect'));
+    assert.ok(JSON.stringify(op).includes('--http-address=0.0.0.0:8080'));
     for (const kind of ['HorizontalPodAutoscaler', 'ServiceMonitor', 'ConfigMap', 'ReferenceGrant']) assert.equal(byKind(objs, kind).length, 0, kind);
   });
 });

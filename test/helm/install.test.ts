@@ -153,6 +153,22 @@ spec:
     assert.equal((await k().kubectl(['auth', 'can-i', 'get', 'secrets', '--as', op, '-n', 'c2g'])).stdout.trim(), 'no');
     assert.equal((await k().kubectl(['auth', 'can-i', 'update', 'leases.coordination.k8s.io', '--as', op, '-n', NS])).stdout.trim(), 'yes');
     assert.equal((await k().kubectl(['auth', 'can-i', 'update', 'leases.coordination.k8s.io', '--as', op, '-n', 'c2g'])).stdout.trim(), 'no');
+    // Every call the operator makes (operator/kube-client.ts, manager.ts, leader.ts) is allowed.
+    const operatorCalls: [string, string, string[]][] = [
+      ['watch', 'services', ['-A']],
+      ['update', 'apipolicies.portcullis.io', ['--subresource=status', '-n', 'c2g']],
+      ['update', 'tenants.portcullis.io', ['--subresource=status', '-n', 'c2g']],
+      ['watch', 'tenants.portcullis.io', ['-A']],
+      ['create', 'events', ['-n', 'c2g']],
+      ['delete', 'peerauthentications.security.istio.io', ['-n', 'c2g']],
+      ['patch', 'securitypolicies.gateway.envoyproxy.io', ['-n', 'c2g']],
+      ['watch', 'envoyextensionpolicies.gateway.envoyproxy.io', ['-A']],
+      ['create', 'leases.coordination.k8s.io', ['-n', NS]],
+    ];
+    for (const [verb, resource, scope] of operatorCalls) {
+      const r = await k().kubectl(['auth', 'can-i', verb, resource, ...scope, '--as', op]);
+      assert.equal(r.stdout.trim(), 'yes', `operator may ${verb} ${resource}`);
+    }
   });
 
   void test('helm upgrade keeps the audit signing key; uninstall keeps its Secret', async () => {

@@ -129,3 +129,7 @@ seccompProfile:
 {{- define "portcullis.extauthz.serviceHost" -}}
 {{- printf "%s.%s.svc.cluster.local" (include "portcullis.extauthz.fullname" .) .Release.Namespace -}}
 {{- end -}}
+
+{{- define "portcullis.sharedKeysSecretName" -}}
+{{- default (printf "%s-shared-keys" (include "portcullis.fullname" .)) .Values.sharedKeys.existingSecret -}}
+{{- end -}}
