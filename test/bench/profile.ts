@@ -107,7 +107,7 @@ async function main(): Promise<void> {
       cmd: process.execPath,
       args: noop
         ? [...nodeFlags, join(HERE, 'noop-server.js'), '{port}']
-        : [...nodeFlags, join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--policies', w.dir, '--grpc-address', '127.0.0.1:{port}', '--http-address', '127.0.0.1:0', '--log-level', 'silent', '--no-watch', ...extra],
+        : [...nodeFlags, join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--policies', w.dir, '--grpc-address', '127.0.0.1:{port}', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--log-level', 'silent', '--no-watch', ...extra],
     });
     try {
       runGhz(ghz, running, { name: 'warm-up', dataFile, concurrency: 16, durationS: 1 });

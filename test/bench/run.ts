@@ -71,7 +71,7 @@ async function probe(port: number, w: Workload): Promise<number> {
 function servers(w: Workload, tools: Record<string, string>, opaDir: string): ServerSpec[] {
   const node = process.execPath;
   const list: ServerSpec[] = [
-    { name: 'Portcullis', cmd: node, args: [join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--policies', w.dir, '--grpc-address', '127.0.0.1:{port}', '--http-address', '127.0.0.1:0', '--log-level', 'silent', '--no-watch'] },
+    { name: 'Portcullis', cmd: node, args: [join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--policies', w.dir, '--grpc-address', '127.0.0.1:{port}', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--log-level', 'silent', '--no-watch'] },
     { name: 'no-op grpc-js', cmd: node, args: [join(HERE, 'noop-server.js'), '{port}'] },
   ];
   if (tools['opa-ext-authz']) {
