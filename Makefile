@@ -3,6 +3,10 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 EXAMPLE_POLICIES ?= examples/policies
 
+# Node 20's runner treats every .js file under a folder named "test" as a test file, so the
+# test files are named explicitly (bench scripts and helpers are not tests).
+TEST_FILES = $$(find dist -name '*.test.js' | sort)
+
 .PHONY: run test install build lint test-prereqs test-unit test-all bench clean tools images
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
@@ -31,10 +35,10 @@ test-prereqs:
 ## test: every tier: lint, unit, integration, conformance and end-to-end.
 test: build test-prereqs
 	npx eslint .
-	node --test --test-concurrency=2 dist/
+	node --test --test-concurrency=2 $(TEST_FILES)
 
 test-unit: build
-	node --test dist/extauthz dist/proto
+	node --test $$(find dist/extauthz dist/operator dist/proto -name '*.test.js' | sort)
 
 bench: build
 	node dist/test/bench/run.js
