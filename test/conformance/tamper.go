@@ -82,19 +82,31 @@ func hs256(key []byte, input string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// forged: a well-formed directive without masks, signed with a key that is not the service's.
-func forged(real string, _ []byte) (string, error) {
+// rewrite decodes a directive's claims, lets edit change them, and returns the header and the
+// re-encoded payload plus the original signature, for the tamperers below to sign (or not).
+func rewrite(real string, edit func(c map[string]any) error) (header, payload, sig string, err error) {
 	p, err := jwsParts(real)
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
 	c, err := claimsOf(p[1])
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
-	c["masks"] = []any{}
-	delete(c, "allowFields")
-	payload, err := encodeClaims(c)
+	if err := edit(c); err != nil {
+		return "", "", "", err
+	}
+	payload, err = encodeClaims(c)
+	return p[0], payload, p[2], err
+}
+
+// forged: a well-formed directive without masks, signed with a key that is not the service's.
+func forged(real string, _ []byte) (string, error) {
+	h, payload, _, err := rewrite(real, func(c map[string]any) error {
+		c["masks"] = []any{}
+		delete(c, "allowFields")
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
@@ -102,47 +114,35 @@ func forged(real string, _ []byte) (string, error) {
 	if _, err := rand.Read(other); err != nil {
 		return "", err
 	}
-	return p[0] + "." + payload + "." + hs256(other, p[0]+"."+payload), nil
+	return h + "." + payload + "." + hs256(other, h+"."+payload), nil
 }
 
 // expired: the real masks and request id, correctly signed, but issued ten minutes ago with a minute to live.
 func expired(real string, key []byte) (string, error) {
-	p, err := jwsParts(real)
+	h, payload, _, err := rewrite(real, func(c map[string]any) error {
+		iat := time.Now().Add(-10 * time.Minute).Unix()
+		c["iat"], c["exp"] = iat, iat+60
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
-	c, err := claimsOf(p[1])
-	if err != nil {
-		return "", err
-	}
-	iat := time.Now().Add(-10 * time.Minute).Unix()
-	c["iat"], c["exp"] = iat, iat+60
-	payload, err := encodeClaims(c)
-	if err != nil {
-		return "", err
-	}
-	return p[0] + "." + payload + "." + hs256(key, p[0]+"."+payload), nil
+	return h + "." + payload + "." + hs256(key, h+"."+payload), nil
 }
 
 // widened: the real directive with its masks removed; header and signature kept.
 func widened(real string, _ []byte) (string, error) {
-	p, err := jwsParts(real)
+	h, payload, sig, err := rewrite(real, func(c map[string]any) error {
+		if masks, _ := c["masks"].([]any); len(masks) == 0 {
+			return errors.New("the real directive has no masks to drop")
+		}
+		c["masks"] = []any{}
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
-	c, err := claimsOf(p[1])
-	if err != nil {
-		return "", err
-	}
-	if masks, _ := c["masks"].([]any); len(masks) == 0 {
-		return "", errors.New("the real directive has no masks to drop")
-	}
-	c["masks"] = []any{}
-	payload, err := encodeClaims(c)
-	if err != nil {
-		return "", err
-	}
-	return p[0] + "." + payload + "." + p[2], nil
+	return h + "." + payload + "." + sig, nil
 }
 
 // withDirective replaces maskDirective wherever it occurs in the ext_authz metadata (a copy).
