@@ -1,4 +1,4 @@
-/** `audit show`: a readable summary of audit files (counts by decision, tenant, rule, hour). */
+/** `audit show`: a readable summary of audit files (counts by decision, tenant, rule, hour, masking outcome). */
 import { forEachLine } from './verify-files.js';
 
 export interface AuditSummary {
@@ -12,6 +12,8 @@ export interface AuditSummary {
   byRule: Record<string, number>;
   byCode: Record<string, number>;
   byHour: Record<string, number>;
+  /** ext_proc masking records by outcome (masked | blocked | passed). */
+  byMasking: Record<string, number>;
 }
 
 function bump(m: Record<string, number>, k: string): void {
@@ -19,7 +21,7 @@ function bump(m: Record<string, number>, k: string): void {
 }
 
 export async function summarize(files: string[]): Promise<AuditSummary> {
-  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {} };
+  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {}, byMasking: {} };
   const add = (text: string): void => {
     let e: Record<string, unknown>;
     try {
@@ -29,19 +31,23 @@ export async function summarize(files: string[]): Promise<AuditSummary> {
     }
     if (e.type === 'chain-start') s.chains++;
     if (e.type === 'checkpoint') s.checkpoints++;
-    if (e.type !== 'decision') return;
-    const time = String(e.time);
-    s.records++;
-    if (s.first === undefined || time < s.first) s.first = time;
-    if (s.last === undefined || time > s.last) s.last = time;
-    bump(s.byDecision, String(e.decision));
-    bump(s.byTenant, String(e.tenant ?? '(none)'));
-    bump(s.byRule, String(e.rule ?? '(none)'));
-    bump(s.byCode, String(e.code ?? 'OK'));
-    bump(s.byHour, `${time.slice(0, 13)}:00Z`);
+    if (e.type === 'masking') bump(s.byMasking, String(e.outcome));
+    if (e.type === 'decision') addDecision(s, e);
   };
   for (const f of files) await forEachLine(f, add);
   return s;
+}
+
+function addDecision(s: AuditSummary, e: Record<string, unknown>): void {
+  const time = String(e.time);
+  s.records++;
+  if (s.first === undefined || time < s.first) s.first = time;
+  if (s.last === undefined || time > s.last) s.last = time;
+  bump(s.byDecision, String(e.decision));
+  bump(s.byTenant, String(e.tenant ?? '(none)'));
+  bump(s.byRule, String(e.rule ?? '(none)'));
+  bump(s.byCode, String(e.code ?? 'OK'));
+  bump(s.byHour, `${time.slice(0, 13)}:00Z`);
 }
 
 function table(title: string, m: Record<string, number>, sortByKey = false): string {
@@ -59,5 +65,6 @@ export function formatSummary(s: AuditSummary): string {
     table('by tenant', s.byTenant),
     table('by rule', s.byRule),
     table('by hour', s.byHour, true),
+    table('masking outcomes', s.byMasking),
   ].join('\n');
 }
