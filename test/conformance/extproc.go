@@ -131,17 +131,11 @@ func maskingStream(o options, fx *fixtures, trailers trailerCase) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	conn, err := grpc.NewClient(o.extproc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	stream, closeStream, err := openExtProc(o)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), o.callTimeout)
-	defer cancel()
-	stream, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
-	if err != nil {
-		return []string{"open stream: " + err.Error()}
-	}
+	defer closeStream()
 	var problems []string
 	var bodyResp *extprocv3.ProcessingResponse
 	for _, step := range envoyOrder(upstream, meta, trailers) {
@@ -243,4 +237,21 @@ func checkMaskedBody(resp *extprocv3.ProcessingResponse) []string {
 		return []string{fmt.Sprintf("taxId masked as %q, want the last 4 characters kept and the rest hidden", got)}
 	}
 	return nil
+}
+
+// openExtProc opens one ext_proc stream as Envoy does (one stream per HTTP request), bounded by
+// the call timeout; the returned func releases the stream, its context and the connection.
+func openExtProc(o options) (extprocv3.ExternalProcessor_ProcessClient, func(), error) {
+	conn, err := grpc.NewClient(o.extproc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.callTimeout)
+	stream, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+	if err != nil {
+		cancel()
+		conn.Close()
+		return nil, nil, fmt.Errorf("open stream: %w", err)
+	}
+	return stream, func() { cancel(); conn.Close() }, nil
 }

@@ -9,7 +9,6 @@ package main
 // order and the scenario reports whether the unmasked body came back.
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,8 +21,6 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -179,17 +176,11 @@ func tamperedStream(o options, fx *fixtures, t tamper) []string {
 	}
 	upstream[maskHeader] = token
 	meta = withDirective(meta, token)
-	conn, err := grpc.NewClient(o.extproc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	stream, closeStream, err := openExtProc(o)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), o.callTimeout)
-	defer cancel()
-	stream, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
-	if err != nil {
-		return []string{"open stream: " + err.Error()}
-	}
+	defer closeStream()
 	defer func() { _ = stream.CloseSend() }()
 	var f failures
 	for i, step := range envoyOrder(upstream, meta, noTrailers) {
