@@ -3,8 +3,17 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 EXAMPLE_POLICIES ?= examples/policies
 
-# Node 20's runner treats every .js file under a folder named "test" as a test file, so the
-# test files are named explicitly (bench scripts and helpers are not tests).
+# Every target runs on the pinned Node LTS (test/tools/versions.env): test/tools/node.sh prints the
+# machine's node folder when it is already that major, else installs the registry build into the
+# tool cache once. npm is the machine's, run by that node.
+NODE_BIN := $(shell bash test/tools/node.sh)
+ifeq ($(NODE_BIN),)
+$(error test/tools/node.sh could not provide the pinned Node.js; see its message above)
+endif
+export PATH := $(NODE_BIN):$(PATH)
+
+# Test files are named explicitly: the runner would otherwise treat every .js file under a folder
+# named "test" as a test file (bench scripts and helpers are not tests).
 TEST_FILES = $$(find dist -name '*.test.js' | sort)
 
 .PHONY: run test install build lint test-prereqs test-unit test-all bench clean tools images
