@@ -26,6 +26,7 @@ export const CATALOGUE = {
   MFA_REQUIRED: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The matching rule requires multi-factor authentication (acr/amr) that the token does not prove.' },
   FORBIDDEN: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No rule allows this request, or a deny rule matched.' },
   CONDITION_ERROR: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'A rule condition could not be evaluated (missing attribute, type error): denied.' },
+  CONDITION_BUDGET: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'Evaluating the rule conditions of this request exceeded the runtime step or time budget: stopped and denied.' },
   QUOTA_EXCEEDED: { http: 429, grpc: G.RESOURCE_EXHAUSTED, summary: 'A quota of the matching rule is exhausted; Retry-After says when to retry.' },
   QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota cannot be charged and fails closed: the quota backend is unreachable, the rule names a quota the caller\'s tenant does not define, or a quota key or cost expression fails.' },
   AUDIT_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The decision could not be audited and the policy fails closed.' },
@@ -38,6 +39,7 @@ export const CATALOGUE = {
   POLICY_SCHEMA: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy document does not match the CRD schema.' },
   POLICY_YAML: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy file is not valid YAML.' },
   POLICY_CEL: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A CEL condition does not parse or type-check.' },
+  POLICY_CEL_COST: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'The estimated worst-case cost of a CEL expression, or of all of a policy\'s expressions together, is over the budget.' },
   POLICY_INVALID: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy is inconsistent (bad path template, unknown reference, duplicate name).' },
   USAGE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'The command line is invalid.' },
 } as const satisfies Record<string, CatalogueEntry>;
