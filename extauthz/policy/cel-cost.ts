@@ -56,7 +56,7 @@ export type Roots = ReadonlyMap<string, Size>;
 /** Characters one cost unit covers when scanning or copying a string. */
 const CHARS_PER_UNIT = 64;
 /** List items one unit covers in a native membership scan (`x in list`). */
-const IN_ITEMS_PER_UNIT = 8;
+const IN_ITEMS_PER_UNIT = 2;
 /** Timezone-aware timestamp accessors go through Intl: priced as a fixed, larger call. */
 const TZ_CALL = 50;
 
@@ -233,7 +233,10 @@ const regex: FnRule = (first, _args, nodes) => ({ cost: 1 + regexCost(first, nod
 const FUNCTIONS: Readonly<Record<string, FnRule>> = {
   ...Object.fromEntries(['size', 'int', 'uint', 'double', 'bool', 'type', 'duration', 'timestamp'].map((f) => [f, constant])),
   ...Object.fromEntries(['getDate', 'getDayOfMonth', 'getDayOfWeek', 'getDayOfYear', 'getFullYear', 'getHours', 'getMilliseconds', 'getMinutes', 'getMonth', 'getSeconds'].map((f) => [f, constant])),
-  ...Object.fromEntries(['startsWith', 'endsWith', 'lowerAscii', 'upperAscii', 'trim', 'substring', 'string', 'bytes', 'hex', 'base64', 'at'].map((f) => [f, scanning])),
+  // A prefix or suffix test reads at most the argument's length.
+  startsWith: (_first, args) => ({ cost: 1 + scan(args[0]?.total ?? 1), size: SCALAR }),
+  endsWith: (_first, args) => ({ cost: 1 + scan(args[0]?.total ?? 1), size: SCALAR }),
+  ...Object.fromEntries(['lowerAscii', 'upperAscii', 'trim', 'substring', 'string', 'bytes', 'hex', 'base64', 'at'].map((f) => [f, scanning])),
   contains: search,
   indexOf: search,
   lastIndexOf: search,

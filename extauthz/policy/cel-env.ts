@@ -98,15 +98,15 @@ export function environments(): { policy: Environment; evaluation: Environment }
   return envs;
 }
 
+let fixedRoots: Map<string, Size> | undefined;
+
 /** The size bounds of every variable, for the cost estimate; params by the rule's captured names. */
 export function rootSizes(paramNames: readonly string[]): Map<string, Size> {
-  const roots = new Map<string, Size>();
-  for (const [name, v] of Object.entries(CEL_SCHEMA)) {
-    roots.set(name, message(Object.fromEntries(Object.entries(v.fields as Record<string, Field>).map(([k, f]) => [k, f.size]))));
-  }
-  roots.set('params', map(paramNames.length, str(64), PARAM_VALUE));
-  roots.set('now', SCALAR);
-  return roots;
+  fixedRoots ??= new Map<string, Size>([
+    ...Object.entries(CEL_SCHEMA).map(([name, v]): [string, Size] => [name, message(Object.fromEntries(Object.entries(v.fields as Record<string, Field>).map(([k, f]) => [k, f.size])))]),
+    ['now', SCALAR],
+  ]);
+  return new Map(fixedRoots).set('params', map(paramNames.length, str(64), PARAM_VALUE));
 }
 
 export const UNKNOWN_SIZE = dynOf(CLAIMS_BYTES);

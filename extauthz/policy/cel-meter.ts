@@ -7,7 +7,7 @@
  * The library iterates in its own loop and offers no hook; its comprehension node carries the
  * loop-continue predicate (`condition`), called before every step, which is wrapped here.
  */
-import { allNodes, type CelNode, type ComprehensionArgs } from './cel-ast.js';
+import type { CelNode, ComprehensionArgs } from './cel-ast.js';
 
 export interface MeterLimits {
   /** Comprehension iterations per evaluation. */
@@ -46,10 +46,10 @@ function tick(): void {
   if (a.exceeded) throw new CelBudgetError(a.exceeded);
 }
 
-/** Wraps the continue predicate of every comprehension reachable from root. */
-export function instrument(root: CelNode): number {
+/** Wraps the continue predicate of every comprehension among nodes (cel-ast allNodes of a program). */
+export function instrument(nodes: readonly CelNode[]): number {
   let loops = 0;
-  for (const n of allNodes(root)) {
+  for (const n of nodes) {
     if (n.op !== 'comprehension') continue;
     const c = n.args as ComprehensionArgs;
     const inner = c.condition;

@@ -8,7 +8,7 @@
  * so they cannot call it; each compiled pattern belongs to its program (no shared cache).
  */
 import { RE2JS } from 're2js';
-import { allNodes, callParts, position, type CelNode } from './cel-ast.js';
+import { callParts, position, type CelNode } from './cel-ast.js';
 
 /** Longest input matches() scans; longer is an evaluation error (the rule fails closed). */
 export const MAX_REGEX_INPUT = 1024;
@@ -73,12 +73,13 @@ function patternNode(n: CelNode): CelNode | undefined {
 }
 
 /**
- * Compiles every matches() pattern of the expression and rewrites the calls in place to the RE2
- * method, so the AST that evaluates has no path to the library's RegExp-based matches().
+ * Compiles every matches() pattern of the expression (nodes: all of its AST, cel-ast allNodes) and
+ * rewrites the calls in place to the RE2 method, so the AST that evaluates has no path to the
+ * library's RegExp-based matches().
  */
-export function rewriteMatches(root: CelNode, source: string): CompiledPattern[] {
+export function rewriteMatches(nodes: readonly CelNode[], source: string): CompiledPattern[] {
   const out: CompiledPattern[] = [];
-  for (const n of allNodes(root)) {
+  for (const n of nodes) {
     if (!isMatchesCall(n)) continue;
     const pattern = patternNode(n);
     if (n.op !== 'rcall') throw fail(source, n.start, 'matches() must be called as a method: text.matches(\'pattern\')');
@@ -94,6 +95,6 @@ export function rewriteMatches(root: CelNode, source: string): CompiledPattern[]
 }
 
 /** After rewriting: true when no call to the library's matches() is left anywhere in the AST. */
-export function hasBuiltinMatches(root: CelNode): boolean {
-  return allNodes(root).some(isMatchesCall);
+export function hasBuiltinMatches(nodes: readonly CelNode[]): boolean {
+  return nodes.some(isMatchesCall);
 }

@@ -5,11 +5,11 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CelBudgetExceededError, CelCompileError, CelCostError, compileCel, MAX_EXPRESSION_COST, type ParamScope } from './cel.js';
+import { cachedPrograms, CelBudgetExceededError, CelCompileError, CelCostError, compileCel, MAX_CACHED_PROGRAMS, MAX_EXPRESSION_COST, type ParamScope } from './cel.js';
 import { CEL_SCHEMA } from './cel-env.js';
 import { CelBudgetError, instrument, metered, sharedBudget } from './cel-meter.js';
 import { environments } from './cel-env.js';
-import type { CelNode } from './cel-ast.js';
+import { allNodes, type CelNode } from './cel-ast.js';
 import { celActivation } from '../pipeline/authorize.js';
 import { parseCheckRequest } from '../pipeline/context.js';
 
@@ -116,12 +116,13 @@ describe('matches() is RE2, decided on the AST', () => {
     test(`refused: ${name}`, () => assert.match(compileError(source, { all: [], some: [], paths: [] }).message, message));
   }
 
-  test('no pattern cache outlives its program: each program owns its compiled patterns', () => {
+  test('compiled programs (and their patterns) are cached with a bound', () => {
     const a = compileCel("request.path.matches('^a$')", { expect: 'bool' });
-    const b = compileCel("request.path.matches('^a$')", { expect: 'bool' });
-    assert.notEqual(a, b);
+    assert.equal(compileCel("request.path.matches('^a$')", { expect: 'bool' }), a);
     assert.equal(a.evaluate(act('a')), true);
-    assert.equal(b.evaluate(act('b')), false);
+    for (let i = 0; i <= MAX_CACHED_PROGRAMS; i++) compileCel(`request.path == '${i}'`, { expect: 'bool' });
+    assert.ok(cachedPrograms() <= MAX_CACHED_PROGRAMS);
+    assert.notEqual(compileCel("request.path.matches('^a$')", { expect: 'bool' }), a);
   });
 });
 
@@ -149,7 +150,7 @@ describe('cost bound at compile time', () => {
 
   const under: [string, number][] = [
     ["principal.subject == 'u1'", 10],
-    ["'mfa' in principal.claims.amr", 5000],
+    ["'mfa' in principal.claims.amr", 10_000],
     ["principal.claims.scopes.exists(s, s == 'datasets:read')", MAX_EXPRESSION_COST],
     ["request.path.matches('^/v1/datasets/[a-z0-9-]+$')", MAX_EXPRESSION_COST],
     [`${list1000}.exists(x, x == 7)`, 10_000],
@@ -171,20 +172,20 @@ describe('cost bound at compile time', () => {
 describe('runtime meter', () => {
   test('past the step limit the evaluation stops with CelBudgetError', () => {
     const p = environments().evaluation.parse(`${list1000}.all(x, x >= 0)`);
-    instrument(p.ast as unknown as CelNode);
+    instrument(allNodes(p.ast as unknown as CelNode));
     assert.equal(metered(() => p({}), { steps: 2000, ms: 1e9 }), true);
     assert.throws(() => metered(() => p({}), { steps: 500, ms: 1e9 }), CelBudgetError);
   });
 
   test('error absorption (|| true) does not hide an exceeded budget', () => {
     const p = environments().evaluation.parse(`${list1000}.all(x, x >= 0) || true`);
-    instrument(p.ast as unknown as CelNode);
+    instrument(allNodes(p.ast as unknown as CelNode));
     assert.throws(() => metered(() => p({}), { steps: 10, ms: 1e9 }), CelBudgetError);
   });
 
   test('past the time limit (an injected clock) the evaluation stops', () => {
     const p = environments().evaluation.parse(`${list1000}.all(x, x >= 0)`);
-    instrument(p.ast as unknown as CelNode);
+    instrument(allNodes(p.ast as unknown as CelNode));
     let now = 0;
     const clock = (): number => (now += 1);
     assert.throws(() => metered(() => p({}), { steps: 1e9, ms: 5 }, clock), /exceeded 5 ms/);
@@ -192,7 +193,7 @@ describe('runtime meter', () => {
 
   test('rules of one Check share one budget', () => {
     const p = environments().evaluation.parse(`${list1000}.all(x, x >= 0)`);
-    instrument(p.ast as unknown as CelNode);
+    instrument(allNodes(p.ast as unknown as CelNode));
     const limits = { steps: 1500, ms: 1e9 };
     assert.doesNotThrow(() => sharedBudget(() => metered(() => p({})), limits));
     assert.throws(() => sharedBudget(() => [1, 2].map(() => metered(() => p({}))), limits), CelBudgetError);

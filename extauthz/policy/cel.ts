@@ -9,7 +9,7 @@
  *   3. estimate the worst-case cost from the AST and the input limits; over MAX_EXPRESSION_COST
  *      the expression is refused with its estimate.
  */
-import { position, type CelNode } from './cel-ast.js';
+import { allNodes, position, type CelNode } from './cel-ast.js';
 import { checkScope, CelCheckError, NO_PARAMS, unknownFieldMessage, type ParamScope } from './cel-check.js';
 import { CostModelError, estimateCost } from './cel-cost.js';
 import { environments, objectVariableOfType, rootSizes, UNKNOWN_SIZE } from './cel-env.js';
@@ -129,16 +129,17 @@ type Evaluable = ((activation: Record<string, unknown>) => unknown) & { ast: Cel
 /** Step 2: the program that evaluates — RE2 for matches(), comprehensions metered. */
 function buildProgram(source: string): { program: Evaluable; loops: number } {
   const program = environments().evaluation.parse(source) as unknown as Evaluable;
+  const nodes = allNodes(program.ast);
   try {
-    rewriteMatches(program.ast, source);
+    rewriteMatches(nodes, source);
   } catch (err) {
     if (err instanceof RegexCompileError) throw new CelCompileError(err.message, err.line, err.column);
     throw err;
   }
   const checked = program.check();
   if (!checked.valid) throw libraryError(source, checked.error);
-  if (hasBuiltinMatches(program.ast)) throw new CelCompileError('matches() could not be bound to RE2', 1, 1);
-  return { program, loops: instrument(program.ast) };
+  if (hasBuiltinMatches(nodes)) throw new CelCompileError('matches() could not be bound to RE2', 1, 1);
+  return { program, loops: instrument(nodes) };
 }
 
 function estimate(program: Evaluable, params: ParamScope): number {
@@ -158,8 +159,35 @@ function evalError(err: unknown): CelEvalError {
   return new CelEvalError(e.summary ?? e.message?.split('\n')[0] ?? 'evaluation failed', { cause: err });
 }
 
+/**
+ * Programs are immutable, so equal (source, expected type, params) compile once: a reload of
+ * thousands of policies built from a few templates reuses them. Bounded, least recently used out.
+ */
+export const MAX_CACHED_PROGRAMS = 4096;
+const cache = new Map<string, CelProgram>();
+
+/** Programs held by the compile cache (tests: it stays bounded). */
+export function cachedPrograms(): number {
+  return cache.size;
+}
+
 /** Parses, checks, rewrites and bounds once; throws CelCompileError with line and column. */
 export function compileCel(source: string, opts: CompileOptions = { expect: 'bool' }): CelProgram {
+  const params = opts.params ?? NO_PARAMS;
+  const key = JSON.stringify([source, opts.expect, params.all, params.some]);
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const program = compileUncached(source, opts);
+  cache.set(key, program);
+  if (cache.size > MAX_CACHED_PROGRAMS) cache.delete(cache.keys().next().value!);
+  return program;
+}
+
+function compileUncached(source: string, opts: CompileOptions): CelProgram {
   checkAuthored(source, opts);
   const { program, loops } = buildProgram(source);
   const params = opts.params ?? NO_PARAMS;
