@@ -2,8 +2,8 @@
  * The parsed CEL expression as @marcbachmann/cel-js 8.0.0 builds it, seen by our own passes
  * (field checks, RE2 rewrite, cost estimate, step meter, explain). The library's public types
  * describe `op`, `args`, `start`, `end`; macro expansions (all/exists/map/filter/has/cel.bind)
- * hang off `meta`, which the library exposes but does not type. The version is pinned exactly
- * and cel-ast.test.ts fails if this shape changes.
+ * hang off `meta`, which the library exposes but does not type. The version is pinned exactly;
+ * the RE2 and meter tests (cel-typed.test.ts) fail if this shape changes.
  */
 
 export interface CelNode {
