@@ -38,6 +38,7 @@ before(async () => {
   requests.write('deny.json', JSON.stringify(checkRequest({ host: HOSTS.stats, path: '/v1/stats/x', headers: { 'x-portcullis-tenant': 'dept-revenue' } })));
   requests.write('garbage.json', '{"attributes": ');
   requests.write('array.json', '[]');
+  requests.write('typo.json', '{"attributes": {"request": {"http": {"method": "GET", "host": "x", "heders": {}}}}}');
   requests.write('not-check.json', '{"attributes": {"request": {"http": {"method": 5, "headers": "x"}}}}');
   const now = new Date('2026-03-01T12:00:00Z');
   requests.write('token.json', JSON.stringify(checkRequest({ host: HOSTS.records, path: '/v1/citizens/c-1/records', headers: { authorization: `Bearer ${await mintToken(key, { now, sub: 'c-1', claims: { amr: ['mfa'] } })}` } })));
@@ -74,6 +75,7 @@ describe('cli: exit codes', () => {
     ['check: request is not JSON', () => ['check', '--policies', good.dir, '--request', req('garbage.json')], 2, /not JSON/],
     ['check: request is not an object', () => ['check', '--policies', good.dir, '--request', req('array.json')], 2, /CheckRequest JSON object/],
     ['check: request is not a CheckRequest', () => ['check', '--policies', good.dir, '--request', req('not-check.json')], 2, /not a CheckRequest/],
+    ['check: a misspelt field is named, not decided', () => ['check', '--policies', good.dir, '--request', req('typo.json')], 2, /attributes\.request\.http\.heders: unknown field "heders"/],
     ['check: request file missing', () => ['check', '--policies', good.dir, '--request', req('nope.json')], 2, /cannot read request file/],
     ['check: invalid policy folder', () => ['check', '--policies', broken.dir, '--request', req('allow.json')], 2, /30-broken\.yaml#1 ApiPolicy t\/b \/spec\/rules\/0\/when rule r line 1 column \d+: POLICY_CEL/],
     ['check: missing folder', () => ['check', '--policies', join(good.dir, 'missing'), '--request', req('allow.json')], 2, /cannot read policy folder/],
