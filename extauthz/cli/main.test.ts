@@ -25,6 +25,7 @@ async function run(...argv: string[]): Promise<Run> {
 
 let good: TempDir;
 let broken: TempDir;
+let shadowed: TempDir;
 let requests: TempDir;
 const req = (name: string): string => join(requests.dir, name);
 
@@ -32,6 +33,7 @@ before(async () => {
   const key = await generateKey('ES256');
   good = tempPolicyDir(standardFiles([key.publicJwk]));
   broken = tempPolicyDir({ ...standardFiles([key.publicJwk]), '30-broken.yaml': 'apiVersion: portcullis.io/v1alpha1\nkind: ApiPolicy\nmetadata: { name: b, namespace: t }\nspec:\n  hosts: [b.example]\n  rules:\n    - name: r\n      when: "principal.subject =="\n' });
+  shadowed = tempPolicyDir({ ...standardFiles([key.publicJwk]), '30-shadowed.yaml': 'apiVersion: portcullis.io/v1alpha1\nkind: ApiPolicy\nmetadata: { name: s, namespace: t }\nspec:\n  hosts: [s.example]\n  rules:\n    - name: everyone\n      methods: [GET]\n    - name: never\n      methods: [GET]\n      paths: ["/v1/x"]\n' });
   requests = tempPolicyDir();
   const agency = checkRequest({ host: HOSTS.stats, path: '/v1/stats/x', principal: REVENUE_SPIFFE, headers: { 'x-purpose-of-use': 'statistics' } });
   requests.write('allow.json', JSON.stringify(agency));
@@ -45,7 +47,7 @@ before(async () => {
 });
 
 after(() => {
-  for (const d of [good, broken, requests]) d?.remove();
+  for (const d of [good, broken, shadowed, requests]) d?.remove();
 });
 
 describe('cli: --help on every command', () => {
@@ -85,6 +87,8 @@ describe('cli: exit codes', () => {
     ['validate: valid folder', () => ['validate', good.dir], 0],
     ['validate: invalid folder', () => ['validate', broken.dir], 2, /POLICY_CEL/],
     ['validate: no folder', () => ['validate'], 2, /exactly one folder/],
+    ['validate: warnings are printed and do not fail', () => ['validate', shadowed.dir], 0, /warning: .*ApiPolicy t\/s \/spec\/rules\/1 rule never: POLICY_UNREACHABLE: rule never can never allow a request: the earlier rule everyone/],
+    ['validate --strict: warnings fail', () => ['validate', '--strict', shadowed.dir], 2, /0 error\(s\), 1 warning\(s\) \(--strict: warnings fail\)/],
     ['serve: no policies', () => ['serve', '--grpc-address', '127.0.0.1:0'], 2, /--policies/],
     ['serve: bad address', () => ['serve', '--policies', good.dir, '--grpc-address', 'nowhere'], 2, /host:port/],
     ['unknown command', () => ['frobnicate'], 2, /unknown command "frobnicate"/],
