@@ -11,11 +11,19 @@ import type { Principal } from '../principal.js';
 import { identifyApiKey, presentedApiKey } from './apikey.js';
 import { JwtIdentifier } from './jwt.js';
 import { identifyMtls } from './mtls.js';
+import { forwardableSubject } from '../shape.js';
 
 export class Identifier {
   constructor(readonly jwt: JwtIdentifier = new JwtIdentifier()) {}
 
   async identify(ctx: RequestContext, dir: TenantDirectory, signal?: AbortSignal): Promise<Principal | undefined> {
+    const p = await this.resolve(ctx, dir, signal);
+    // Checked here, before quotas are charged: the subject is forwarded upstream in a header.
+    if (p) forwardableSubject(p.subject);
+    return p;
+  }
+
+  private async resolve(ctx: RequestContext, dir: TenantDirectory, signal?: AbortSignal): Promise<Principal | undefined> {
     const authorization = ctx.headers.authorization;
     if (authorization !== undefined) {
       const m = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization.trim());
