@@ -64,20 +64,32 @@ export function loadPolicyDir(dir: string, validator: SchemaValidator = new Sche
     result.problems.push(new PolicyError('POLICY_YAML', `more than ${YAML_LIMITS.folderFiles} YAML files`, { file: dir }));
     return result;
   }
-  const budget = { bytes: 0 };
-  for (const file of files) loadFile(file, validator, result, budget);
+  let bytes = 0;
+  for (const file of files) {
+    bytes += sizeOf(file);
+    if (bytes > YAML_LIMITS.folderBytes) {
+      result.problems.push(new PolicyError('POLICY_YAML', `the policy folder holds more than ${YAML_LIMITS.folderBytes} bytes of YAML`, { file: dir }));
+      return result;
+    }
+    loadFile(file, relative(process.cwd(), file) || file, validator, result);
+  }
   return result;
 }
 
-/** Loads one file, counting its size against the folder's byte budget. */
-function loadFile(path: string, validator: SchemaValidator, result: LoadResult, budget: { bytes: number }): void {
-  const display = relative(process.cwd(), path) || path;
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0; // unreadable: loadFile reports it
+  }
+}
+
+/** Reads, parses and validates one policy file into `result` (the folder source reloads changed files only). */
+export function loadFile(path: string, display: string, validator: SchemaValidator, result: LoadResult): void {
   let text: string;
   try {
     const size = statSync(path).size;
     if (size > YAML_LIMITS.fileBytes) throw new Error(`larger than ${YAML_LIMITS.fileBytes} bytes`);
-    budget.bytes += size;
-    if (budget.bytes > YAML_LIMITS.folderBytes) throw new Error(`the policy folder holds more than ${YAML_LIMITS.folderBytes} bytes of YAML`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
     result.problems.push(new PolicyError('POLICY_YAML', `cannot read file: ${(err as Error).message}`, { file: display }));
