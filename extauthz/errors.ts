@@ -40,6 +40,8 @@ export const CATALOGUE = {
   POLICY_CEL: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A CEL condition does not parse or type-check.' },
   POLICY_INVALID: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy is inconsistent (bad path template, unknown reference, duplicate name).' },
   USAGE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'The command line is invalid.' },
+  KUBE_CONFIG: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'No usable Kubernetes configuration: no kubeconfig was given or found, it has no current cluster, or the process is not in a pod.' },
+  STARTUP_FAILED: { http: 503, grpc: G.UNAVAILABLE, summary: 'The service could not start (a listener could not bind, a backend or key could not be set up); the process exits non-zero.' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

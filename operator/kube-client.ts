@@ -5,15 +5,10 @@
  */
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../extauthz/policy/model.js';
-import { VERSION } from '../extauthz/kube/resources.js';
+import { httpCode } from '../kube/errors.js';
+import { VERSION } from '../kube/resources.js';
 import { statusEqual, type ObjectStatus } from './conditions.js';
 import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS, type GeneratedObject } from './translate.js';
-
-export function httpCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
-  const c = e?.code ?? e?.statusCode ?? e?.response?.statusCode;
-  return typeof c === 'number' ? c : undefined;
-}
 
 export class OperatorClient {
   private readonly objects: KubernetesObjectApi;

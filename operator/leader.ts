@@ -5,7 +5,7 @@
  * restarts as a follower, as controller-runtime does).
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { httpCode } from './kube-client.js';
+import { httpCode } from '../kube/errors.js';
 
 export interface LeaderOptions {
   namespace: string;

@@ -8,9 +8,9 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ResilientInformer } from '../extauthz/kube/informer.js';
-import { customPath, listCustom, PLURAL } from '../extauthz/kube/resources.js';
-import { createHttpServer } from '../extauthz/server/http.js';
+import { ResilientInformer } from '../kube/informer.js';
+import { customPath, listCustom, PLURAL } from '../kube/resources.js';
+import { createProbeServer, listen } from './http.js';
 import type { OperatorConfig } from './config.js';
 import { OperatorClient } from './kube-client.js';
 import { LeaderElector } from './leader.js';
@@ -59,11 +59,6 @@ function childInformers(kc: KubeConfig, cfg: OperatorConfig, enqueue: (key: stri
   }));
 }
 
-function listen(http: Server, address: string): Promise<void> {
-  const i = address.lastIndexOf(':');
-  return new Promise<void>((resolve) => http.listen(Number(address.slice(i + 1)), address.slice(0, i).replace(/^\[|\]$/g, ''), resolve));
-}
-
 function key(o: KubernetesObject): string {
   return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 }
@@ -102,7 +97,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
 
   const children = childInformers(kc, cfg, (k) => policyQueue.add(k), onError);
   const all = [policies, tenants, services, ...children];
-  const http: Server = createHttpServer({ ready: () => all.every((i) => i.synced), registry: metrics.registry });
+  const http: Server = createProbeServer(() => all.every((i) => i.synced), metrics.registry);
   await listen(http, cfg.httpAddress);
 
   const enqueueAll = (): void => {

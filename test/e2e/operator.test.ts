@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { startTestCluster, type TestCluster } from '../cluster/cluster.js';
-import { loadKubeConfig } from '../../extauthz/kube/informer.js';
+import { loadKubeConfig } from '../../kube/config.js';
 import { resolveMaskingConfig, resolveServeConfig } from '../../extauthz/config.js';
 import { startServer, type RunningServer } from '../../extauthz/server/serve.js';
 import { parseOperatorArgs, type OperatorConfig } from '../../operator/config.js';
