@@ -31,6 +31,11 @@ describe('RetryAfterWatch against an HTTP server', () => {
   before(async () => {
     server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/cut') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"type":"ADDED","object":{}}\n', () => res.socket?.destroy());
+        return;
+      }
       if (url.pathname === '/busy') {
         res.writeHead(429, { 'retry-after': '4' });
         res.end('{}');
@@ -58,5 +63,23 @@ describe('RetryAfterWatch against an HTTP server', () => {
     const err = await new Promise<unknown>((resolve) => void new RetryAfterWatch(kc).watch('/things', { resourceVersion: '42' }, (phase, obj) => events.push([phase, obj]), resolve));
     assert.equal(err, null);
     assert.deepEqual(events, [['ADDED', { metadata: { name: 'a', resourceVersion: '42' } }]]);
+  });
+
+  test('a connection cut mid-stream ends the watch with its error (no uncaught exception)', async () => {
+    const err = await new Promise<unknown>((resolve) => void new RetryAfterWatch(kc).watch('/cut', {}, () => undefined, resolve));
+    assert.ok(err instanceof Error, `done(${String(err)})`);
+  });
+
+  test('aborting an open watch (ListWatch stopping it) ends it once', async () => {
+    let calls = 0;
+    const done = new Promise<void>((resolve) => {
+      void new RetryAfterWatch(kc, 60_000).watch('/cut', {}, () => undefined, () => {
+        calls++;
+        resolve();
+      }).then((c) => c.abort());
+    });
+    await done;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls, 1);
   });
 });

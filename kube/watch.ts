@@ -63,6 +63,8 @@ export class RetryAfterWatch implements WatchTransport {
       body.on('data', () => idle.reset());
       body.on('error', (err) => finish(idle.stop(err)));
       const lines = createInterface(body);
+      // readline re-emits the body's errors (an abort, a connection cut by a restarting server).
+      lines.on('error', (err) => finish(idle.stop(err)));
       lines.on('line', (line) => deliver(line, onEvent));
       lines.on('close', () => finish(idle.stop(null)));
     } catch (err) {
