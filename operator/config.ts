@@ -5,7 +5,6 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PortcullisError } from '../extauthz/errors.js';
-import { validateAddress } from '../extauthz/config.js';
 import type { OutputConfig } from './translate.js';
 
 export interface OperatorConfig {
@@ -42,6 +41,12 @@ Options (environment variable in brackets):
   --workers N                 concurrent ApiPolicy reconciles, default 16 [PORTCULLIS_OPERATOR_WORKERS]
   --log-level LEVEL           default info
   -h, --help`;
+
+function validateAddress(name: string, v: string): string {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) throw new PortcullisError('USAGE', `${name} must be host:port, got "${v}"`);
+  return v;
+}
 
 const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
 

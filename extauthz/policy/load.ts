@@ -46,7 +46,8 @@ export function loadPolicyDir(dir: string, validator: SchemaValidator = new Sche
   return result;
 }
 
-function loadFile(path: string, display: string, validator: SchemaValidator, result: LoadResult): void {
+/** Reads, parses and validates one policy file into `result` (the folder source reloads changed files only). */
+export function loadFile(path: string, display: string, validator: SchemaValidator, result: LoadResult): void {
   let text: string;
   try {
     if (statSync(path).size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);

@@ -6,6 +6,7 @@
 import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { PolicyError } from '../errors.js';
 import { compileTenantQuotas, IndexedQuotaError, type CompiledQuota } from '../quota/model.js';
+import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 
 export interface CompiledJwt {
@@ -162,7 +163,31 @@ export class TenantDirectory {
   }
 }
 
-/** Compiles every tenant; returns the directories by namespace and the problems. */
+/** The snapshot's age order for a tenant: creationTimestamp, then namespace/name. */
+export function tenantAge(t: TenantObject): string {
+  return `${t.metadata.creationTimestamp ?? ''}\u0000${objectKey(t)}`;
+}
+
+/** Compiles one tenant, or returns the problem that refuses it. */
+export function tryCompileTenant(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwks: JwksCache, opts: TenantCompileOptions = {}): CompiledTenant | PolicyError {
+  const where = { ...t.origin, object: `Tenant ${objectKey(t)}` };
+  try {
+    return compileTenant(t, secrets, jwks, opts);
+  } catch (err) {
+    const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : '/spec/identity';
+    const code = err instanceof IndexedQuotaError && err.cel ? 'POLICY_CEL' : 'POLICY_INVALID';
+    return new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err });
+  }
+}
+
+/** A directory of the given tenants (already free of identity overlaps). */
+export function directoryOf(tenants: Iterable<CompiledTenant>): TenantDirectory {
+  const dir = new TenantDirectory();
+  for (const t of tenants) dir.add(t);
+  return dir;
+}
+
+/** Compiles every tenant; returns the directories by namespace and the problems (overlapping identities included). */
 export function compileTenants(
   tenants: readonly TenantObject[],
   secrets: readonly SecretObject[],
@@ -170,36 +195,23 @@ export function compileTenants(
   opts: TenantCompileOptions = {},
 ): { directories: Map<string, TenantDirectory>; problems: PolicyError[] } {
   const secretMap = new Map(secrets.map((s) => [objectKey(s), s]));
-  const directories = new Map<string, TenantDirectory>();
+  const byNamespace = new Map<string, TenantEntry<CompiledTenant>[]>();
   const problems: PolicyError[] = [];
   for (const t of tenants) {
-    const where = { ...t.origin, object: `Tenant ${objectKey(t)}` };
-    try {
-      const compiled = compileTenant(t, secretMap, jwks, opts);
-      const dir = directories.get(compiled.namespace) ?? new TenantDirectory();
-      directories.set(compiled.namespace, dir);
-      const clash = ambiguity(dir, compiled);
-      if (clash) {
-        problems.push(new PolicyError('POLICY_INVALID', clash, where));
-        continue;
-      }
-      dir.add(compiled);
-    } catch (err) {
-      const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : '/spec/identity';
-      const code = err instanceof IndexedQuotaError && err.cel ? 'POLICY_CEL' : 'POLICY_INVALID';
-      problems.push(new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err }));
+    const compiled = tryCompileTenant(t, secretMap, jwks, opts);
+    if (compiled instanceof PolicyError) {
+      problems.push(compiled);
+      continue;
     }
+    const list = byNamespace.get(compiled.namespace) ?? [];
+    list.push({ tenant: compiled, age: tenantAge(t), where: { ...t.origin, object: `Tenant ${compiled.key}` } });
+    byNamespace.set(compiled.namespace, list);
+  }
+  const directories = new Map<string, TenantDirectory>();
+  for (const [ns, entries] of byNamespace) {
+    const { kept, problems: clashes } = resolveIdentityOverlaps(entries);
+    problems.push(...clashes);
+    directories.set(ns, directoryOf(kept.map((e) => e.tenant)));
   }
   return { directories, problems };
-}
-
-/** A principal binds to exactly one tenant: two tenants accepting the same issuer and audience clash. */
-function ambiguity(dir: TenantDirectory, t: CompiledTenant): string | undefined {
-  if (dir.byName.has(t.name)) return `duplicate Tenant ${t.key}`;
-  if (!t.jwt) return undefined;
-  for (const other of dir.byIssuer.get(t.jwt.issuer) ?? []) {
-    const shared = t.jwt.audiences.find((a) => other.jwt!.audiences.includes(a));
-    if (shared) return `tenants ${other.name} and ${t.name} both accept issuer ${t.jwt.issuer} with audience ${shared}`;
-  }
-  return undefined;
 }
