@@ -15,7 +15,7 @@ ${handling}  rules:
       paths: ["/admin/**", "/admin"]
     - name: items
       methods: [GET]
-      paths: ["/v1/items/{id}", "/v1/items"]
+      paths: ["/v1/items/{id}"]
       principals: { anonymous: true }
       when: "params.id != 'secret' && request.path != '/v1/items/secret'"
     - name: public
