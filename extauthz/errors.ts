@@ -15,7 +15,7 @@ const G = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED:
 
 export const CATALOGUE = {
   // Request errors (the decision pipeline)
-  BAD_REQUEST: { http: 400, grpc: G.INVALID_ARGUMENT, summary: 'The request is malformed (missing HTTP attributes, oversized or invalid headers, bad path).' },
+  BAD_REQUEST: { http: 400, grpc: G.INVALID_ARGUMENT, summary: 'The request is malformed (missing HTTP attributes, oversized or invalid headers, a malformed x-forwarded-client-cert, a path that is invalid or not normalised, a path parameter or fragment the policy refuses, a subject too long to forward).' },
   NO_POLICY: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No ApiPolicy covers this host and path: denied by default.' },
   UNAUTHENTICATED: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'No credentials were presented and no rule admits anonymous requests.' },
   INVALID_TOKEN: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The bearer token is malformed, expired, not yet valid, for another audience, or its signature does not verify.' },

@@ -42,8 +42,28 @@ describe('parsePath', () => {
     ['/v1//x', /empty path segment/],
     ['/v1/%zz', /percent-encoding/],
     ['/' + 'a'.repeat(LIMITS.pathBytes), /path longer/],
+    ['/v1/a b', /visible ASCII/],
+    ['/v1/caf\u00e9', /visible ASCII/],
+    ['/v1/a\tb', /visible ASCII/],
+    ['/v1/a\\..\\b', /encoded separator/],
   ];
   for (const [path, message] of bad) test(`rejects ${path.slice(0, 40)}`, () => assert.throws(() => parsePath(path), badRequest(message)));
+});
+
+describe('parsePath: parameters and fragments are flagged for the policy to decide', () => {
+  const cases: [string, boolean, boolean, string[]][] = [
+    ['/v1/x', false, false, ['v1', 'x']],
+    ['/v1/x;jsessionid=1', false, true, ['v1', 'x;jsessionid=1']],
+    ['/v1/x%3B1', false, false, ['v1', 'x;1']],
+    ['/v1/x#frag', true, false, ['v1', 'x']],
+    ['/v1/x?q=a;b', false, false, ['v1', 'x']],
+  ];
+  for (const [path, fragment, params, segments] of cases) {
+    test(path, () => {
+      const p = parsePath(path);
+      assert.deepEqual([p.hasFragment, p.hasPathParameters, p.segments], [fragment, params, segments]);
+    });
+  }
 });
 
 describe('parseCheckRequest: malformed input is BAD_REQUEST', () => {

@@ -50,6 +50,9 @@ export interface RequestContext {
   /** Percent-decoded path segments. */
   segments: string[];
   query: Record<string, string>;
+  /** The raw path held a `#` fragment / a `;` path parameter (see path-handling.ts). */
+  hasFragment: boolean;
+  hasPathParameters: boolean;
   /** Lower-case names; x-portcullis-* (and x_portcullis_* …) removed. */
   headers: Record<string, string>;
   /** Names of client-supplied x-portcullis-* headers in any spelling, to remove upstream. */
@@ -101,10 +104,31 @@ function parseHeaders(list: [string, string][]): { headers: Record<string, strin
   return { headers, spoofed };
 }
 
-/** Splits and decodes the path; refuses traversal and encoded separators (policy bypass). */
-export function parsePath(rawPath: string): { path: string; segments: string[]; query: Record<string, string> } {
+export interface ParsedPath {
+  path: string;
+  segments: string[];
+  query: Record<string, string>;
+  /** A `#` was present (the fragment is not part of `path`); the policy decides (path-handling.ts). */
+  hasFragment: boolean;
+  /** A raw `;` in a segment (a path parameter); segments keep it literally until the policy decides. */
+  hasPathParameters: boolean;
+}
+
+// Visible ASCII only: a request-target holds nothing else (RFC 9112), and Envoy's codecs agree.
+const PATH_CHARS = /^[\x21-\x7e]*$/;
+
+/**
+ * Splits and decodes the path as a normalizing proxy leaves it (Envoy normalize_path,
+ * merge_slashes, path_with_escaped_slashes_action: REJECT_REQUEST). What normalization would
+ * change structurally (dot segments, empty segments, encoded / or \) is refused rather than
+ * resolved: seeing it means the proxy did not normalize, and the upstream may resolve it either
+ * way. Percent-encoding is decoded per segment (%61 and a are one segment), which is what
+ * normalize_path's decoding of unreserved characters makes the upstream see.
+ */
+export function parsePath(rawPath: string): ParsedPath {
   if (rawPath.length > LIMITS.pathBytes) throw bad(`path longer than ${LIMITS.pathBytes} bytes`);
   if (!rawPath.startsWith('/')) throw bad('path must start with /');
+  if (!PATH_CHARS.test(rawPath)) throw bad('path holds characters that are not visible ASCII');
   const hashAt = rawPath.indexOf('#');
   const noFragment = hashAt >= 0 ? rawPath.slice(0, hashAt) : rawPath;
   const q = noFragment.indexOf('?');
@@ -116,10 +140,11 @@ export function parsePath(rawPath: string): { path: string; segments: string[]; 
   const parts = path.slice(1).split('/');
   if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
   const segments = path === '/' ? [] : parts.map(decodeSegment);
-  return { path, segments, query };
+  return { path, segments, query, hasFragment: hashAt >= 0, hasPathParameters: path.includes(';') };
 }
 
-function decodeSegment(s: string): string {
+/** A segment's percent-decoding; refuses traversal and encoded separators (policy bypass). */
+export function decodeSegment(s: string): string {
   if (s === '') throw bad('empty path segment');
   let d: string;
   try {
@@ -177,7 +202,7 @@ export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestCon
   const method = parseMethod(http);
   const { headers, spoofed } = parseHeaders(headerList(http));
   const hostRaw = parseHost(http, headers);
-  const { path, segments, query } = parsePath(String(http.path ?? headers[':path'] ?? ''));
+  const { path, segments, query, hasFragment, hasPathParameters } = parsePath(String(http.path ?? headers[':path'] ?? ''));
   return {
     requestId: requestId(http, headers),
     method,
@@ -185,6 +210,8 @@ export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestCon
     path,
     segments,
     query,
+    hasFragment,
+    hasPathParameters,
     headers,
     spoofedHeaders: spoofed,
     sourceIp: sourceIp(req, headers),

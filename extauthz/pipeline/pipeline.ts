@@ -10,6 +10,7 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
+import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
 import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaResult } from './hooks.js';
 import { Identifier } from './identify/index.js';
@@ -74,6 +75,8 @@ const PHASES: readonly [PhaseName, Phase][] = [
     const policy = snap.route(ctx.host, ctx.segments, ctx.contextExtensions);
     if (!policy) return deny(s, 'NO_POLICY', `no policy for host ${ctx.host}`);
     s.policy = policy;
+    const pathProblem = applyPathHandling(ctx, policy, (segments) => snap.route(ctx.host, segments, ctx.contextExtensions));
+    if (pathProblem) return deny(s, 'BAD_REQUEST', pathProblem);
   }],
   ['identify', async (s, d) => {
     const principal = await d.identifier.identify(s.ctx!, s.policy!.tenants, s.signal);

@@ -253,6 +253,19 @@ export interface ApiPolicySpec {
    */
   auditFailure?: "deny" | "allow";
   /**
+   * How the policy's hosts treat path parameters (;) and fragments (#), which mean different things to different upstreams. Both are rejected (400) by default; see docs/security.md.
+   */
+  pathHandling?: {
+    /**
+     * reject (default): a path segment with a ; is a bad request. strip: decide on the path with each segment's ;parameters removed, as servlet containers route. keep: ; is an ordinary character of the segment, for upstreams that route on the literal segment.
+     */
+    parameters?: "reject" | "strip" | "keep";
+    /**
+     * reject (default): a path with # is a bad request (no conforming client sends one). strip: decide on the path before #, for proxies configured to strip fragments.
+     */
+    fragment?: "reject" | "strip";
+  };
+  /**
    * Masks applied to agency requests allowed by a rule without detail: true (anonymised by default).
    *
    * @maxItems 128

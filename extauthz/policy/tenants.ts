@@ -6,9 +6,9 @@
 import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { PolicyError } from '../errors.js';
 import { compileTenantQuotas, IndexedQuotaError, type CompiledQuota } from '../quota/model.js';
-import { DnSyntaxError, parseDnPattern, type DnPattern } from '../pipeline/identify/dn.js';
-import { compileDnsPattern, type DnsPattern } from '../pipeline/identify/dns-name.js';
-import { compileSpiffePattern, type SpiffePattern } from '../pipeline/identify/spiffe.js';
+import { DnSyntaxError, parseDnPattern, type DnPattern } from './dn.js';
+import { compileDnsPattern, type DnsPattern } from './dns-name.js';
+import { compileSpiffePattern, type SpiffePattern } from './spiffe.js';
 import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 

@@ -23,7 +23,8 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -174,6 +175,8 @@ func portcullisRules(msg proto.Message) []string {
 			if c.GetFailureModeAllow() {
 				out = append(out, "ext_authz failure_mode_allow must be false (fail closed)")
 			}
+		case *hcmv3.HttpConnectionManager:
+			out = append(out, hcmRules(c)...)
 		case *extprocv3.ExternalProcessor:
 			if c.GetMessageTimeout() == nil {
 				out = append(out, "ext_proc message_timeout must be set (Envoy's default is 200ms)")
@@ -183,6 +186,28 @@ func portcullisRules(msg proto.Message) []string {
 			}
 		}
 	})
+	return out
+}
+
+// hcmRules: the request handling docs/security.md says Portcullis assumes the proxy did.
+func hcmRules(c *hcmv3.HttpConnectionManager) []string {
+	var out []string
+	if !c.GetNormalizePath().GetValue() {
+		out = append(out, "http_connection_manager normalize_path must be true (Portcullis decides on the normalised path)")
+	}
+	if !c.GetMergeSlashes() {
+		out = append(out, "http_connection_manager merge_slashes must be true")
+	}
+	switch c.GetPathWithEscapedSlashesAction() {
+	case hcmv3.HttpConnectionManager_REJECT_REQUEST, hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT:
+	default:
+		out = append(out, "http_connection_manager path_with_escaped_slashes_action must be REJECT_REQUEST or UNESCAPE_AND_REDIRECT")
+	}
+	switch c.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction().String() {
+	case "REJECT_REQUEST", "DROP_HEADER":
+	default:
+		out = append(out, "common_http_protocol_options.headers_with_underscores_action must be REJECT_REQUEST or DROP_HEADER")
+	}
 	return out
 }
 

@@ -18,10 +18,10 @@ import { PortcullisError } from '../../errors.js';
 import type { CompiledMtls, CompiledTenant, TenantDirectory } from '../../policy/tenants.js';
 import type { RequestContext } from '../context.js';
 import type { Principal } from '../principal.js';
-import { DnSyntaxError, formatDn, matchDn, parseDn, type Dn } from './dn.js';
-import { matchDns, validDnsName } from './dns-name.js';
+import { DnSyntaxError, formatDn, matchDn, parseDn, type Dn } from '../../policy/dn.js';
+import { matchDns, validDnsName } from '../../policy/dns-name.js';
 import { CertificateError, certificateIdentityFromPem } from './san.js';
-import { matchSpiffe, parseSpiffeId, type SpiffeId } from './spiffe.js';
+import { matchSpiffe, parseSpiffeId, type SpiffeId } from '../../policy/spiffe.js';
 import { parseXfcc as parseXfccElements, XfccSyntaxError, type XfccElement } from './xfcc.js';
 
 export interface PeerIdentity {

@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate, SubjectAlternativeName, id_ce_subjectAltName } from '@peculiar/asn1-x509';
-import { dnFromCertificate, type Dn } from './dn.js';
+import { dnFromCertificate, type Dn } from '../../policy/dn.js';
 
 export interface CertificateIdentity {
   subject: Dn;
