@@ -11,7 +11,7 @@ export interface CatalogueEntry {
 }
 
 // gRPC status numbers (google.rpc.Code), spelled out so the catalogue has no runtime imports.
-const G = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16, INTERNAL: 13 } as const;
+const G = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16, INTERNAL: 13 } as const;
 
 export const CATALOGUE = {
   // Request errors (the decision pipeline)
@@ -29,6 +29,7 @@ export const CATALOGUE = {
   QUOTA_EXCEEDED: { http: 429, grpc: G.RESOURCE_EXHAUSTED, summary: 'A quota of the matching rule is exhausted; Retry-After says when to retry.' },
   QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota cannot be charged and fails closed: the quota backend is unreachable, the rule names a quota the caller\'s tenant does not define, or a quota key or cost expression fails.' },
   AUDIT_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The decision could not be audited and the policy fails closed.' },
+  DEADLINE_EXCEEDED: { http: 503, grpc: G.DEADLINE_EXCEEDED, summary: 'The Check\'s deadline passed before a decision: denied, and quotas are not charged once it has passed. The proxy has already answered the client with its status_on_error (503 in the documented configuration).' },
   INTERNAL: { http: 500, grpc: G.INTERNAL, summary: 'An internal error occurred; the request is denied (fail closed).' },
   // Masking enforcement (ext_proc): the response is replaced, never passed on unmasked
   MASK_DIRECTIVE_INVALID: { http: 500, grpc: G.INTERNAL, summary: 'The masking directive is missing, forged, altered, expired or issued for another request; the request is stopped (fail closed).' },

@@ -6,6 +6,9 @@
 import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { PolicyError } from '../errors.js';
 import { compileTenantQuotas, IndexedQuotaError, type CompiledQuota } from '../quota/model.js';
+import { DnSyntaxError, parseDnPattern, type DnPattern } from '../pipeline/identify/dn.js';
+import { compileDnsPattern, type DnsPattern } from '../pipeline/identify/dns-name.js';
+import { compileSpiffePattern, type SpiffePattern } from '../pipeline/identify/spiffe.js';
 import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 
@@ -21,8 +24,11 @@ export interface CompiledJwt {
 }
 
 export interface CompiledMtls {
-  spiffeIds: readonly RegExp[];
-  subjects: readonly RegExp[];
+  spiffeIds: readonly SpiffePattern[];
+  /** subjects entries holding `=`: distinguished names, matched RDN by RDN. */
+  subjects: readonly DnPattern[];
+  /** subjects entries without `=`: DNS SAN patterns, matched label by label. */
+  dnsNames: readonly DnsPattern[];
   trustXfcc: boolean;
 }
 
@@ -73,16 +79,23 @@ export class JwksCache {
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/** spiffe://td/ns/x/* → anchored pattern; * in the path matches one or more segments at the end. */
-function spiffePattern(p: string): RegExp {
-  const escaped = p.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp('^' + (escaped.endsWith('/*') ? escaped.slice(0, -1) + '[^\\s]+' : escaped.replace(/\*/g, '[^/]*')) + '$');
+function subjectPattern(p: string): DnPattern {
+  try {
+    return parseDnPattern(p);
+  } catch (err) {
+    if (err instanceof DnSyntaxError) throw new Error(`subjects: ${JSON.stringify(p)} is not a valid distinguished name: ${err.message}`);
+    throw err;
+  }
 }
 
-/** CN=a*,O=Revenue → anchored pattern; * stays within one RDN value or DNS label. */
-function subjectPattern(p: string): RegExp {
-  const escaped = p.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp('^' + escaped.replace(/\*/g, '[^,.]*') + '$', 'i');
+function compileMtls(spec: NonNullable<TenantSpec['identity']['mtls']>): CompiledMtls {
+  const subjects = spec.subjects ?? [];
+  return {
+    spiffeIds: (spec.spiffeIds ?? []).map(compileSpiffePattern),
+    subjects: subjects.filter((s) => s.includes('=')).map(subjectPattern),
+    dnsNames: subjects.filter((s) => !s.includes('=')).map(compileDnsPattern),
+    trustXfcc: spec.trustXfcc ?? false,
+  };
 }
 
 function compileJwt(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: JwksCache): CompiledJwt {
@@ -139,9 +152,7 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     purposes,
     spec,
     ...(id.jwt ? { jwt: compileJwt(id.jwt, jwks) } : {}),
-    ...(id.mtls
-      ? { mtls: { spiffeIds: (id.mtls.spiffeIds ?? []).map(spiffePattern), subjects: (id.mtls.subjects ?? []).map(subjectPattern), trustXfcc: id.mtls.trustXfcc ?? false } }
-      : {}),
+    ...(id.mtls ? { mtls: compileMtls(id.mtls) } : {}),
     ...(id.apiKeys && opts.requireSecrets !== false ? { apiKeys: compileApiKeys(t, secrets) } : {}),
     quotas: compileTenantQuotas(spec.quotas ?? []),
     celValue: Object.freeze({ name: t.metadata.name, namespace: t.metadata.namespace, type: spec.type, attributes, purposes }),
