@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { KubernetesPolicySource } from '../../extauthz/kube/policy-source.js';
-import { loadKubeConfig } from '../../extauthz/kube/informer.js';
+import { loadKubeConfig } from '../../kube/config.js';
 import { createLogger } from '../../extauthz/logger.js';
 import type { ApplyResult } from '../../extauthz/policy/store.js';
 import { eventually } from '../helpers/server.js';
