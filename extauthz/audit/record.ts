@@ -83,6 +83,8 @@ export interface MaskingEntry extends Chained {
   /** Response body bytes received and sent; null when the body was not seen (decided at the headers). */
   bytesIn: number | null;
   bytesOut: number | null;
+  /** Fields of masks that matched nothing in the body; present only when some did (onUnmatched). */
+  unmatched?: string[];
 }
 
 export type MaskingFields = Omit<MaskingEntry, keyof Chained | 'type'>;

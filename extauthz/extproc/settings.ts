@@ -36,6 +36,8 @@ export interface ExtProcSettings {
   /** A masking record the trail refused (buffer full, sink failing); the response is answered already. */
   onAuditError?: (err: unknown, requestId: string) => void;
   onMasked?: (bytes: number) => void;
+  /** Masks that matched nothing in a body: how many, and whether one of them had onUnmatched: deny. */
+  onUnmatched?: (count: number, denied: boolean) => void;
 }
 
 export interface ExtProcOptions {
@@ -54,6 +56,7 @@ export interface ExtProcOptions {
   onError?: (err: unknown, requestId: string) => void;
   onAuditError?: (err: unknown, requestId: string) => void;
   onMasked?: (bytes: number) => void;
+  onUnmatched?: (count: number, denied: boolean) => void;
   /** Compiled sets kept, keyed by their directives (default 512). */
   cacheSize?: number;
 }
@@ -76,8 +79,9 @@ function compiler(options: MaskOptions, size: number): (claims: DirectiveClaims)
 }
 
 /** The optional collaborators, present only when given (exactOptionalPropertyTypes). */
-function hooks(o: ExtProcOptions): Pick<ExtProcSettings, 'audit' | 'onError' | 'onAuditError' | 'onMasked'> {
-  const out: Pick<ExtProcSettings, 'audit' | 'onError' | 'onAuditError' | 'onMasked'> = {};
+function hooks(o: ExtProcOptions): Pick<ExtProcSettings, 'audit' | 'onError' | 'onAuditError' | 'onMasked' | 'onUnmatched'> {
+  const out: Pick<ExtProcSettings, 'audit' | 'onError' | 'onAuditError' | 'onMasked' | 'onUnmatched'> = {};
+  if (o.onUnmatched) out.onUnmatched = o.onUnmatched;
   if (o.audit) out.audit = o.audit;
   if (o.onError) out.onError = o.onError;
   if (o.onAuditError) out.onAuditError = o.onAuditError;

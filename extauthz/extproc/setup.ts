@@ -4,6 +4,7 @@
  * default 127.0.0.1:9002, in the same process, so both sides share the signing key).
  */
 import * as grpc from '@grpc/grpc-js';
+import { Counter, type Registry } from 'prom-client';
 import { HealthImplementation } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -44,9 +45,13 @@ function keys(config: MaskingConfig, log: Logger): { signing: MaskKey; hash: Buf
   };
 }
 
-/** `audit`: the trail the server built (auditWiring().masking), so masking outcomes join its chain. */
-export function createMasking(config: MaskingConfig, log: Logger, audit?: MaskingAuditSink): MaskingRuntime {
+/**
+ * `audit`: the trail the server built (auditWiring().masking), so masking outcomes join its chain.
+ * `registry`: where portcullis_mask_unmatched_total is registered (the server's metrics).
+ */
+export function createMasking(config: MaskingConfig, log: Logger, audit?: MaskingAuditSink, registry?: Registry): MaskingRuntime {
   const { signing, hash } = keys(config, log);
+  const unmatched = new Counter({ name: 'portcullis_mask_unmatched_total', help: 'Masks that matched nothing in a response body, by what followed: recorded (the body went out) or denied (onUnmatched: deny, the body was withheld).', labelNames: ['result'] as const, registers: registry ? [registry] : [] });
   const service = new ExternalProcessorService({
     verifier: new DirectiveVerifier(signing),
     hashKey: hash,
@@ -57,6 +62,7 @@ export function createMasking(config: MaskingConfig, log: Logger, audit?: Maskin
     ...(audit ? { audit } : {}),
     onError: (err, requestId) => log.warn({ err, requestId }, 'ext_proc replaced a response (fail closed)'),
     onAuditError: (err, requestId) => log.error({ err, requestId }, 'ext_proc masking record not written to the audit trail'),
+    onUnmatched: (count, denied) => unmatched.inc({ result: denied ? 'denied' : 'recorded' }, count),
   });
   const server = new grpc.Server({ 'grpc.max_receive_message_length': config.maxBodyBytes + 1024 * 1024 });
   const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE_NAME]: 'SERVING' });

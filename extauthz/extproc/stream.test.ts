@@ -17,8 +17,8 @@ function stream(options: Partial<ExtProcOptions> = {}): { s: ProcessingStream; r
   return { s: new ProcessingStream(resolveSettings({ verifier: new DirectiveVerifier(key), audit, ...options })), records };
 }
 
-function run(s: ProcessingStream, rid: string, after: ProcessingRequest[]): ProcessingResponse[] {
-  const token = new DirectiveIssuer(key).issue(tail, rid, new Date());
+function run(s: ProcessingStream, rid: string, after: ProcessingRequest[], directives = tail): ProcessingResponse[] {
+  const token = new DirectiveIssuer(key).issue(directives, rid, new Date());
   const first: ProcessingRequest = { requestHeaders: { ...hv({ 'x-request-id': rid, 'x-portcullis-mask': token }), endOfStream: true } };
   const second: ProcessingRequest = { responseHeaders: hv({ 'content-type': 'application/json' }) };
   return [first, second, ...after].map((m) => s.handle(m));
@@ -68,5 +68,38 @@ describe('BUFFERED response body with upstream trailers', () => {
     const r = run(s, 'r5', [{ responseBody: { body: BODY, endOfStream: true } }]);
     assert.equal(masked(r[2]), '{"id":7}');
     return new Promise<void>((done) => setImmediate(() => (assert.equal(reported, 1), done())));
+  });
+});
+
+describe('masks that match nothing in a response', () => {
+  const misspelt = (onUnmatched?: 'deny' | 'record'): string => payloadTail({ masks: [{ field: '$.ssn', action: 'remove' }, { field: '$.SSN', action: 'remove', ...(onUnmatched ? { onUnmatched } : {}) }] });
+  const counted: [number, boolean][] = [];
+  const onUnmatched = (n: number, denied: boolean): void => void counted.push([n, denied]);
+
+  test('default (record): the body goes out masked, the miss is audited and counted', () => {
+    counted.length = 0;
+    const { s, records } = stream({ onUnmatched });
+    const r = run(s, 'u1', [{ responseBody: { body: BODY, endOfStream: true } }], misspelt());
+    assert.equal(masked(r[2]), '{"id":7}');
+    assert.deepEqual(records.map((x) => [x.outcome, x.unmatched]), [['masked', ['$.SSN']]]);
+    assert.deepEqual(counted, [[1, false]]);
+  });
+
+  test('onUnmatched: deny: the response is withheld with MASK_UNMATCHED and the miss audited', () => {
+    counted.length = 0;
+    const { s, records } = stream({ onUnmatched });
+    const r = run(s, 'u2', [{ responseBody: { body: BODY, endOfStream: true } }], misspelt('deny'));
+    assert.ok(r[2]!.immediateResponse);
+    const body = (r[2]!.immediateResponse as { body?: Buffer }).body;
+    assert.match(Buffer.from(body ?? []).toString(), /"code":"MASK_UNMATCHED"/);
+    assert.equal(masked(r[2]), undefined);
+    assert.deepEqual(records.map((x) => [x.outcome, x.code, x.unmatched]), [['blocked', 'MASK_UNMATCHED', ['$.SSN']]]);
+    assert.deepEqual(counted, [[1, true]]);
+  });
+
+  test('every mask matched: no unmatched field in the record', () => {
+    const { s, records } = stream();
+    run(s, 'u3', [{ responseBody: { body: BODY, endOfStream: true } }]);
+    assert.equal(records[0]?.unmatched, undefined);
   });
 });

@@ -62,6 +62,8 @@ export class ProcessingStream {
   private policy: string | null = null;
   private rule: string | null = null;
   private recorded?: MaskingFields['outcome'];
+  /** Fields of masks that matched nothing in the response body (audited). */
+  private unmatched?: string[];
   /** Set once an immediate response went out; the stream is over. */
   finished = false;
 
@@ -110,6 +112,7 @@ export class ProcessingStream {
       code,
       bytesIn,
       bytesOut,
+      ...(this.unmatched ? { unmatched: this.unmatched } : {}),
     };
     const failed = (err: unknown): void => this.settings.onAuditError?.(err, this.requestId);
     try {
@@ -217,7 +220,16 @@ export class ProcessingStream {
       this.record('passed', null, this.size, this.size);
       return cont('responseBody', { bodyMutation: { body: raw } });
     }
-    const masked = Buffer.from(JSON.stringify(this.masks!.apply(doc)), 'utf8');
+    const report = this.masks!.applyWithReport(doc);
+    if (report.unmatched.length > 0) {
+      this.unmatched = report.unmatched.map((m) => String(m.field));
+      const deny = report.unmatched.some((m) => m.onUnmatched === 'deny');
+      this.settings.onUnmatched?.(report.unmatched.length, deny);
+      // A mask that must match and did not: the response may carry the field elsewhere (renamed,
+      // nested differently), so it is withheld rather than sent.
+      if (deny) return this.fail('MASK_UNMATCHED');
+    }
+    const masked = Buffer.from(JSON.stringify(report.doc), 'utf8');
     this.mode = 'masked';
     this.settings.onMasked?.(masked.length);
     this.record('masked', null, this.size, masked.length);

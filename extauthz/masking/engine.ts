@@ -9,7 +9,7 @@ import type { MaskDirective } from '../policy/model.js';
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { compileAction, MaskActionError, REMOVE, type Transform } from './actions.js';
 import { MaskPathError, parsePath, selectKeys, type CompiledPath } from './path.js';
-import { applyMask, setOwn } from './walk.js';
+import { applyMaskCounted, setOwn } from './walk.js';
 
 /** The directive set as it travels (policy source, signed header): plain data. */
 export interface MaskSpec {
@@ -23,11 +23,13 @@ export class MaskCompileError extends Error {
   constructor(
     readonly pointer: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; code?: 'POLICY_INVALID' | 'POLICY_MASK_PATH' },
   ) {
     super(message, options);
     this.name = 'MaskCompileError';
+    this.code = options?.code ?? 'POLICY_INVALID';
   }
+  readonly code: 'POLICY_INVALID' | 'POLICY_MASK_PATH';
 }
 
 export interface MaskOptions {
@@ -36,9 +38,16 @@ export interface MaskOptions {
 }
 
 interface CompiledMask {
+  directive: MaskDirective;
   path: CompiledPath;
   action: MaskDirective['action'];
   transform: Transform;
+}
+
+/** The result of masking a document, with the masks that matched nothing in it. */
+export interface MaskReport {
+  doc: unknown;
+  unmatched: MaskDirective[];
 }
 
 /** Keeps only the given directive fields, in a fixed order, so equal sets serialise equally. */
@@ -50,6 +59,8 @@ export function normalizeDirective(d: MaskDirective): MaskDirective {
   if (d.to !== undefined) out.to = d.to;
   if (d.bucketSize !== undefined) out.bucketSize = d.bucketSize;
   if (d.prefixLength !== undefined) out.prefixLength = d.prefixLength;
+  // record is the default: left out, so directives (and their signed tokens) stay as they were.
+  if (d.onUnmatched === 'deny') out.onUnmatched = 'deny';
   return out;
 }
 
@@ -61,7 +72,7 @@ function compileOne(d: MaskDirective, i: number, hashKey: () => KeyObject): Comp
     throw new MaskCompileError(`mask/${i}/field`, (err as Error).message, { cause: err });
   }
   try {
-    return { path, action: d.action, transform: compileAction(d, hashKey) };
+    return { directive: d, path, action: d.action, transform: compileAction(d, hashKey) };
   } catch (err) {
     throw new MaskCompileError(`mask/${i}/action`, (err as Error).message, { cause: err });
   }
@@ -149,15 +160,26 @@ export class MaskSet {
    * (clone it first if you still need the original).
    */
   apply(doc: unknown): unknown {
+    return this.applyWithReport(doc).doc;
+  }
+
+  /** apply(), and the masks that selected no value in this document (for audit, metrics and onUnmatched). */
+  applyWithReport(doc: unknown): MaskReport {
     let out = this.allow ? project(doc, keepTree(doc, this.allow)) : doc;
+    const unmatched: MaskDirective[] = [];
     for (const m of this.masks) {
       const first = m.path.steps[0]!;
       // A root member the document does not have: nothing below it can match.
-      if (first.kind === 'key' && !(typeof out === 'object' && out !== null && !Array.isArray(out) && Object.hasOwn(out, first.name))) continue;
-      out = applyMask(out, m.path.steps, m.transform);
+      if (first.kind === 'key' && !(typeof out === 'object' && out !== null && !Array.isArray(out) && Object.hasOwn(out, first.name))) {
+        unmatched.push(m.directive);
+        continue;
+      }
+      const r = applyMaskCounted(out, m.path.steps, m.transform);
+      out = r.doc;
+      if (r.hits === 0) unmatched.push(m.directive);
     }
     if (out === REMOVE) out = null;
-    return out;
+    return { doc: out, unmatched };
   }
 
   /** Parses, masks and serialises a JSON text (UTF-8). Throws SyntaxError on invalid JSON. */

@@ -8,6 +8,8 @@ import { PolicyError, type SourceLocation } from '../errors.js';
 import type { ApiPolicyRule, ApiPolicySpec, MaskDirective, PrincipalType } from '../policy/model.js';
 import { MaskCompileError, MaskSet, type MaskSpec } from './engine.js';
 import { payloadTail } from './token.js';
+import { parsePath } from './path.js';
+import { checkPathAgainstSchema, SchemaPathError } from './schema.js';
 
 /** One directive set, ready to sign: compiled (validated), serialised, summarised. */
 export interface PreparedMasks {
@@ -35,11 +37,36 @@ function prepare(spec: MaskSpec): PreparedMasks {
   return { set, tail: payloadTail(set.spec), summary: set.summary };
 }
 
-function ruleMasking(rule: ApiPolicyRule, defaults: MaskDirective[]): RuleMasking {
+/** The policy's onUnmatchedMask applied to directives that do not say it themselves. */
+function withDefault(masks: readonly MaskDirective[], onUnmatched: MaskDirective['onUnmatched']): MaskDirective[] {
+  return masks.map((m) => (m.onUnmatched || !onUnmatched ? m : { ...m, onUnmatched }));
+}
+
+/** Every mask and allowFields path of the rule checked against its responseSchema, when it has one. */
+function checkAgainstSchema(rule: ApiPolicyRule, defaults: readonly MaskDirective[]): void {
+  const schema = rule.responseSchema?.inline;
+  if (!schema) return;
+  const check = (field: string, pointer: string, prefix = ''): void => {
+    try {
+      checkPathAgainstSchema(parsePath(field), schema);
+    } catch (err) {
+      if (err instanceof SchemaPathError) throw new MaskCompileError(pointer, prefix + err.message, { cause: err, code: 'POLICY_MASK_PATH' });
+      // An unparsable path is reported by the directive compile with its own pointer.
+    }
+  };
+  (rule.mask ?? []).forEach((m, i) => check(m.field, `mask/${i}/field`));
+  (rule.allowFields ?? []).forEach((f, i) => check(f, `allowFields/${i}`));
+  // The policy's defaultMask applies to this rule's agency responses (unless detail): checked too.
+  if (!rule.detail) defaults.forEach((m, i) => check(m.field, 'responseSchema/inline', `spec.defaultMask[${i}] on this rule's agency responses: `));
+}
+
+function ruleMasking(rule: ApiPolicyRule, defaults: MaskDirective[], onUnmatched: MaskDirective['onUnmatched']): RuleMasking {
   if (rule.detail && !rule.when) throw new MaskCompileError('detail', 'detail: true needs a when condition (such as a purpose of use)');
-  const own = prepare({ masks: rule.mask ?? [], ...(rule.allowFields ? { allowFields: rule.allowFields } : {}) });
+  checkAgainstSchema(rule, defaults);
+  const masks = withDefault(rule.mask ?? [], onUnmatched);
+  const own = prepare({ masks, ...(rule.allowFields ? { allowFields: rule.allowFields } : {}) });
   if (rule.detail || defaults.length === 0) return { own, agency: own };
-  return { own, agency: prepare({ masks: [...(rule.mask ?? []), ...defaults], ...(rule.allowFields ? { allowFields: rule.allowFields } : {}) }) };
+  return { own, agency: prepare({ masks: [...masks, ...withDefault(defaults, onUnmatched)], ...(rule.allowFields ? { allowFields: rule.allowFields } : {}) }) };
 }
 
 /** Compiles the masking of every rule of a policy, collecting problems rather than stopping. */
@@ -56,10 +83,10 @@ export function compilePolicyMasking(spec: ApiPolicySpec, base: SourceLocation):
   const rules = spec.rules.map((rule, i) => {
     if (rule.effect === 'deny') return undefined;
     try {
-      return ruleMasking(rule, defaults);
+      return ruleMasking(rule, defaults, spec.onUnmatchedMask);
     } catch (err) {
       if (!(err instanceof MaskCompileError)) throw err;
-      problems.push(new PolicyError('POLICY_INVALID', err.message, { ...base, path: `/spec/rules/${i}/${err.pointer}`, rule: rule.name }, { cause: err }));
+      problems.push(new PolicyError(err.code, err.message, { ...base, path: `/spec/rules/${i}/${err.pointer}`, rule: rule.name }, { cause: err }));
       return undefined;
     }
   });

@@ -49,6 +49,8 @@ function pushChildren(node: Container, nodes: Container[], slots: Slot[]): void 
 }
 
 class MaskWalk {
+  /** Values the path selected (and the transform saw). */
+  hits = 0;
   private readonly arrays = new Set<unknown[]>();
   private readonly objects: Marked[] = [];
   private readonly marked = new Set<object>();
@@ -61,6 +63,7 @@ class MaskWalk {
   /** Transforms node[key], where node hangs at `slot`. */
   private hit(node: Container, key: string | number, slot: Slot): void {
     const c = node as Record<string | number, unknown>;
+    this.hits++;
     const next = this.transform(c[key]);
     c[key] = next;
     if (next !== REMOVE) return;
@@ -133,10 +136,15 @@ class MaskWalk {
 
 /** Applies one mask (its path's steps and transform) to doc; returns the document (possibly a new root object). */
 export function applyMask(doc: unknown, steps: readonly PathStep[], transform: Transform): unknown {
-  if (!isContainer(doc) || steps.length === 0) return doc;
+  return applyMaskCounted(doc, steps, transform).doc;
+}
+
+/** applyMask, and how many values the path selected (0: the mask matched nothing). */
+export function applyMaskCounted(doc: unknown, steps: readonly PathStep[], transform: Transform): { doc: unknown; hits: number } {
+  if (!isContainer(doc) || steps.length === 0) return { doc, hits: 0 };
   const holder: unknown[] = [doc];
   const walk = new MaskWalk(steps, transform);
   walk.step(doc, 0, [holder, 0]);
   walk.finish();
-  return holder[0];
+  return { doc: holder[0], hits: walk.hits };
 }

@@ -177,8 +177,19 @@ export interface HostClaimant {
   rules: readonly { paths?: readonly PathTemplate[] }[];
 }
 
-/** Every host × path shape a policy claims, as "host shape". */
-export function hostClaims(p: HostClaimant): string[] {
+const claimCache = new WeakMap<HostClaimant, readonly string[]>();
+
+/** Every host × path shape a policy claims, as "host shape" (computed once per compiled policy). */
+export function hostClaims(p: HostClaimant): readonly string[] {
+  let claims = claimCache.get(p);
+  if (!claims) {
+    claims = computeClaims(p);
+    claimCache.set(p, claims);
+  }
+  return claims;
+}
+
+function computeClaims(p: HostClaimant): string[] {
   const shapes = new Set<string>();
   for (const r of p.rules) {
     if (!r.paths) shapes.add('/**');
@@ -198,7 +209,7 @@ export class HostClaims {
     for (const c of hostClaims(p)) {
       const owner = this.owners.get(c);
       if (owner !== undefined && owner !== p.key) {
-        const [host, shape] = c.split(' ');
+        const [host, shape] = c.split(' ') as [string, string];
         return new PolicyError('POLICY_CONFLICT', `host ${host} path ${shape} is already claimed by the older policy ${owner}; this policy is refused until one of them changes`, { object: `ApiPolicy ${p.key}`, path: '/spec/hosts' });
       }
     }

@@ -272,6 +272,10 @@ export interface ApiPolicySpec {
    */
   defaultMask?: MaskDirective[];
   /**
+   * Default for every mask of the policy that matches nothing in a response: record (default) or deny (fail closed with MASK_UNMATCHED). A mask's own onUnmatched wins.
+   */
+  onUnmatchedMask?: "record" | "deny";
+  /**
    * Ordered rules. Deny rules are evaluated first and win; then the first matching allow rule decides.
    *
    * @minItems 1
@@ -332,6 +336,10 @@ export interface MaskDirective {
    * Characters kept (generalize to prefix).
    */
   prefixLength?: number;
+  /**
+   * When this mask matches nothing in a response: record (default: the response goes out, the miss is in the audit record and the portcullis_mask_unmatched_total metric) or deny (the response is withheld, MASK_UNMATCHED). Overrides spec.onUnmatchedMask.
+   */
+  onUnmatched?: "record" | "deny";
 }
 /**
  * One rule.
@@ -378,6 +386,17 @@ export interface ApiPolicyRule {
    * @maxItems 128
    */
   mask?: MaskDirective[];
+  /**
+   * The JSON Schema of the response bodies this rule masks. When present, every mask and allowFields path is checked against it when the policy loads: a path that selects nothing the schema allows (a typo, wrong case, wrong nesting) is an error.
+   */
+  responseSchema?: {
+    /**
+     * The schema itself (JSON Schema; local $ref, allOf/anyOf/oneOf supported).
+     */
+    inline: {
+      [k: string]: unknown | undefined;
+    };
+  };
   /**
    * Minimisation by allow-list: only these JSONPath fields are kept in the response body, everything else is removed.
    *

@@ -16,7 +16,7 @@
  * serialised, and a Check always sees one complete snapshot.
  */
 import { PolicyError } from '../errors.js';
-import { firstClash, HostClaims, type TenantEntry } from './checks.js';
+import { firstClash, HostClaims, hostClaims, type TenantEntry } from './checks.js';
 import { compilePolicyUnlinked, linkPolicy, type CompiledPolicy } from './compile.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
 import { PolicySnapshot } from './snapshot.js';
@@ -106,18 +106,6 @@ interface PolicyState {
 const BROKEN = '\u0000broken';
 let snapshotVersion = 0;
 
-function sortedInsert(order: string[], key: string, age: (k: string) => string): void {
-  const a = age(key);
-  let lo = 0;
-  let hi = order.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (age(order[mid]!) < a) lo = mid + 1;
-    else hi = mid;
-  }
-  order.splice(lo, 0, key);
-}
-
 /** What one run works on and collects. */
 interface RunState {
   input: StoreInput;
@@ -140,8 +128,12 @@ export class PolicyStore {
   private readonly secretFps = new Map<string, string>();
   private readonly directories = new Map<string, TenantDirectory>();
   private readonly reports = new Map<string, ObjectReport>();
-  /** Policy keys in age order: the order host claims are resolved in. */
-  private readonly order: string[] = [];
+  /** Policy keys in age order: the order host claims are resolved in (sorted lazily after inserts). */
+  private order: string[] = [];
+  private orderDirty = false;
+  /** Claims each policy's candidate and fallback make, and how many policies make each claim. */
+  private readonly contrib = new Map<string, readonly string[]>();
+  private readonly claimCount = new Map<string, number>();
   private current: PolicySnapshot | undefined;
   private readonly jwks: JwksCache;
   private readonly fingerprint: (o: { metadata: ObjectMeta; spec: unknown }) => string;
@@ -187,12 +179,15 @@ export class PolicyStore {
     yield* this.updateTenants(r);
     const dirChanges = this.rebuildDirectories(r.touched);
     yield* this.updatePolicies(r);
+    const claimChanges = new Map<string, { old: readonly string[]; next: readonly string[] }>();
     for (const key of r.relink) {
       this.link(key);
+      this.updateContribution(key, claimChanges);
       r.stats.policiesLinked++;
       if (r.stats.policiesLinked % 64 === 0) yield;
     }
-    const { upserted, hostsChanged } = r.relink.size > 0 || r.removed.size > 0 ? this.resolveHosts(r.relink, r.removed) : { upserted: [], hostsChanged: false };
+    for (const key of r.removed) this.updateContribution(key, claimChanges);
+    const { upserted, hostsChanged } = this.resolve(r, claimChanges);
     const changed = upserted.length > 0 || r.removed.size > 0 || dirChanges.size > 0 || hostsChanged || this.current === undefined;
     if (changed) this.current = this.nextSnapshot(upserted, r.removed, dirChanges);
     r.stats.ms = performance.now() - t0;
@@ -335,7 +330,7 @@ export class PolicyStore {
     delete state.unlinked;
     if (compiled.policy) state.unlinked = compiled.policy;
     this.policies.set(key, state);
-    if (!prev) sortedInsert(this.order, key, (k) => this.policies.get(k)!.age);
+    if (!prev) this.addToOrder(key);
   }
 
   /** Policies gone from the input: deleted, unless their current version is broken (then the last good stays). */
@@ -351,14 +346,14 @@ export class PolicyStore {
       }
       this.policies.delete(key);
       this.reports.delete(`ApiPolicy ${key}`);
-      this.order.splice(this.order.indexOf(key), 1);
       r.removed.add(key);
+      this.orderDirty = true;
     }
     for (const [id, problems] of r.broken) {
       const key = id.slice('ApiPolicy '.length);
       if (!id.startsWith('ApiPolicy ') || this.policies.has(key)) continue;
       this.policies.set(key, { fp: BROKEN, age: `\u0000${key}`, own: [...problems], ownWarnings: [], linkErrors: [], linkWarnings: [] });
-      sortedInsert(this.order, key, (k) => this.policies.get(k)!.age);
+      this.addToOrder(key);
       r.relink.add(key);
     }
   }
@@ -388,11 +383,67 @@ export class PolicyStore {
    * Host claims over every policy in age order: a policy whose claim an older accepted policy
    * owns is refused (its last good version is tried instead). Returns what enters the snapshot.
    */
+  /** Host claims: only the changed policies when none of their claims (old or new) is shared, else every policy in age order. */
+  private resolve(r: RunState, claimChanges: Map<string, { old: readonly string[]; next: readonly string[] }>): { upserted: CompiledPolicy[]; hostsChanged: boolean } {
+    if (r.relink.size === 0 && r.removed.size === 0) return { upserted: [], hostsChanged: false };
+    if (this.contested(claimChanges)) return this.resolveHosts(r.relink, r.removed);
+    const upserted: CompiledPolicy[] = [];
+    for (const key of r.relink) {
+      const s = this.policies.get(key)!;
+      const before = s.serving;
+      const chosen = this.choosePolicy(s, new HostClaims());
+      if (before !== chosen && chosen) upserted.push(chosen);
+      else if (before !== chosen && before) r.removed.add(key);
+      this.reports.set(`ApiPolicy ${key}`, this.policyReport(key, s));
+    }
+    return { upserted, hostsChanged: upserted.length > 0 || r.removed.size > 0 };
+  }
+
+  /** Keeps claimCount (how many policies' current or fallback versions claim each host × path) in step for one policy. */
+  private updateContribution(key: string, changes: Map<string, { old: readonly string[]; next: readonly string[] }>): void {
+    const s = this.policies.get(key);
+    const old = this.contrib.get(key) ?? [];
+    const next = s ? [...new Set([...(s.candidate ? hostClaims(s.candidate) : []), ...(s.fallback ? hostClaims(s.fallback) : [])])] : [];
+    for (const c of old) {
+      const n = (this.claimCount.get(c) ?? 1) - 1;
+      if (n > 0) this.claimCount.set(c, n);
+      else this.claimCount.delete(c);
+    }
+    for (const c of next) this.claimCount.set(c, (this.claimCount.get(c) ?? 0) + 1);
+    if (next.length > 0) this.contrib.set(key, next);
+    else this.contrib.delete(key);
+    changes.set(key, { old, next });
+  }
+
+  /** True when a changed policy shares a claim, before or after the change, with any other policy. */
+  private contested(changes: Map<string, { old: readonly string[]; next: readonly string[] }>): boolean {
+    for (const { old, next } of changes.values()) {
+      const mine = new Set(next);
+      for (const c of [...old, ...next]) if ((this.claimCount.get(c) ?? 0) - (mine.has(c) ? 1 : 0) > 0) return true;
+    }
+    return false;
+  }
+
+  /** Appends a new key; the order is re-sorted once per run (a sorted insert per object would be quadratic). */
+  private addToOrder(key: string): void {
+    this.order.push(key);
+    this.orderDirty = true;
+  }
+
+  private sortedOrder(): string[] {
+    if (this.orderDirty) {
+      const age = (k: string): string => this.policies.get(k)!.age;
+      this.order = this.order.filter((k) => this.policies.has(k)).sort((a, b) => (age(a) < age(b) ? -1 : age(a) > age(b) ? 1 : 0));
+      this.orderDirty = false;
+    }
+    return this.order;
+  }
+
   private resolveHosts(relink: Set<string>, removed: Set<string>): { upserted: CompiledPolicy[]; hostsChanged: boolean } {
     const claims = new HostClaims();
     const upserted: CompiledPolicy[] = [];
     let hostsChanged = removed.size > 0;
-    for (const key of this.order) {
+    for (const key of this.sortedOrder()) {
       const s = this.policies.get(key)!;
       const before = s.serving;
       const hadError = s.hostError?.message;

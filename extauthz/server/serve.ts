@@ -117,7 +117,7 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   // Audit: injected by the caller, or built from config.audit (hash-chained records, signed checkpoints).
   const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log });
   // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
-  const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking);
+  const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry);
   const pipeline = new DecisionPipeline({
     snapshot: () => source.snapshot,
     directives: masking.issuer,

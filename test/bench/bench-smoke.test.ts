@@ -22,3 +22,10 @@ void test('per-phase benchmark produces a row per phase, with and without the to
     w.remove();
   }
 });
+
+void test('scale benchmark: every figure is measured, and an edit compiles one policy', async () => {
+  const { measureScale, scaleRow, SCALE_HEADERS } = await import('./scale.js');
+  const point = await measureScale(12, 200);
+  for (const [k, v] of Object.entries(point)) assert.ok(Number.isFinite(v) && v >= 0, `${k} = ${v}`);
+  assert.equal(scaleRow(point).length, SCALE_HEADERS.length);
+});
