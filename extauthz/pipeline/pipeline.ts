@@ -11,7 +11,7 @@ import { authorize, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import type { Decision } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaResult } from './hooks.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult } from './hooks.js';
 import { Identifier } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
@@ -49,6 +49,7 @@ interface State {
   deny?: { code: ErrorCode; reason: string };
   decision?: Decision;
   directives?: DirectiveIssuer;
+  explain: boolean;
 }
 
 type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>) => void | Promise<void>;
@@ -77,11 +78,11 @@ const PHASES: readonly [PhaseName, Phase][] = [
     if (principal?.method === 'api-key') s.apiKeyHeader = presentedApiKey(s.ctx!, s.policy!.tenants)?.header;
   }],
   ['authorize', (s) => {
-    s.authz = authorize(s.policy!, s.ctx!, s.principal);
+    s.authz = authorize(s.policy!, s.ctx!, s.principal, s.explain);
     if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
   }],
   ['quota', async (s, d) => {
-    s.quota = await d.quota.charge({ policy: s.policy!, ...(s.authz?.rule ? { rule: s.authz.rule } : {}), ...(s.principal ? { principal: s.principal } : {}), ctx: s.ctx!, params: s.authz!.params });
+    s.quota = await d.quota.charge(quotaRequest(s));
     if (!s.quota.allowed) deny(s, s.quota.code ?? 'QUOTA_EXCEEDED', s.quota.reason ?? 'quota exceeded');
   }],
   ['shape', (s) => {
@@ -89,8 +90,17 @@ const PHASES: readonly [PhaseName, Phase][] = [
   }],
 ];
 
+function quotaRequest(s: State): QuotaRequest {
+  const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params };
+  if (s.authz?.rule) req.rule = s.authz.rule;
+  if (s.principal) req.principal = s.principal;
+  return req;
+}
+
 /** The shaped allow, or a deny: the recorded one, else INTERNAL when no phase produced a decision. */
 function finalDecision(s: State): Decision {
+  // A request that failed to parse has no x-request-id of its own: only then is one made up.
+  if (s.requestId === '') s.requestId = randomUUID();
   if (s.deny || !s.decision) return shapeDeny(s, s.deny?.code ?? 'INTERNAL', s.deny?.reason ?? 'no decision');
   return s.decision;
 }
@@ -98,6 +108,8 @@ function finalDecision(s: State): Decision {
 export interface CheckOptions {
   /** Evaluate at this time instead of the clock (CLI --now). */
   now?: Date;
+  /** Record every rule considered, with its reason, in Decision.trace (CLI --explain); off when served. */
+  explain?: boolean;
 }
 
 export class DecisionPipeline {
@@ -123,8 +135,9 @@ export class DecisionPipeline {
   }
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
-    const directives = this.options.directives;
-    return { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(directives ? { directives } : {}) };
+    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: '', explain: opts.explain === true };
+    if (this.options.directives) s.directives = this.options.directives;
+    return s;
   }
 
   /** Runs the phases in order until one denies; a thrown error becomes a deny (fail). */

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import type { Decision } from '../pipeline/decision.js';
-import { METADATA_NAMESPACE, toCheckResponse } from './authorization.js';
+import { protoRoot } from '../../proto/envoy.js';
+import { checkResponseBytes, METADATA_NAMESPACE } from './authorization.js';
 import { fromStruct, type ProtoStruct } from './struct.js';
 
 const base: Decision = {
@@ -21,11 +22,17 @@ const base: Decision = {
   audit: { method: 'GET', host: 'h', pathTemplate: '/x', sourceIp: '' },
 };
 
-describe('toCheckResponse', () => {
+/** The response bytes as a client built on Envoy's protos sees them. */
+function response(d: Decision): Record<string, unknown> {
+  const t = protoRoot().lookupType('envoy.service.auth.v3.CheckResponse');
+  return t.toObject(t.decode(checkResponseBytes(d)), { enums: Number, longs: String, defaults: true, oneofs: true });
+}
+
+describe('CheckResponse of a Decision', () => {
   test('allow: OK status, headers overwrite, removals, response headers, metadata under the namespace', () => {
-    const r = toCheckResponse(base) as { status: { code: number }; okResponse: { headers: { header: { key: string }; appendAction: string }[]; headersToRemove: string[]; responseHeadersToAdd: unknown[] }; dynamicMetadata: ProtoStruct };
+    const r = response(base) as { status: { code: number }; okResponse: { headers: { header: { key: string; value: string }; appendAction: number }[]; headersToRemove: string[]; responseHeadersToAdd: unknown[] }; dynamicMetadata: ProtoStruct };
     assert.equal(r.status.code, grpc.status.OK);
-    assert.deepEqual(r.okResponse.headers, [{ header: { key: 'x-portcullis-tenant', value: 't' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }]);
+    assert.deepEqual(r.okResponse.headers.map((h) => [h.header.key, h.header.value, h.appendAction]), [['x-portcullis-tenant', 't', 2]]);
     assert.deepEqual(r.okResponse.headersToRemove, ['x-api-key']);
     assert.equal(r.okResponse.responseHeadersToAdd.length, 1);
     assert.deepEqual(fromStruct(r.dynamicMetadata), { [METADATA_NAMESPACE]: { rule: 'r' } });
@@ -40,12 +47,12 @@ describe('toCheckResponse', () => {
   ];
   for (const [code, grpcCode] of denies) {
     test(`deny ${code}: gRPC ${grpcCode}, HTTP status and body in deniedResponse`, () => {
-      const r = toCheckResponse({ ...base, allowed: false, status: 418, code, body: '{"error":{}}' }) as { status: { code: number; message: string }; deniedResponse: { status: { code: number }; body: string }; okResponse?: unknown };
+      const r = response({ ...base, allowed: false, status: 418, code, body: '{"error":{}}' }) as { status: { code: number; message: string }; deniedResponse: { status: { code: number }; body: string }; httpResponse: string };
       assert.equal(r.status.code, grpcCode);
       assert.equal(r.status.message, code);
       assert.equal(r.deniedResponse.status.code, 418);
       assert.equal(r.deniedResponse.body, '{"error":{}}');
-      assert.equal(r.okResponse, undefined);
+      assert.equal(r.httpResponse, 'deniedResponse');
     });
   }
 });
