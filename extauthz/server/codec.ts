@@ -17,10 +17,8 @@ type Writer = protobuf.Writer;
 const MAX_DECODED_HEADERS = 256;
 const WIRE_LEN = 2;
 
-function tagOf(r: Reader): [field: number, wire: number] {
-  const tag = r.uint32();
-  return [tag >>> 3, tag & 7];
-}
+// Tags are (field << 3) | wire type; every field read here is length-delimited (wire type 2)
+// except SocketAddress.port_value (varint). A field with an unexpected wire type is skipped.
 
 /** map<string, string> entry: key = 1, value = 2. */
 function mapEntry(r: Reader, into: Record<string, string>): void {
@@ -28,10 +26,10 @@ function mapEntry(r: Reader, into: Record<string, string>): void {
   let key = '';
   let value = '';
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 1 && w === WIRE_LEN) key = r.string();
-    else if (f === 2 && w === WIRE_LEN) value = r.string();
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 10) key = r.string();
+    else if (t === 18) value = r.string();
+    else r.skipType(t & 7);
   }
   into[key] = value;
 }
@@ -40,10 +38,10 @@ function mapEntry(r: Reader, into: Record<string, string>): void {
 function socketAddress(r: Reader, end: number): { address?: string; portValue?: number } {
   const out: { address?: string; portValue?: number } = {};
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 2 && w === WIRE_LEN) out.address = r.string();
-    else if (f === 3 && w === 0) out.portValue = r.uint32();
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 18) out.address = r.string();
+    else if (t === 24) out.portValue = r.uint32();
+    else r.skipType(t & 7);
   }
   return out;
 }
@@ -52,9 +50,9 @@ function socketAddress(r: Reader, end: number): { address?: string; portValue?: 
 function address(r: Reader, end: number): NonNullable<Peer['address']> {
   const out: NonNullable<Peer['address']> = {};
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 1 && w === WIRE_LEN) out.socketAddress = socketAddress(r, r.uint32() + r.pos);
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 10) out.socketAddress = socketAddress(r, r.uint32() + r.pos);
+    else r.skipType(t & 7);
   }
   return out;
 }
@@ -63,11 +61,11 @@ function address(r: Reader, end: number): NonNullable<Peer['address']> {
 function peer(r: Reader, end: number): Peer {
   const out: Peer = {};
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 1 && w === WIRE_LEN) out.address = address(r, r.uint32() + r.pos);
-    else if (f === 4 && w === WIRE_LEN) out.principal = r.string();
-    else if (f === 5 && w === WIRE_LEN) out.certificate = r.string();
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 10) out.address = address(r, r.uint32() + r.pos);
+    else if (t === 34) out.principal = r.string();
+    else if (t === 42) out.certificate = r.string();
+    else r.skipType(t & 7);
   }
   return out;
 }
@@ -76,11 +74,11 @@ function peer(r: Reader, end: number): Peer {
 function headerValue(r: Reader, end: number): HeaderValue {
   const out: HeaderValue = {};
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 1 && w === WIRE_LEN) out.key = r.string();
-    else if (f === 2 && w === WIRE_LEN) out.value = r.string();
-    else if (f === 3 && w === WIRE_LEN) out.rawValue = r.bytes();
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 10) out.key = r.string();
+    else if (t === 18) out.value = r.string();
+    else if (t === 26) out.rawValue = r.bytes();
+    else r.skipType(t & 7);
   }
   return out;
 }
@@ -89,15 +87,12 @@ function headerValue(r: Reader, end: number): HeaderValue {
 function headerMap(r: Reader, end: number): { headers: HeaderValue[] } {
   const headers: HeaderValue[] = [];
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 1 && w === WIRE_LEN && headers.length < MAX_DECODED_HEADERS) headers.push(headerValue(r, r.uint32() + r.pos));
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 10 && headers.length < MAX_DECODED_HEADERS) headers.push(headerValue(r, r.uint32() + r.pos));
+    else r.skipType(t & 7);
   }
   return { headers };
 }
-
-/** Every HttpRequest field the pipeline reads is a string except headers and header_map. */
-const HTTP_STRINGS: Record<number, 'id' | 'method' | 'path' | 'host'> = { 1: 'id', 2: 'method', 4: 'path', 5: 'host' };
 
 /** AttributeContext.HttpRequest: id 1, method 2, headers 3, path 4, host 5, header_map 13. */
 function httpRequest(r: Reader, end: number): HttpRequestAttributes {
@@ -105,12 +100,19 @@ function httpRequest(r: Reader, end: number): HttpRequestAttributes {
   let headers: Record<string, string> | undefined;
   let count = 0;
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    const name = w === WIRE_LEN ? HTTP_STRINGS[f] : undefined;
-    if (name !== undefined) out[name] = r.string();
-    else if (f === 3 && w === WIRE_LEN && count++ < MAX_DECODED_HEADERS) mapEntry(r, (headers ??= {}));
-    else if (f === 13 && w === WIRE_LEN) out.headerMap = headerMap(r, r.uint32() + r.pos);
-    else r.skipType(w);
+    const t = r.uint32();
+    switch (t) {
+      case 10: out.id = r.string(); break;
+      case 18: out.method = r.string(); break;
+      case 26:
+        if (count++ < MAX_DECODED_HEADERS) mapEntry(r, (headers ??= {}));
+        else r.skipType(2);
+        break;
+      case 34: out.path = r.string(); break;
+      case 42: out.host = r.string(); break;
+      case 106: out.headerMap = headerMap(r, r.uint32() + r.pos); break;
+      default: r.skipType(t & 7);
+    }
   }
   if (headers) out.headers = headers;
   return out;
@@ -120,9 +122,9 @@ function httpRequest(r: Reader, end: number): HttpRequestAttributes {
 function request(r: Reader, end: number): { http?: HttpRequestAttributes } {
   const out: { http?: HttpRequestAttributes } = {};
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 2 && w === WIRE_LEN) out.http = httpRequest(r, r.uint32() + r.pos);
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 18) out.http = httpRequest(r, r.uint32() + r.pos);
+    else r.skipType(t & 7);
   }
   return out;
 }
@@ -133,11 +135,11 @@ type Attributes = NonNullable<CheckRequestInput['attributes']>;
 function attributes(r: Reader, end: number): Attributes {
   const out: Attributes = {};
   while (r.pos < end) {
-    const [f, w] = tagOf(r);
-    if (f === 1 && w === WIRE_LEN) out.source = peer(r, r.uint32() + r.pos);
-    else if (f === 4 && w === WIRE_LEN) out.request = request(r, r.uint32() + r.pos);
-    else if (f === 10 && w === WIRE_LEN) mapEntry(r, (out.contextExtensions ??= {}));
-    else r.skipType(w);
+    const t = r.uint32();
+    if (t === 10) out.source = peer(r, r.uint32() + r.pos);
+    else if (t === 34) out.request = request(r, r.uint32() + r.pos);
+    else if (t === 82) mapEntry(r, (out.contextExtensions ??= {}));
+    else r.skipType(t & 7);
   }
   return out;
 }
@@ -151,9 +153,9 @@ export function decodeCheckRequest(buf: Buffer): CheckRequestInput {
     const r = protobuf.Reader.create(buf);
     const out: CheckRequestInput = {};
     while (r.pos < r.len) {
-      const [f, w] = tagOf(r);
-      if (f === 1 && w === WIRE_LEN) out.attributes = attributes(r, r.uint32() + r.pos);
-      else r.skipType(w);
+      const t = r.uint32();
+      if (t === 10) out.attributes = attributes(r, r.uint32() + r.pos);
+      else r.skipType(t & 7);
     }
     return out;
   } catch {

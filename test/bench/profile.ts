@@ -3,7 +3,10 @@
  * workload) under ghz at one concurrency, optionally with `node --cpu-prof`, then the profile
  * aggregated by self time (function and file).
  *
- *   node dist/test/bench/profile.js [--noop] [--concurrency 16] [--seconds 10] [--cpu-prof] [--top 40] [-- extra serve flags]
+ * Uses the sidecar-shaped mix (--minimal: the bare mix); the server is pinned to CPU 1 and ghz
+ * to CPU 0 when there are two.
+ *
+ *   node dist/test/bench/profile.js [--noop] [--minimal] [--concurrency 16] [--seconds 10] [--cpu-prof] [--top 40] [-- extra serve flags]
  *
  * Prints RPS and server CPU per Check (utime + stime over the run / calls answered).
  */
@@ -14,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { runGhz, startChild, writeDataFile } from './load.js';
 import { fmt } from './table.js';
 import { createWorkload } from './workload.js';
+import { pinning } from './percore.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../../..');
@@ -99,10 +103,12 @@ async function main(): Promise<void> {
   const w = await createWorkload(50, 100);
   const profDir = mkdtempSync(join(tmpdir(), 'portcullis-prof-'));
   try {
-    const dataFile = writeDataFile(profDir, w.requests);
+    const dataFile = writeDataFile(profDir, own.includes('--minimal') ? w.requests : w.sidecar);
     const nodeFlags = prof ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
     const noop = own.includes('--noop');
+    const pin = pinning();
     const running = await startChild({
+      ...(pin.server ? { cpus: pin.server } : {}),
       name: noop ? 'no-op' : 'Portcullis',
       cmd: process.execPath,
       args: noop
@@ -110,12 +116,12 @@ async function main(): Promise<void> {
         : [...nodeFlags, join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--policies', w.dir, '--grpc-address', '127.0.0.1:{port}', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--log-level', 'silent', '--no-watch', ...extra],
     });
     try {
-      runGhz(ghz, running, { name: 'warm-up', dataFile, concurrency: 16, durationS: 1 });
+      runGhz(ghz, running, { name: 'warm-up', dataFile, concurrency: 16, durationS: 1, ...(pin.ghz ? { cpus: pin.ghz } : {}) });
       const t0 = userSys(running.child.pid!);
-      const r = runGhz(ghz, running, { name: 'Portcullis', dataFile, concurrency, durationS: seconds });
+      const r = runGhz(ghz, running, { name: 'Portcullis', dataFile, concurrency, durationS: seconds, ...(pin.ghz ? { cpus: pin.ghz } : {}) });
       const t1 = userSys(running.child.pid!);
       if (r.error) throw new Error(r.error);
-      const calls = r.rps * seconds;
+      const calls = r.count;
       console.log(`concurrency ${concurrency}: ${fmt(r.rps, 0)} RPS, p50 ${fmt(r.p50ms, 2)} ms, p99 ${fmt(r.p99ms, 2)} ms, server CPU ${fmt(r.cpuSeconds, 2)} s = ${fmt((r.cpuSeconds / calls) * 1e6, 0)} µs per Check (user ${fmt(((t1[0] - t0[0]) / calls) * 1e6, 0)} µs, system ${fmt(((t1[1] - t0[1]) / calls) * 1e6, 0)} µs), peak RSS ${fmt(r.peakRssMB, 0)} MB`);
     } finally {
       await running.stop();

@@ -8,25 +8,23 @@
  * 4. scale: 10 / 1,000 / 10,000 ApiPolicies (scale.ts)
  * 5. the other engineers' benchmarks when built: quota.js, masking.js, audit.js (own tables)
  */
-import * as grpc from '@grpc/grpc-js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envoyProtos } from '../../proto/envoy.js';
 import { celCompare } from './cel-compare.js';
 import { writeChart } from './chart.js';
-import { LOAD_HEADERS, loadRow, runGhz, startChild, writeDataFile, type LoadResult, type ServerSpec } from './load.js';
+import { LOAD_HEADERS, loadRow, probe, runGhz, startChild, writeDataFile, type LoadResult, type ServerSpec } from './load.js';
 import { writeOpaFiles } from './opa-policy.js';
 import { loadSnapshot, phaseTable } from './phases.js';
 import { scaleTable } from './scale.js';
+import { buildTools } from './go-tools.js';
 import { fmt, formatMarkdown, formatText, type Table } from './table.js';
 import { createWorkload, type Workload } from './workload.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../../..');
-const SRC = join(ROOT, 'test/bench');
 const quick = process.argv.includes('--quick');
 const argValue = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -41,31 +39,6 @@ const tables: Table[] = [];
 function emit(t: Table): void {
   tables.push(t);
   console.log(`${formatText(t)}\n`);
-}
-
-function buildTools(): Record<string, string> {
-  const r = spawnSync('bash', [join(SRC, 'build-tools.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const tools: Record<string, string> = {};
-  for (const line of r.stdout.split('\n')) {
-    const m = /^([\w-]+)=(.+)$/.exec(line.trim());
-    if (m) tools[m[1]!] = m[2]!;
-  }
-  return tools;
-}
-
-type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res: { status?: { code?: number } }) => void) => void;
-
-/** Sends every request of the mix once; returns how many were allowed (status code 0). */
-async function probe(port: number, w: Workload): Promise<number> {
-  const protos = envoyProtos() as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
-  const client = new protos.envoy.service.auth.v3.Authorization(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Check: Unary };
-  let allowed = 0;
-  for (const r of w.requests) {
-    const res = await new Promise<{ status?: { code?: number } }>((ok, fail) => client.Check(r, (e, v) => (e ? fail(e) : ok(v))));
-    if ((res.status?.code ?? 0) === 0) allowed++;
-  }
-  client.close();
-  return allowed;
 }
 
 function servers(w: Workload, tools: Record<string, string>, opaDir: string): ServerSpec[] {
@@ -86,7 +59,7 @@ async function loadOne(spec: ServerSpec, ghz: string, w: Workload & { dataFile: 
   const { dataFile } = w;
   const running = await startChild(spec);
   try {
-    const line = `${spec.name}: ${await probe(running.port, w)}/${w.requests.length} of the mix allowed`;
+    const line = `${spec.name}: ${await probe(running.port, w.requests)}/${w.requests.length} of the mix allowed`;
     runGhz(ghz, running, { name: spec.name, dataFile, concurrency: 16, durationS: 1 }); // warm-up (JIT, token cache)
     for (const c of CFG.concurrency) results.push(runGhz(ghz, running, { name: spec.name, dataFile, concurrency: c, durationS: CFG.duration }));
     return line;
