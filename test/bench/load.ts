@@ -105,7 +105,8 @@ interface GhzReport {
   errorDistribution?: Record<string, number>;
 }
 
-export function ghzArgs(port: number, dataFile: string, concurrency: number, durationS: number, rps?: number): string[] {
+export function ghzArgs(port: number, dataFile: string, run: { concurrency: number; durationS: number; rps?: number | undefined }): string[] {
+  const { concurrency, durationS, rps } = run;
   return [
     '--insecure', '--proto', AUTH_PROTO, '-i', INCLUDE_DIRS.join(','),
     '--call', 'envoy.service.auth.v3.Authorization.Check', '--data-file', dataFile,
@@ -132,7 +133,7 @@ export interface GhzRun {
 export function runGhz(ghz: string, target: Running, { name, dataFile, concurrency, durationS, rps, cpus }: GhzRun): LoadResult {
   const pid = target.child.pid!;
   const cpu0 = cpuSeconds(pid);
-  const args = ghzArgs(target.port, dataFile, concurrency, durationS, rps);
+  const args = ghzArgs(target.port, dataFile, { concurrency, durationS, rps });
   const r = cpus ? spawnSync('taskset', ['-c', cpus, ghz, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }) : spawnSync(ghz, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   const cpu = cpuSeconds(pid) - cpu0;
   const base = { server: name, concurrency, cpuSeconds: cpu, peakRssMB: peakRssMB(pid) };

@@ -59,12 +59,21 @@ const median = (xs: number[]): number => {
 
 const usPerCheck = (r: LoadResult): number => (r.count > 0 ? (r.cpuSeconds / r.count) * 1e6 : NaN);
 
+/** What every ghz run of one benchmark shares. */
+interface Bench {
+  ghz: string;
+  running: Map<string, Running>;
+  dataFile: string;
+  cfg: PerCoreConfig;
+  ghzCpus?: string | undefined;
+}
+
 interface Rounds {
   names: string[];
   byServer: Map<string, LoadResult[]>;
 }
 
-function runRounds(ghz: string, running: Map<string, Running>, dataFile: string, cfg: PerCoreConfig, ghzCpus?: string): Rounds {
+function runRounds({ ghz, running, dataFile, cfg, ghzCpus }: Bench): Rounds {
   const names = [...running.keys()];
   const byServer = new Map(names.map((n) => [n, [] as LoadResult[]]));
   const pin = ghzCpus ? { cpus: ghzCpus } : {};
@@ -101,7 +110,7 @@ function roundsTable(r: Rounds, cfg: PerCoreConfig, probes: string[], load: stri
   };
 }
 
-function halfLoadTable(ghz: string, running: Map<string, Running>, r: Rounds, dataFile: string, cfg: PerCoreConfig, ghzCpus?: string): Table {
+function halfLoadTable({ ghz, running, dataFile, cfg, ghzCpus }: Bench, r: Rounds): Table {
   const rows = r.names.map((n) => {
     const target = median(r.byServer.get(n)!.map((x) => x.rps)) / 2;
     const x = runGhz(ghz, running.get(n)!, { name: n, dataFile, concurrency: cfg.concurrency, durationS: cfg.seconds, rps: target, ...(ghzCpus ? { cpus: ghzCpus } : {}) });
@@ -132,9 +141,10 @@ export async function perCoreBenchmark(w: Workload, tools: Record<string, string
       running.set(spec.name, r);
       if (!spec.name.startsWith('no-op')) probes.push(`${spec.name}: ${await probe(r.port, w.sidecar)}/${w.sidecar.length} of the sidecar mix allowed`);
     }
-    const rounds = runRounds(ghz, running, dataFile, cfg, pin.ghz);
+    const bench: Bench = { ghz, running, dataFile, cfg, ghzCpus: pin.ghz };
+    const rounds = runRounds(bench);
     const first = roundsTable(rounds, cfg, probes, `Before: ${loadBefore} After: ${loadNote()}`);
-    return [first, halfLoadTable(ghz, running, rounds, dataFile, cfg, pin.ghz)];
+    return [first, halfLoadTable(bench, rounds)];
   } finally {
     for (const r of running.values()) await r.stop();
     rmSync(dir, { recursive: true, force: true });

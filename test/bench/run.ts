@@ -3,10 +3,12 @@
  *
  *   node dist/test/bench/run.js [--quick] [--markdown FILE] [--chart FILE]
  *
- * 1. CEL libraries (cel-compare.ts)  2. per-phase cost in process (phases.ts)
- * 3. load: Portcullis vs no-op grpc-js vs OPA, ghz at fixed concurrency and duration (load.ts)
- * 4. scale: 10 / 1,000 / 10,000 ApiPolicies (scale.ts)
- * 5. the other engineers' benchmarks when built: quota.js, masking.js, audit.js (own tables)
+ * 1. CEL libraries (cel-compare.ts)  2. per-phase cost in process (phases.ts)  3. the Check codec (codec.ts)
+ * 4. per core: every server pinned to one CPU, sidecar-shaped mix, interleaved rounds, and at half
+ *    of its maximum throughput (percore.ts)
+ * 5. load: Portcullis vs the no-op servers vs OPA, ghz at fixed concurrency and duration (load.ts)
+ * 6. scale: 10 / 1,000 / 10,000 ApiPolicies (scale.ts)
+ * 7. the other engineers' benchmarks when built: quota.js, masking.js, audit.js (own tables)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,8 @@ import { writeOpaFiles } from './opa-policy.js';
 import { loadSnapshot, phaseTable } from './phases.js';
 import { scaleTable } from './scale.js';
 import { buildTools } from './go-tools.js';
+import { codecTable } from './codec.js';
+import { perCoreBenchmark } from './percore.js';
 import { fmt, formatMarkdown, formatText, type Table } from './table.js';
 import { createWorkload, type Workload } from './workload.js';
 
@@ -32,8 +36,8 @@ const argValue = (name: string): string | undefined => {
 };
 
 const CFG = quick
-  ? { concurrency: [16], duration: 2, phaseIterations: 500, scale: [10, 1000], scaleIterations: 500 }
-  : { concurrency: [1, 16, 64], duration: 10, phaseIterations: 5000, scale: [10, 1000, 10000], scaleIterations: 3000 };
+  ? { concurrency: [16], duration: 2, phaseIterations: 500, scale: [10, 1000], scaleIterations: 500, perCore: { rounds: 2, seconds: 2, concurrency: 16 } }
+  : { concurrency: [1, 16, 64], duration: 10, phaseIterations: 5000, scale: [10, 1000, 10000], scaleIterations: 3000, perCore: { rounds: 5, seconds: 5, concurrency: 16 } };
 
 const tables: Table[] = [];
 function emit(t: Table): void {
@@ -46,6 +50,7 @@ function servers(w: Workload, tools: Record<string, string>, opaDir: string): Se
   const list: ServerSpec[] = [
     { name: 'Portcullis', cmd: node, args: [join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--policies', w.dir, '--grpc-address', '127.0.0.1:{port}', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--log-level', 'silent', '--no-watch'] },
     { name: 'no-op grpc-js', cmd: node, args: [join(HERE, 'noop-server.js'), '{port}'] },
+    { name: 'no-op grpc-js, no decode', cmd: node, args: [join(HERE, 'noop-server.js'), '{port}', '--no-decode'] },
   ];
   if (tools['opa-ext-authz']) {
     const f = writeOpaFiles(opaDir, w);
@@ -130,6 +135,8 @@ async function main(): Promise<void> {
   const w = await createWorkload(50, 100);
   try {
     emit(await phaseTable(loadSnapshot(w.dir), w, CFG.phaseIterations));
+    emit(await codecTable(quick));
+    for (const t of await perCoreBenchmark(w, tools, CFG.perCore)) emit(t);
     const load = await loadBenchmark(w, tools);
     emit(scaleTable(CFG.scale, CFG.scaleIterations));
     otherBenchmarks();

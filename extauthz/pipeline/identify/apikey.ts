@@ -5,7 +5,7 @@
  * finding a stored key from it would need a preimage of SHA-256, so a scan of every digest with
  * timingSafeEqual (cost growing with the number of keys, on every request) buys nothing.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { PortcullisError } from '../../errors.js';
 import type { CompiledTenant, TenantDirectory } from '../../policy/tenants.js';
 import type { RequestContext } from '../context.js';
@@ -50,7 +50,7 @@ const NO_TENANTS: readonly CompiledTenant[] = [];
 
 export function identifyApiKey(key: { header: string; value: string }, dir: TenantDirectory): Principal {
   if (key.value.length === 0 || key.value.length > MAX_KEY_BYTES) throw new PortcullisError('INVALID_API_KEY', 'API key is empty or too long');
-  const digest = createHash('sha256').update(key.value).digest('hex');
+  const digest = hash('sha256', key.value, 'hex');
   const matches = digestIndex(dir.apiKeyHeaders.get(key.header) ?? NO_TENANTS).get(digest);
   if (!matches) throw new PortcullisError('INVALID_API_KEY', 'unknown API key');
   if (matches.length > 1) throw new PortcullisError('AMBIGUOUS_PRINCIPAL', 'API key is registered more than once');

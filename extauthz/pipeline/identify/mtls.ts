@@ -83,10 +83,12 @@ export function identifyMtls(ctx: RequestContext, dir: TenantDirectory): Princip
   const peer = fromCertificate(ctx.sourceCertificate);
   if (ctx.sourcePrincipal.startsWith('spiffe://')) peer.spiffeIds.push(ctx.sourcePrincipal);
   const xfccHeader = ctx.headers['x-forwarded-client-cert'];
-  const xfcc = xfccHeader ? parseXfcc(xfccHeader) : empty();
+  // Parsed only if a tenant trusts it: sidecars send XFCC on every request.
+  let xfcc: PeerIdentity | undefined;
+  const trusted = (): PeerIdentity => (xfcc ??= xfccHeader ? parseXfcc(xfccHeader) : empty());
   const found = new Map<CompiledTenant, string>();
   for (const t of dir.mtls) {
-    const subject = matches(t, peer) ?? (t.mtls!.trustXfcc ? matches(t, xfcc) : undefined);
+    const subject = matches(t, peer) ?? (t.mtls!.trustXfcc ? matches(t, trusted()) : undefined);
     if (subject !== undefined) found.set(t, subject);
   }
   if (found.size > 1) throw new PortcullisError('AMBIGUOUS_PRINCIPAL', 'client certificate matches several tenants');
