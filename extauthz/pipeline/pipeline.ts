@@ -50,6 +50,8 @@ interface State {
   decision?: Decision;
   directives?: DirectiveIssuer;
   explain: boolean;
+  /** Aborts when the caller's deadline passes (deadline.ts). */
+  signal?: AbortSignal;
 }
 
 type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>) => void | Promise<void>;
@@ -73,7 +75,7 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.policy = policy;
   }],
   ['identify', async (s, d) => {
-    const principal = await d.identifier.identify(s.ctx!, s.policy!.tenants);
+    const principal = await d.identifier.identify(s.ctx!, s.policy!.tenants, s.signal);
     if (principal) s.principal = principal;
     if (principal?.method === 'api-key') s.apiKeyHeader = presentedApiKey(s.ctx!, s.policy!.tenants)?.header;
   }],
@@ -94,6 +96,7 @@ function quotaRequest(s: State): QuotaRequest {
   const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params };
   if (s.authz?.rule) req.rule = s.authz.rule;
   if (s.principal) req.principal = s.principal;
+  if (s.signal) req.signal = s.signal;
   return req;
 }
 
@@ -110,6 +113,18 @@ export interface CheckOptions {
   now?: Date;
   /** Record every rule considered, with its reason, in Decision.trace (CLI --explain); off when served. */
   explain?: boolean;
+  /** The caller's deadline: checked before every phase and passed to every awaited call. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Once the deadline has passed the proxy has already answered the client (status_on_error), so
+ * whatever the phases decided, the recorded decision is that deny.
+ */
+function afterDeadline(s: State): void {
+  if (!s.signal?.aborted || s.deny?.code === 'DEADLINE_EXCEEDED') return;
+  const was = s.deny ? `${s.deny.code}: ${s.deny.reason}` : 'allow';
+  deny(s, 'DEADLINE_EXCEEDED', `deadline exceeded (the phases decided ${was})`);
 }
 
 export class DecisionPipeline {
@@ -128,6 +143,7 @@ export class DecisionPipeline {
     const checkStarted = process.hrtime.bigint();
     const s = this.initialState(input, opts);
     await this.runPhases(s);
+    afterDeadline(s);
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
@@ -137,12 +153,15 @@ export class DecisionPipeline {
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
     const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: '', explain: opts.explain === true };
     if (this.options.directives) s.directives = this.options.directives;
+    if (opts.signal) s.signal = opts.signal;
     return s;
   }
 
   /** Runs the phases in order until one denies; a thrown error becomes a deny (fail). */
   private async runPhases(s: State): Promise<void> {
     for (const [name, phase] of PHASES) {
+      // Before identify (JWKS), quota (charges) and everything else: a dead Check does no work.
+      if (s.signal?.aborted) return deny(s, 'DEADLINE_EXCEEDED', `deadline exceeded before ${name}`);
       const started = process.hrtime.bigint();
       try {
         await phase(s, this.deps);

@@ -5,6 +5,7 @@
  * charge the same counters: limits stay exact across workers. State lives in the backend, not
  * in the policy snapshot, so it survives policy reloads; expired states are reused in place.
  */
+import { DeadlineExceeded } from '../pipeline/deadline.js';
 import { evaluate, ttlMs, type QuotaState } from './algorithms.js';
 import type { ChargeItem, ChargeOutcome, QuotaBackend } from './backend.js';
 import { SharedQuotaTable, type SlotState } from './shared-table.js';
@@ -49,7 +50,8 @@ export class MemoryBackend implements QuotaBackend {
     }
   }
 
-  charge(items: readonly ChargeItem[]): Promise<ChargeOutcome[]> {
+  charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
+    if (signal?.aborted) return Promise.reject(new DeadlineExceeded('before charging quotas'));
     try {
       return Promise.resolve(this.chargeNow(items));
     } catch (err) {

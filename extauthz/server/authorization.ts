@@ -1,7 +1,9 @@
 /**
  * envoy.service.auth.v3.Authorization/Check over gRPC. The handler never answers with a gRPC
- * error: bad input and internal failures become denied CheckResponses (fail closed), and a call
- * whose deadline passed while the pipeline ran is denied too, so it cannot look like success.
+ * error: bad input and internal failures become denied CheckResponses (fail closed). The call's
+ * deadline (and a cancel) aborts a signal the pipeline checks before every phase and hands to
+ * every awaited call; a call whose deadline passed is answered with the DEADLINE_EXCEEDED deny
+ * that was audited, so it can never look like success.
  *
  * The method is registered with the lean codec (codec.ts): the request is decoded straight from
  * the wire into what the pipeline reads and the response encoded straight from the Decision, so
@@ -11,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CATALOGUE } from '../errors.js';
 import type { CheckRequestInput } from '../pipeline/check-request.js';
 import type { Decision } from '../pipeline/decision.js';
+import { CallDeadline } from '../pipeline/deadline.js';
 import type { DecisionPipeline } from '../pipeline/pipeline.js';
 import { decodeCheckRequest, encodeCheckResponse, type CheckResponseFields } from './codec.js';
 
@@ -54,10 +57,11 @@ export const CHECK_SERVICE: grpc.ServiceDefinition = {
   },
 };
 
-function expired(call: grpc.ServerUnaryCall<CheckRequestInput, Buffer>): boolean {
-  const deadline = call.getDeadline();
-  if (deadline instanceof Date) return deadline.getTime() < Date.now();
-  return typeof deadline === 'number' && Number.isFinite(deadline) && deadline < Date.now();
+/** The call's deadline in epoch ms, or undefined when the client set none. */
+function grpcDeadline(call: grpc.ServerUnaryCall<CheckRequestInput, Buffer>): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return typeof ms === 'number' && Number.isFinite(ms) ? ms : undefined;
 }
 
 export class AuthorizationService {
@@ -77,17 +81,22 @@ export class AuthorizationService {
 
   private check(call: grpc.ServerUnaryCall<CheckRequestInput, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
     this.inflight++;
+    const deadline = new CallDeadline(grpcDeadline(call));
+    const onCancel = (): void => deadline.cancel();
+    call.on('cancelled', onCancel);
     this.pipeline
-      .check(call.request ?? {})
+      .check(call.request ?? {}, { signal: deadline.signal })
       .then((decision) => {
         this.onDecision?.(decision);
-        if (expired(call) || call.cancelled) {
-          callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline exceeded' });
-          return;
-        }
+        // Always a CheckResponse, even late: the decision (a DEADLINE_EXCEEDED deny when the
+        // deadline passed) is what was audited; a client that gave up simply never reads it.
         callback(null, checkResponseBytes(decision));
       })
       .catch(() => callback(null, INTERNAL_BYTES))
-      .finally(() => this.inflight--);
+      .finally(() => {
+        deadline.dispose();
+        call.removeListener('cancelled', onCancel);
+        this.inflight--;
+      });
   }
 }
