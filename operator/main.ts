@@ -2,8 +2,9 @@
 /** Entry point of the Portcullis operator. */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../extauthz/logger.js';
-import { loadKubeConfig } from '../extauthz/kube/informer.js';
+import { pino } from 'pino';
+import { PortcullisError } from '../extauthz/errors.js';
+import { loadKubeConfig } from '../kube/config.js';
 import { OPERATOR_HELP, parseOperatorArgs } from './config.js';
 import { runOperator } from './manager.js';
 
@@ -19,8 +20,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(OPERATOR_HELP + '\n');
     return 0;
   }
-  const log = createLogger(cfg.logLevel);
-  const running = await runOperator(cfg, loadKubeConfig(cfg.kubeconfig), log, () => {
+  const log = pino({ level: cfg.logLevel, base: { service: 'portcullis-operator' } }, pino.destination({ fd: 2, sync: false }));
+  let kc;
+  try {
+    kc = loadKubeConfig(cfg.kubeconfig);
+  } catch (err) {
+    const code = err instanceof PortcullisError ? `${err.code}: ` : '';
+    process.stderr.write(`portcullis-operator: ${code}${(err as Error).message}\n`);
+    return 1;
+  }
+  const running = await runOperator(cfg, kc, log, () => {
     // Exit so the replica restarts as a follower with fresh state.
     process.exit(1);
   });

@@ -8,10 +8,11 @@ import type { Logger } from 'pino';
 import { compilePolicy } from '../extauthz/policy/compile.js';
 import { API_VERSION, type ApiPolicyObject, type TenantObject } from '../extauthz/policy/model.js';
 import { compileTenants, JwksCache, TenantDirectory } from '../extauthz/policy/tenants.js';
-import { sourcesFrom } from '../extauthz/kube/policy-source.js';
-import { PLURAL } from '../extauthz/kube/resources.js';
+import { httpCode } from '../kube/errors.js';
+import { sourcesFrom } from '../kube/objects.js';
+import { PLURAL } from '../kube/resources.js';
 import { mergeConditions, policyConditions, tenantConditions, type ConditionInput, type ObjectStatus } from './conditions.js';
-import { httpCode, type OperatorClient } from './kube-client.js';
+import type { OperatorClient } from './kube-client.js';
 import { translate, type OutputConfig, type GeneratedObject } from './translate.js';
 
 export interface Caches {
