@@ -115,7 +115,8 @@ export const EXPLAIN: Command = {
   help: `Usage: portcullis explain --policies DIR --request FILE [--now RFC3339]
 
 Like check, and prints the policy chosen, the principal (type, tenant, subject) and, for
-every rule considered in order, whether it matched and why not.
+every rule considered in order, whether it matched and why not; for a condition that was
+false, the part of it that made it false (operands of && and || evaluated one by one).
 
 ${CLI_AUDIT_HELP}
 

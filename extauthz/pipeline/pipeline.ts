@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
-import { authorize, type Authorization } from './authorize.js';
+import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import type { Decision } from './decision.js';
@@ -49,6 +49,7 @@ interface State {
   deny?: { code: ErrorCode; reason: string };
   decision?: Decision;
   directives?: DirectiveIssuer;
+  /** explain: the full trace, with the failing part of false conditions named. */
   explain: boolean;
   /** Aborts when the caller's deadline passes (deadline.ts). */
   signal?: AbortSignal;
@@ -80,7 +81,8 @@ const PHASES: readonly [PhaseName, Phase][] = [
     if (principal?.method === 'api-key') s.apiKeyHeader = presentedApiKey(s.ctx!, s.policy!.tenants)?.header;
   }],
   ['authorize', (s) => {
-    s.authz = authorize(s.policy!, s.ctx!, s.principal, s.explain);
+    s.authz = authorize(s.policy!, s.ctx!, s.principal);
+    if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
     if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
   }],
   ['quota', async (s, d) => {
@@ -111,7 +113,7 @@ function finalDecision(s: State): Decision {
 export interface CheckOptions {
   /** Evaluate at this time instead of the clock (CLI --now). */
   now?: Date;
-  /** Record every rule considered, with its reason, in Decision.trace (CLI --explain); off when served. */
+  /** Record every rule considered in Decision.trace, naming the part of each false condition that made it false (CLI explain; costs extra evaluations); off when served. */
   explain?: boolean;
   /** The caller's deadline: checked before every phase and passed to every awaited call. */
   signal?: AbortSignal;

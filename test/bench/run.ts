@@ -3,7 +3,8 @@
  *
  *   node dist/test/bench/run.js [--quick] [--markdown FILE] [--chart FILE]
  *
- * 1. CEL libraries (cel-compare.ts)  2. per-phase cost in process (phases.ts)  3. the Check codec (codec.ts)
+ * 1. CEL libraries (cel-compare.ts) and the CEL cost estimate vs time (cel-cost.ts)  2. per-phase cost in process (phases.ts)
+ * 3. the Check codec (codec.ts)
  * 4. per core: every server pinned to one CPU, sidecar-shaped mix, interleaved rounds, and at half
  *    of its maximum throughput (percore.ts)
  * 5. load: Portcullis vs the no-op servers vs OPA, ghz at fixed concurrency and duration (load.ts)
@@ -16,6 +17,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { celCompare } from './cel-compare.js';
+import { celCostTable } from './cel-cost.js';
 import { writeChart } from './chart.js';
 import { LOAD_HEADERS, loadRow, probe, runGhz, startChild, writeDataFile, type LoadResult, type ServerSpec } from './load.js';
 import { writeOpaFiles } from './opa-policy.js';
@@ -132,6 +134,7 @@ async function main(): Promise<void> {
   console.log(`Portcullis benchmarks (${quick ? 'quick' : 'full'}): Node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'CPU'}, load average ${loadavg()[0]?.toFixed(2)}\n`);
   const tools = buildTools();
   for (const t of celCompare(quick)) emit(t);
+  emit(celCostTable(quick));
   const w = await createWorkload(50, 100);
   try {
     emit(await phaseTable(loadSnapshot(w.dir), w, CFG.phaseIterations));
