@@ -89,7 +89,7 @@ async function decide(args: string[], io: Io, explain: boolean): Promise<number>
   // The directive header is signed with a throwaway key: check shows what would be sent, not a usable token.
   const audit = await openCliAudit(values, io.err);
   const pipeline = new DecisionPipeline({ snapshot: () => compiled.snapshot, audit, directives: new DirectiveIssuer(MaskKey.generate()), quota: quotaAt(now) });
-  const d = await pipeline.check(request, { ...(now ? { now } : {}), ...(explain ? { explain: true } : {}) });
+  const d = await pipeline.check(request, now ? { now, explain } : { explain });
   await audit.close();
   io.out(decisionOutput(d, explain));
   return d.allowed ? EXIT.OK : EXIT.DENY;

@@ -12,7 +12,7 @@ import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaResult } from './hooks.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult } from './hooks.js';
 import { Identifier } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
@@ -50,8 +50,8 @@ interface State {
   deny?: { code: ErrorCode; reason: string };
   decision?: Decision;
   directives?: DirectiveIssuer;
-  /** explain: name the failing part of false conditions in the trace. */
-  explain?: boolean;
+  /** explain: the full trace, with the failing part of false conditions named. */
+  explain: boolean;
   /** Aborts when the caller's deadline passes (deadline.ts). */
   signal?: AbortSignal;
 }
@@ -89,7 +89,7 @@ const PHASES: readonly [PhaseName, Phase][] = [
     if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
   }],
   ['quota', async (s, d) => {
-    s.quota = await d.quota.charge({ policy: s.policy!, ...(s.authz?.rule ? { rule: s.authz.rule } : {}), ...(s.principal ? { principal: s.principal } : {}), ctx: s.ctx!, params: s.authz!.params, ...(s.signal ? { signal: s.signal } : {}) });
+    s.quota = await d.quota.charge(quotaRequest(s));
     if (!s.quota.allowed) deny(s, s.quota.code ?? 'QUOTA_EXCEEDED', s.quota.reason ?? 'quota exceeded');
   }],
   ['shape', (s) => {
@@ -97,8 +97,18 @@ const PHASES: readonly [PhaseName, Phase][] = [
   }],
 ];
 
+function quotaRequest(s: State): QuotaRequest {
+  const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params };
+  if (s.authz?.rule) req.rule = s.authz.rule;
+  if (s.principal) req.principal = s.principal;
+  if (s.signal) req.signal = s.signal;
+  return req;
+}
+
 /** The shaped allow, or a deny: the recorded one, else INTERNAL when no phase produced a decision. */
 function finalDecision(s: State): Decision {
+  // A request that failed to parse has no x-request-id of its own: only then is one made up.
+  if (s.requestId === '') s.requestId = randomUUID();
   if (s.deny || !s.decision) return shapeDeny(s, s.deny?.code ?? 'INTERNAL', s.deny?.reason ?? 'no decision');
   return s.decision;
 }
@@ -106,7 +116,7 @@ function finalDecision(s: State): Decision {
 export interface CheckOptions {
   /** Evaluate at this time instead of the clock (CLI --now). */
   now?: Date;
-  /** Name the part of each false condition that made it false (CLI explain; costs extra evaluations). */
+  /** Record every rule considered in Decision.trace, naming the part of each false condition that made it false (CLI explain; costs extra evaluations); off when served. */
   explain?: boolean;
   /** The caller's deadline: checked before every phase and passed to every awaited call. */
   signal?: AbortSignal;
@@ -146,8 +156,10 @@ export class DecisionPipeline {
   }
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
-    const directives = this.options.directives;
-    return { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(directives ? { directives } : {}), ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.explain ? { explain: true } : {}) };
+    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: '', explain: opts.explain === true };
+    if (this.options.directives) s.directives = this.options.directives;
+    if (opts.signal) s.signal = opts.signal;
+    return s;
   }
 
   /** Runs the phases in order until one denies; a thrown error becomes a deny (fail). */

@@ -1,70 +1,77 @@
 /**
- * The in-process backend (the default): exact, and atomic because a charge runs synchronously on
- * the one event loop. State lives in the backend, not in the policy snapshot, so it survives
- * policy reloads. Expired states are swept so idle keys do not accumulate.
+ * The in-process backend (the default): exact, and atomic because a charge evaluates and commits
+ * every counter of the request under the table's lock. The counters live in a SharedQuotaTable
+ * (SharedArrayBuffer + Atomics), so backends of several worker threads built on one buffer
+ * charge the same counters: limits stay exact across workers. State lives in the backend, not
+ * in the policy snapshot, so it survives policy reloads; expired states are reused in place.
  */
 import { DeadlineExceeded } from '../pipeline/deadline.js';
 import { evaluate, ttlMs, type QuotaState } from './algorithms.js';
 import type { ChargeItem, ChargeOutcome, QuotaBackend } from './backend.js';
-
-interface Entry {
-  state: QuotaState;
-  expiresAt: number;
-}
+import { SharedQuotaTable, type SlotState } from './shared-table.js';
 
 export interface MemoryBackendOptions {
   /** Milliseconds since the epoch; injected in tests. */
   clock?: () => number;
-  /** Sweep expired entries every this many writes. */
-  sweepEvery?: number;
+  /** The shared table's buffer (another thread's backend), or the capacity of a new table in slots. */
+  table?: SharedArrayBuffer | number;
 }
 
 export class MemoryBackend implements QuotaBackend {
   readonly name = 'memory' as const;
-  private readonly entries = new Map<string, Entry>();
+  readonly table: SharedQuotaTable;
   private readonly clock: () => number;
-  private readonly sweepEvery: number;
-  private writes = 0;
 
   constructor(options: MemoryBackendOptions = {}) {
     this.clock = options.clock ?? Date.now;
-    this.sweepEvery = options.sweepEvery ?? 10_000;
+    this.table = new SharedQuotaTable(options.table);
   }
 
-  /** Synchronous core: evaluate all, commit only if all admit. */
+  /** Synchronous core: evaluate all, commit only if all admit, under the lock. */
   chargeNow(items: readonly ChargeItem[]): ChargeOutcome[] {
-    const now = this.clock();
-    const verdicts = items.map((it) => evaluate(this.live(it.key, now), it, it.cost, now));
-    if (verdicts.every((v) => v.allowed)) {
-      items.forEach((it, i) => this.entries.set(it.key, { state: verdicts[i]!.next, expiresAt: now + ttlMs(it) }));
-      this.maybeSweep(now, items.length);
+    return this.table.locked(() => {
+      const now = this.clock();
+      const before = items.map((it) => this.table.get(it.key));
+      const verdicts = items.map((it, i) => evaluate(live(before[i], now), it, it.cost, now));
+      if (verdicts.every((v) => v.allowed)) this.commit(items, verdicts.map((v) => v.next), before, now);
+      return verdicts.map(({ next: _next, ...rest }) => rest);
+    });
+  }
+
+  /** All or none: when the table is full for one key, the counters already written are put back. */
+  private commit(items: readonly ChargeItem[], next: QuotaState[], before: (SlotState | undefined)[], now: number): void {
+    let i = 0;
+    try {
+      for (; i < items.length; i++) this.table.set(items[i]!.key, next[i]!, now + ttlMs(items[i]!), now);
+    } catch (err) {
+      // An entry that did not exist comes back expired (expiresAt 0), which reads as absent.
+      for (let j = 0; j < i; j++) this.table.set(items[j]!.key, before[j]?.state ?? EMPTY, before[j]?.expiresAt ?? 0, now);
+      throw err;
     }
-    return verdicts.map(({ next: _next, ...rest }) => rest);
   }
 
   charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
     if (signal?.aborted) return Promise.reject(new DeadlineExceeded('before charging quotas'));
-    return Promise.resolve(this.chargeNow(items));
+    try {
+      return Promise.resolve(this.chargeNow(items));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
+  /** Counters not yet expired. */
   get size(): number {
-    return this.entries.size;
+    return this.table.live(this.clock());
   }
 
   close(): Promise<void> {
-    this.entries.clear();
     return Promise.resolve();
   }
 
-  private live(key: string, now: number): QuotaState | undefined {
-    const e = this.entries.get(key);
-    return e && e.expiresAt > now ? e.state : undefined;
-  }
+}
 
-  private maybeSweep(now: number, n: number): void {
-    this.writes += n;
-    if (this.writes < this.sweepEvery) return;
-    this.writes = 0;
-    for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
-  }
+const EMPTY: QuotaState = { a: 0, t: 0, p: 0 };
+
+function live(e: SlotState | undefined, now: number): QuotaState | undefined {
+  return e && e.expiresAt > now ? e.state : undefined;
 }

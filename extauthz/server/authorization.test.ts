@@ -2,10 +2,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import type { Decision } from '../pipeline/decision.js';
+import { protoRoot } from '../../proto/envoy.js';
 import { EventEmitter } from 'node:events';
 import { checkRequest } from '../../test/helpers/requests.js';
 import { DecisionPipeline } from '../pipeline/pipeline.js';
-import { AuthorizationService, METADATA_NAMESPACE, toCheckResponse } from './authorization.js';
+import { AuthorizationService, checkResponseBytes, METADATA_NAMESPACE } from './authorization.js';
 import { fromStruct, type ProtoStruct } from './struct.js';
 
 const base: Decision = {
@@ -24,11 +25,21 @@ const base: Decision = {
   audit: { method: 'GET', host: 'h', pathTemplate: '/x', sourceIp: '' },
 };
 
-describe('toCheckResponse', () => {
+/** The response bytes as a client built on Envoy's protos sees them. */
+function response(d: Decision): Record<string, unknown> {
+  return decoded(checkResponseBytes(d));
+}
+
+function decoded(bytes: Buffer): Record<string, unknown> {
+  const t = protoRoot().lookupType('envoy.service.auth.v3.CheckResponse');
+  return t.toObject(t.decode(bytes), { enums: Number, longs: String, defaults: true, oneofs: true });
+}
+
+describe('CheckResponse of a Decision', () => {
   test('allow: OK status, headers overwrite, removals, response headers, metadata under the namespace', () => {
-    const r = toCheckResponse(base) as { status: { code: number }; okResponse: { headers: { header: { key: string }; appendAction: string }[]; headersToRemove: string[]; responseHeadersToAdd: unknown[] }; dynamicMetadata: ProtoStruct };
+    const r = response(base) as { status: { code: number }; okResponse: { headers: { header: { key: string; value: string }; appendAction: number }[]; headersToRemove: string[]; responseHeadersToAdd: unknown[] }; dynamicMetadata: ProtoStruct };
     assert.equal(r.status.code, grpc.status.OK);
-    assert.deepEqual(r.okResponse.headers, [{ header: { key: 'x-portcullis-tenant', value: 't' }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }]);
+    assert.deepEqual(r.okResponse.headers.map((h) => [h.header.key, h.header.value, h.appendAction]), [['x-portcullis-tenant', 't', 2]]);
     assert.deepEqual(r.okResponse.headersToRemove, ['x-api-key']);
     assert.equal(r.okResponse.responseHeadersToAdd.length, 1);
     assert.deepEqual(fromStruct(r.dynamicMetadata), { [METADATA_NAMESPACE]: { rule: 'r' } });
@@ -43,12 +54,12 @@ describe('toCheckResponse', () => {
   ];
   for (const [code, grpcCode] of denies) {
     test(`deny ${code}: gRPC ${grpcCode}, HTTP status and body in deniedResponse`, () => {
-      const r = toCheckResponse({ ...base, allowed: false, status: 418, code, body: '{"error":{}}' }) as { status: { code: number; message: string }; deniedResponse: { status: { code: number }; body: string }; okResponse?: unknown };
+      const r = response({ ...base, allowed: false, status: 418, code, body: '{"error":{}}' }) as { status: { code: number; message: string }; deniedResponse: { status: { code: number }; body: string }; httpResponse: string };
       assert.equal(r.status.code, grpcCode);
       assert.equal(r.status.message, code);
       assert.equal(r.deniedResponse.status.code, 418);
       assert.equal(r.deniedResponse.body, '{"error":{}}');
-      assert.equal(r.okResponse, undefined);
+      assert.equal(r.httpResponse, 'deniedResponse');
     });
   }
 });
@@ -61,8 +72,8 @@ describe('AuthorizationService: always a CheckResponse', () => {
   }
   function answer(deadline: Date | number, pipeline: DecisionPipeline): Promise<{ err: unknown; res: { status: { code: number }; deniedResponse?: { status: { code: number } } } }> {
     const call = Object.assign(new EventEmitter(), { request: checkRequest({ host: 'nowhere.example' }), cancelled: false, getDeadline: () => deadline }) as FakeCall;
-    const service = new AuthorizationService(pipeline) as unknown as { check(call: FakeCall, cb: (err: unknown, res: unknown) => void): void };
-    return new Promise((resolve) => service.check(call, (err, res) => resolve({ err, res: res as never })));
+    const service = new AuthorizationService(pipeline) as unknown as { check(call: FakeCall, cb: (err: unknown, res: Buffer) => void): void };
+    return new Promise((resolve) => service.check(call, (err, res) => resolve({ err, res: decoded(res) as never })));
   }
 
   test('a call whose deadline has passed gets the audited DEADLINE_EXCEEDED deny, not a gRPC error', async () => {

@@ -29,3 +29,25 @@ void test('scale benchmark: every figure is measured, and an edit compiles one p
   for (const [k, v] of Object.entries(point)) assert.ok(Number.isFinite(v) && v >= 0, `${k} = ${v}`);
   assert.equal(scaleRow(point).length, SCALE_HEADERS.length);
 });
+
+void test('the sidecar-shaped mix, encoded as Envoy sends it and decoded by the lean codec, is allowed in full', async () => {
+  const { DecisionPipeline } = await import('../../extauthz/pipeline/pipeline.js');
+  const { decodeCheckRequest } = await import('../../extauthz/server/codec.js');
+  const { fromProtoJson, protoRoot } = await import('../../proto/envoy.js');
+  const w = await createWorkload(5, 20);
+  try {
+    const snapshot = loadSnapshot(w.dir);
+    const pipeline = new DecisionPipeline({ snapshot: () => snapshot });
+    const type = protoRoot().lookupType('envoy.service.auth.v3.CheckRequest');
+    const denies: string[] = [];
+    for (const r of w.sidecar) {
+      const bytes = Buffer.from(type.encode(type.fromObject(fromProtoJson('envoy.service.auth.v3.CheckRequest', r))).finish());
+      const d = await pipeline.check(decodeCheckRequest(bytes));
+      if (!d.allowed) denies.push(`${d.code}: ${d.reason}`);
+    }
+    assert.deepEqual(denies, []);
+    assert.equal(Object.keys(w.sidecar[0]!.attributes!.request!.http!.headers!).length >= 15, true, 'sidecar requests carry at least 15 headers');
+  } finally {
+    w.remove();
+  }
+});

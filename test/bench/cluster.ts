@@ -54,7 +54,7 @@ interface Level {
 
 function level({ ghz, port, dataFile, c, connections, seconds, total }: Level): string {
   const cpu0 = total();
-  const r = spawnSync(ghz, [...ghzArgs(port, dataFile, c, seconds), '--connections', String(connections)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(ghz, [...ghzArgs(port, dataFile, { concurrency: c, durationS: seconds }), '--connections', String(connections)], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const cpu = total() - cpu0;
   if (r.status !== 0) return `failed: ${(r.stderr || r.stdout).slice(0, 200)}`;
   const rep = JSON.parse(r.stdout) as { rps: number; count: number; latencyDistribution: { percentage: number; latency: number }[] | null };
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 4000 + 1500 * n));
       const pids = (): number[] => [child.pid!, ...readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)];
       const total = (): number => pids().reduce((a, p) => a + cpuOf(p), 0);
-      spawnSync(ghz, [...ghzArgs(port, dataFile, 16, 2), '--connections', String(connections)], { encoding: 'utf8' });
+      spawnSync(ghz, [...ghzArgs(port, dataFile, { concurrency: 16, durationS: 2 }), '--connections', String(connections)], { encoding: 'utf8' });
       for (const c of levels) console.log(`${n}  ${c}  ${connections}  ${level({ ghz, port, dataFile, c, connections, seconds, total })}`);
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

@@ -8,7 +8,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { INCLUDE_DIRS, AUTH_PROTO } from '../../proto/envoy.js';
+import { INCLUDE_DIRS, AUTH_PROTO, envoyProtos, fromProtoJson } from '../../proto/envoy.js';
+import * as grpc from '@grpc/grpc-js';
 import { fmt } from './table.js';
 
 export interface ServerSpec {
@@ -16,12 +17,16 @@ export interface ServerSpec {
   /** Command and arguments; the port placeholder {port} is replaced. */
   cmd: string;
   args: string[];
+  /** Pin the server to these CPUs (taskset -c), e.g. "1". */
+  cpus?: string;
 }
 
 export interface LoadResult {
   server: string;
   concurrency: number;
   rps: number;
+  /** Calls answered OK in the run. */
+  count: number;
   p50ms: number;
   p90ms: number;
   p99ms: number;
@@ -62,7 +67,9 @@ export interface Running {
 
 export async function startChild(spec: ServerSpec): Promise<Running> {
   const port = await freePort();
-  const child = spawn(spec.cmd, spec.args.map((a) => a.replace('{port}', String(port))), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = spec.args.map((a) => a.replace('{port}', String(port)));
+  // taskset execs the server, so the child's pid (for /proc CPU figures) is the server's own.
+  const child = spec.cpus ? spawn('taskset', ['-c', spec.cpus, spec.cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(spec.cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   const stop = (): Promise<void> => new Promise((resolve) => {
@@ -98,11 +105,12 @@ interface GhzReport {
   errorDistribution?: Record<string, number>;
 }
 
-export function ghzArgs(port: number, dataFile: string, concurrency: number, durationS: number): string[] {
+export function ghzArgs(port: number, dataFile: string, run: { concurrency: number; durationS: number; rps?: number | undefined }): string[] {
+  const { concurrency, durationS, rps } = run;
   return [
     '--insecure', '--proto', AUTH_PROTO, '-i', INCLUDE_DIRS.join(','),
     '--call', 'envoy.service.auth.v3.Authorization.Check', '--data-file', dataFile,
-    '-c', String(concurrency), '-z', `${durationS}s`, '-O', 'json', `127.0.0.1:${port}`,
+    '-c', String(concurrency), '-z', `${durationS}s`, ...(rps ? ['-r', String(Math.round(rps))] : []), '-O', 'json', `127.0.0.1:${port}`,
   ];
 }
 
@@ -116,18 +124,23 @@ export interface GhzRun {
   dataFile: string;
   concurrency: number;
   durationS: number;
+  /** Constant request rate instead of as fast as possible. */
+  rps?: number;
+  /** Pin ghz to these CPUs (taskset -c). */
+  cpus?: string;
 }
 
-export function runGhz(ghz: string, target: Running, { name, dataFile, concurrency, durationS }: GhzRun): LoadResult {
+export function runGhz(ghz: string, target: Running, { name, dataFile, concurrency, durationS, rps, cpus }: GhzRun): LoadResult {
   const pid = target.child.pid!;
   const cpu0 = cpuSeconds(pid);
-  const r = spawnSync(ghz, ghzArgs(target.port, dataFile, concurrency, durationS), { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const args = ghzArgs(target.port, dataFile, { concurrency, durationS, rps });
+  const r = cpus ? spawnSync('taskset', ['-c', cpus, ghz, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }) : spawnSync(ghz, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   const cpu = cpuSeconds(pid) - cpu0;
   const base = { server: name, concurrency, cpuSeconds: cpu, peakRssMB: peakRssMB(pid) };
-  if (r.status !== 0) return { ...base, rps: NaN, p50ms: NaN, p90ms: NaN, p99ms: NaN, errors: NaN, error: (r.stderr || r.stdout).slice(0, 300) };
+  if (r.status !== 0) return { ...base, rps: NaN, count: 0, p50ms: NaN, p90ms: NaN, p99ms: NaN, errors: NaN, error: (r.stderr || r.stdout).slice(0, 300) };
   const rep = JSON.parse(r.stdout) as GhzReport;
   const ok = rep.statusCodeDistribution?.OK ?? 0;
-  return { ...base, rps: rep.rps, p50ms: pct(rep, 50), p90ms: pct(rep, 90), p99ms: pct(rep, 99), errors: rep.count - ok };
+  return { ...base, rps: rep.rps, count: ok, p50ms: pct(rep, 50), p90ms: pct(rep, 90), p99ms: pct(rep, 99), errors: rep.count - ok };
 }
 
 export function writeDataFile(dir: string, requests: unknown[]): string {
@@ -142,3 +155,19 @@ export function loadRow(r: LoadResult): string[] {
 }
 
 export const LOAD_HEADERS = ['server', 'concurrency', 'RPS', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'server CPU s', 'peak RSS MB'];
+
+type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res: { status?: { code?: number } }) => void) => void;
+
+/** Sends every request of the mix once; returns how many were allowed (status code 0). */
+export async function probe(port: number, requests: readonly unknown[]): Promise<number> {
+  const protos = envoyProtos() as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
+  const client = new protos.envoy.service.auth.v3.Authorization(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Check: Unary };
+  let allowed = 0;
+  for (const r of requests) {
+    const res = await new Promise<{ status?: { code?: number } }>((ok, fail) => client.Check(fromProtoJson('envoy.service.auth.v3.CheckRequest', r), (e, v) => (e ? fail(e) : ok(v))));
+    if ((res.status?.code ?? 0) === 0) allowed++;
+  }
+  client.close();
+  return allowed;
+}
+

@@ -4,30 +4,33 @@
  *   node dist/test/bench/run.js [--quick] [--markdown FILE] [--chart FILE]
  *
  * 1. CEL libraries (cel-compare.ts) and the CEL cost estimate vs time (cel-cost.ts)  2. per-phase cost in process (phases.ts)
- * 3. load: Portcullis vs no-op grpc-js vs OPA, ghz at fixed concurrency and duration (load.ts)
- * 4. scale: 10 / 1,000 / 10,000 ApiPolicies (scale.ts)
- * 5. the other engineers' benchmarks when built: quota.js, masking.js, audit.js (own tables)
+ * 3. the Check codec (codec.ts)
+ * 4. per core: every server pinned to one CPU, sidecar-shaped mix, interleaved rounds, and at half
+ *    of its maximum throughput (percore.ts)
+ * 5. load: Portcullis vs the no-op servers vs OPA, ghz at fixed concurrency and duration (load.ts)
+ * 6. scale: 10 / 1,000 / 10,000 ApiPolicies (scale.ts)
+ * 7. the other engineers' benchmarks when built: quota.js, masking.js, audit.js (own tables)
  */
-import * as grpc from '@grpc/grpc-js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envoyProtos } from '../../proto/envoy.js';
 import { celCompare } from './cel-compare.js';
 import { celCostTable } from './cel-cost.js';
 import { writeChart } from './chart.js';
-import { LOAD_HEADERS, loadRow, runGhz, startChild, writeDataFile, type LoadResult, type ServerSpec } from './load.js';
+import { LOAD_HEADERS, loadRow, probe, runGhz, startChild, writeDataFile, type LoadResult, type ServerSpec } from './load.js';
 import { writeOpaFiles } from './opa-policy.js';
 import { loadSnapshot, phaseTable } from './phases.js';
 import { scaleTable } from './scale.js';
+import { buildTools } from './go-tools.js';
+import { codecTable } from './codec.js';
+import { perCoreBenchmark } from './percore.js';
 import { fmt, formatMarkdown, formatText, type Table } from './table.js';
 import { createWorkload, type Workload } from './workload.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../../..');
-const SRC = join(ROOT, 'test/bench');
 const quick = process.argv.includes('--quick');
 const argValue = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -35,8 +38,8 @@ const argValue = (name: string): string | undefined => {
 };
 
 const CFG = quick
-  ? { concurrency: [16], duration: 2, phaseIterations: 500, scale: [10, 1000], scaleIterations: 500 }
-  : { concurrency: [1, 16, 64], duration: 10, phaseIterations: 5000, scale: [10, 1000, 10000], scaleIterations: 3000 };
+  ? { concurrency: [16], duration: 2, phaseIterations: 500, scale: [10, 1000], scaleIterations: 500, perCore: { rounds: 2, seconds: 2, concurrency: 16 } }
+  : { concurrency: [1, 16, 64], duration: 10, phaseIterations: 5000, scale: [10, 1000, 10000], scaleIterations: 3000, perCore: { rounds: 5, seconds: 5, concurrency: 16 } };
 
 const tables: Table[] = [];
 function emit(t: Table): void {
@@ -44,36 +47,12 @@ function emit(t: Table): void {
   console.log(`${formatText(t)}\n`);
 }
 
-function buildTools(): Record<string, string> {
-  const r = spawnSync('bash', [join(SRC, 'build-tools.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const tools: Record<string, string> = {};
-  for (const line of r.stdout.split('\n')) {
-    const m = /^([\w-]+)=(.+)$/.exec(line.trim());
-    if (m) tools[m[1]!] = m[2]!;
-  }
-  return tools;
-}
-
-type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res: { status?: { code?: number } }) => void) => void;
-
-/** Sends every request of the mix once; returns how many were allowed (status code 0). */
-async function probe(port: number, w: Workload): Promise<number> {
-  const protos = envoyProtos() as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
-  const client = new protos.envoy.service.auth.v3.Authorization(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Check: Unary };
-  let allowed = 0;
-  for (const r of w.requests) {
-    const res = await new Promise<{ status?: { code?: number } }>((ok, fail) => client.Check(r, (e, v) => (e ? fail(e) : ok(v))));
-    if ((res.status?.code ?? 0) === 0) allowed++;
-  }
-  client.close();
-  return allowed;
-}
-
 function servers(w: Workload, tools: Record<string, string>, opaDir: string): ServerSpec[] {
   const node = process.execPath;
   const list: ServerSpec[] = [
     { name: 'Portcullis', cmd: node, args: [join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--policies', w.dir, '--grpc-address', '127.0.0.1:{port}', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--log-level', 'silent', '--no-watch'] },
     { name: 'no-op grpc-js', cmd: node, args: [join(HERE, 'noop-server.js'), '{port}'] },
+    { name: 'no-op grpc-js, no decode', cmd: node, args: [join(HERE, 'noop-server.js'), '{port}', '--no-decode'] },
   ];
   if (tools['opa-ext-authz']) {
     const f = writeOpaFiles(opaDir, w);
@@ -87,7 +66,7 @@ async function loadOne(spec: ServerSpec, ghz: string, w: Workload & { dataFile: 
   const { dataFile } = w;
   const running = await startChild(spec);
   try {
-    const line = `${spec.name}: ${await probe(running.port, w)}/${w.requests.length} of the mix allowed`;
+    const line = `${spec.name}: ${await probe(running.port, w.requests)}/${w.requests.length} of the mix allowed`;
     runGhz(ghz, running, { name: spec.name, dataFile, concurrency: 16, durationS: 1 }); // warm-up (JIT, token cache)
     for (const c of CFG.concurrency) results.push(runGhz(ghz, running, { name: spec.name, dataFile, concurrency: c, durationS: CFG.duration }));
     return line;
@@ -159,6 +138,8 @@ async function main(): Promise<void> {
   const w = await createWorkload(50, 100);
   try {
     emit(await phaseTable(loadSnapshot(w.dir), w, CFG.phaseIterations));
+    emit(await codecTable(quick));
+    for (const t of await perCoreBenchmark(w, tools, CFG.perCore)) emit(t);
     const load = await loadBenchmark(w, tools);
     emit(scaleTable(CFG.scale, CFG.scaleIterations));
     otherBenchmarks();

@@ -27,6 +27,8 @@ export interface Workload {
   policies: number;
   /** Requests in the mix, in the proto3 JSON shape (ghz and the gRPC clients both take it). */
   requests: CheckRequestInput[];
+  /** The same requests as an Istio sidecar sends them (sidecarShape): ~15 headers, peers, time. */
+  sidecar: CheckRequestInput[];
   /** Which principal kind each request stands for (same order as requests). */
   kinds: string[];
   keys: { rs: TestKey; es: TestKey };
@@ -150,6 +152,41 @@ export async function requestMix(keys: Workload['keys'], policies: number, size 
   return { requests: all.map(([r]) => r), kinds: all.map(([, k]) => k) };
 }
 
+const hex = (n: number, seed: number): string => createHash('sha256').update(`${seed}:${n}`).digest('hex').slice(0, n);
+
+/**
+ * A request as an Istio sidecar's ext_authz filter sends it: pseudo-headers, x-request-id,
+ * W3C traceparent and B3 headers, XFCC from the ingress gateway, user agent, forwarding headers;
+ * source and destination peers with addresses, request time, protocol, scheme and size. The
+ * request's own headers (credentials, purpose of use) and source principal are kept.
+ */
+export function sidecarShape(r: CheckRequestInput, i: number): CheckRequestInput {
+  const http = r.attributes!.request!.http!;
+  const traceId = hex(32, i);
+  const headers: Record<string, string> = {
+    ':authority': http.host!, ':method': http.method!, ':path': http.path!, ':scheme': 'https',
+    'x-request-id': `${hex(8, i)}-${hex(4, i + 1)}-4${hex(3, i + 2)}-a${hex(3, i + 3)}-${hex(12, i + 4)}`,
+    traceparent: `00-${traceId}-${hex(16, i + 5)}-01`,
+    'x-b3-traceid': traceId, 'x-b3-spanid': hex(16, i + 6), 'x-b3-parentspanid': hex(16, i + 7), 'x-b3-sampled': '1',
+    'x-forwarded-client-cert': `By=spiffe://cluster.local/ns/bench/sa/api-${i % 50};Hash=${hex(64, i + 8)};Subject="";URI=spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account`,
+    'user-agent': 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 c2g-app/4.2.1',
+    accept: 'application/json', 'accept-encoding': 'gzip, deflate, br',
+    'x-forwarded-proto': 'https', 'x-forwarded-for': `203.0.113.${i % 250}`, 'x-envoy-attempt-count': '1',
+    ...http.headers,
+  };
+  const source = r.attributes!.source;
+  return {
+    attributes: {
+      source: { address: { socketAddress: { address: `10.244.${i % 8}.${(i * 7) % 250}`, portValue: 40000 + i } }, ...(source?.principal ? { principal: source.principal } : {}) },
+      destination: { address: { socketAddress: { address: '10.244.9.17', portValue: 8080 } }, principal: 'spiffe://cluster.local/ns/bench/sa/api' },
+      request: {
+        time: '2026-12-01T09:00:00.123456Z',
+        http: { id: String(1_000_000 + i), method: http.method!, headers, path: http.path!, host: http.host!, scheme: 'https', protocol: 'HTTP/1.1', size: '0' },
+      },
+    },
+  };
+}
+
 export async function generateKeys(): Promise<Workload['keys']> {
   return { rs: await generateKey('RS256', 'bench-rs'), es: await generateKey('ES256', 'bench-es') };
 }
@@ -159,7 +196,8 @@ export async function createWorkload(policies: number, mixSize = 100): Promise<W
   const keys = await generateKeys();
   writePolicies(dir, policies, keys);
   const { requests, kinds } = await requestMix(keys, policies, mixSize);
-  return { dir, policies, requests, kinds, keys, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const sidecar = requests.map(sidecarShape);
+  return { dir, policies, requests, sidecar, kinds, keys, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export const API_KEY_DIGEST = (): string => createHash('sha256').update(API_KEY).digest('hex');
