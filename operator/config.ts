@@ -32,6 +32,7 @@ Options (environment variable in brackets):
   --authz-port N              its ext_authz gRPC port, default 9001
   --ext-proc-port N           its ext_proc gRPC port, default 9002
   --timeout DURATION          ext_authz / ext_proc budget written into outputs, default 500ms
+  --cluster-domain DOMAIN     the cluster's DNS domain (Istio's ext_proc cluster name), default cluster.local
   --leader-elect / --no-leader-elect   use a Lease so only one replica writes (default on)
   --lease-namespace NS        default: the pod's namespace [POD_NAMESPACE], else portcullis-system
   --lease-name NAME           default portcullis-operator
@@ -50,7 +51,7 @@ function port(name: string, v: string): number {
 
 const OPTIONS = {
   kubeconfig: { type: 'string' }, outputs: { type: 'string' }, 'istio-provider': { type: 'string' }, service: { type: 'string' },
-  'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'leader-elect': { type: 'boolean' },
+  'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'cluster-domain': { type: 'string' }, 'leader-elect': { type: 'boolean' },
   'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
   'http-address': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
@@ -73,11 +74,14 @@ function parseOutputConfig(values: Values, env: NodeJS.ProcessEnv): OutputConfig
   if (!name || !namespace) throw new PortcullisError('USAGE', '--service must be NAME.NAMESPACE');
   const timeout = str(values, 'timeout', '500ms');
   if (!DURATION.test(timeout)) throw new PortcullisError('USAGE', '--timeout must be a duration such as 500ms or 1s');
+  const clusterDomain = str(values, 'cluster-domain', 'cluster.local');
+  if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(clusterDomain)) throw new PortcullisError('USAGE', '--cluster-domain must be a DNS name such as cluster.local');
   return {
     ...parseOutputs(str(values, 'outputs', env.PORTCULLIS_OPERATOR_OUTPUTS ?? 'istio,envoy-gateway')),
     istioProvider: str(values, 'istio-provider', env.PORTCULLIS_ISTIO_PROVIDER ?? 'portcullis'),
     service: { name, namespace, authzPort: port('--authz-port', str(values, 'authz-port', '9001')), extProcPort: port('--ext-proc-port', str(values, 'ext-proc-port', '9002')) },
     timeout,
+    clusterDomain,
   };
 }
 

@@ -26,8 +26,15 @@ export class OperatorClient {
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
-  async apply(obj: GeneratedObject): Promise<void> {
-    await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  /** Server-side apply; returns the object as stored (status included, read for the controller's verdict). */
+  async apply(obj: GeneratedObject): Promise<KubernetesObject & { status?: unknown }> {
+    return this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  /** A JSON merge patch (null removes a field), for fields another manager owns. */
+  async mergePatch(obj: GeneratedObject, patch: Record<string, unknown>): Promise<void> {
+    const body = { apiVersion: obj.apiVersion, kind: obj.kind, ...patch, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, ...((patch.metadata as object | undefined) ?? {}) } };
+    await this.objects.patch(body as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
   }
 
   /** Deletes this policy's children of the enabled kinds that are not in `keep`. */

@@ -16,6 +16,8 @@ import { OperatorClient } from './kube-client.js';
 import { LeaderElector } from './leader.js';
 import { WorkQueue } from './queue.js';
 import { PolicyReconciler, TenantReconciler } from './reconcile.js';
+import { watchTargets } from './targets.js';
+import { PolicyValidation } from './validation.js';
 import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS } from './translate.js';
 
 class OperatorMetrics {
@@ -82,7 +84,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   const timed = (kind: string, fn: (k: string) => Promise<void>): ((k: string) => Promise<void>) => timedReconcile({ metrics, log, isLeading: () => leading }, kind, fn);
   // The queues and the informers reference each other; the holder breaks the cycle.
   const queues: { policy?: WorkQueue; tenant?: WorkQueue } = {};
-  const enqueueNamespace = (ns: string): void => {
+  const enqueueNamespace = (ns: string | undefined): void => {
     for (const p of policies.list(ns)) queues.policy?.add(key(p));
   };
   const services = new ResilientInformer<KubernetesObject>({
@@ -90,9 +92,20 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
     list: async () => (await kc.makeApiClient(CoreV1Api).listServiceForAllNamespaces()) as KubernetesListObject<KubernetesObject>,
     onChange: (svc) => enqueueNamespace(svc.metadata?.namespace ?? ''),
   });
-  const policies: ResilientInformer<KubernetesObject> = new ResilientInformer({ kubeConfig: kc, path: customPath(PLURAL.ApiPolicy), list: listCustom(kc, PLURAL.ApiPolicy), onError: onError('apipolicies'), onChange: (p) => queues.policy?.add(key(p)) });
-  const tenants: ResilientInformer<KubernetesObject> = new ResilientInformer({ kubeConfig: kc, path: customPath(PLURAL.Tenant), list: listCustom(kc, PLURAL.Tenant), onError: onError('tenants'), onChange: (t) => queues.tenant?.add(key(t)) });
-  const deps = { caches: { policies, tenants, services }, client, outputs: cfg.outputs, log };
+  // Every ApiPolicy/Tenant event also reaches the validation, which ignores status-only updates.
+  const watched = (kind: 'ApiPolicy' | 'Tenant'): ResilientInformer<KubernetesObject> => new ResilientInformer({
+    kubeConfig: kc, path: customPath(PLURAL[kind]), list: listCustom(kc, PLURAL[kind]), onError: onError(PLURAL[kind]),
+    onChange: (o, event) => {
+      validation.observe(kind, o, event);
+      (kind === 'ApiPolicy' ? queues.policy : queues.tenant)?.add(key(o));
+    },
+  });
+  const policies = watched('ApiPolicy');
+  const tenants = watched('Tenant');
+  // Accepted: the engine's checks over every cached policy and tenant, one compile shared by all reconciles.
+  const validation = new PolicyValidation({ policies, tenants }, (k) => queues.policy?.add(k));
+  const targets = await watchTargets(kc, { grantNamespace: cfg.outputs.service.namespace, onRoute: enqueueNamespace, onGrant: () => enqueueNamespace(undefined), onError });
+  const deps = { caches: { policies, tenants, services, targets: targets.caches }, client, outputs: cfg.outputs, validation, log };
   const policyReconciler = new PolicyReconciler(deps);
   const policyQueue = new WorkQueue(timed('ApiPolicy', (k) => policyReconciler.reconcile(k)));
   const tenantReconciler = new TenantReconciler(deps, enqueueNamespace);
@@ -101,7 +114,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   queues.tenant = tenantQueue;
 
   const children = childInformers(kc, cfg, (k) => policyQueue.add(k), onError);
-  const all = [policies, tenants, services, ...children];
+  const all = [policies, tenants, services, ...targets.informers, ...children];
   const http: Server = createHttpServer({ ready: () => all.every((i) => i.synced), registry: metrics.registry });
   await listen(http, cfg.httpAddress);
 

@@ -59,6 +59,8 @@ export interface CompileResult {
 
 export interface CompilerOptions {
   jwks?: JwksCache;
+  /** false: tenants' API-key Secrets are not checked (the operator validates without reading Secrets). */
+  requireSecrets?: boolean;
 }
 
 /** What the rule matches on: methods, path templates, principal types and tenants (absent: any). */
@@ -159,7 +161,7 @@ let snapshotVersion = 0;
 /** Compiles all sources. Broken objects are left out and reported; the rest still compile. */
 export function compileSources(sources: PolicySources, options: CompilerOptions = {}): CompileResult {
   const jwks = options.jwks ?? new JwksCache();
-  const { directories, problems: tenantProblems } = compileTenants(sources.tenants, sources.secrets, jwks);
+  const { directories, problems: tenantProblems } = compileTenants(sources.tenants, sources.secrets, jwks, options.requireSecrets === false ? { requireSecrets: false } : {});
   const policyProblems: PolicyError[] = [];
   const policies: CompiledPolicy[] = [];
   for (const obj of sources.policies) {
