@@ -4,6 +4,7 @@
 // is ever committed.
 //
 //   node examples/dev-idp.mjs serve [--port 8089]          serve /.well-known/jwks.json
+//   node examples/dev-idp.mjs jwks                         print the public JWKS (for examples/cluster)
 //   node examples/dev-idp.mjs token --sub ID [--amr mfa,pwd] [--acr A] [--aud records-api] [--ttl 3600] [--alg ES256|RS256]
 //   node examples/dev-idp.mjs request FILE [same flags]    print FILE with {{TOKEN}} replaced
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -56,6 +57,7 @@ async function main() {
   const { values, positionals } = parseArgs({ options: FLAGS, allowPositionals: true });
   const [cmd, file] = positionals;
   if (cmd === 'token') return console.log(await token(values));
+  if (cmd === 'jwks') return console.log(JSON.stringify(await jwks()));
   if (cmd === 'request') {
     if (!file) throw new Error('request needs a FILE');
     return console.log(readFileSync(file, 'utf8').replace('{{TOKEN}}', await token(values)).trimEnd());
@@ -73,7 +75,7 @@ async function main() {
     }).listen(port, '127.0.0.1', () => console.error(`dev-idp: JWKS on http://127.0.0.1:${port}/.well-known/jwks.json`));
     return;
   }
-  console.error('usage: dev-idp.mjs serve [--port N] | token --sub ID [...] | request FILE --sub ID [...]');
+  console.error('usage: dev-idp.mjs serve [--port N] | jwks | token --sub ID [...] | request FILE --sub ID [...]');
   process.exitCode = 2;
 }
 

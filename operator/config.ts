@@ -24,6 +24,8 @@ export const OPERATOR_HELP = `Usage: node dist/operator/main.js [options]
 Reconciles ApiPolicy and Tenant resources into Istio and/or Envoy Gateway configuration and
 reports status conditions (Accepted, Programmed, Ready).
 
+Commands: (none) runs the operator; "cleanup" removes what it generated (cleanup --help).
+
 Options (environment variable in brackets):
   --kubeconfig FILE           kubeconfig (default: in-cluster or ~/.kube/config) [KUBECONFIG]
   --outputs LIST              istio,envoy-gateway (default both) [PORTCULLIS_OPERATOR_OUTPUTS]
@@ -99,4 +101,44 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     logLevel: str(values, 'log-level', 'info'),
     outputs: parseOutputConfig(values, env),
   };
+}
+
+export const CLEANUP_HELP = `Usage: node dist/operator/main.js cleanup [options]
+
+Uninstall path: stops the operator Deployment (scale to 0), deletes every mesh object the operator
+generated (label app.kubernetes.io/managed-by=portcullis-operator, all namespaces) and marks every
+ApiPolicy and Tenant Ready=False reason Uninstalled. Afterwards the protected workloads are no
+longer decided by Portcullis: see docs/operator.md, "Uninstall".
+
+Options:
+  --kubeconfig FILE           kubeconfig (default: in-cluster or ~/.kube/config) [KUBECONFIG]
+  --operator-deployment NS/NAME   the operator's Deployment to stop first (omit if already stopped)
+  --timeout-seconds N         how long to wait for the operator's pods to go, default 60
+  -h, --help`;
+
+export interface CleanupConfig {
+  kubeconfig?: string;
+  deployment?: { namespace: string; name: string };
+  timeoutMs: number;
+}
+
+function parseDeployment(d: string | undefined): { namespace: string; name: string } | undefined {
+  if (d === undefined) return undefined;
+  const [namespace, name, extra] = d.split('/');
+  if (!namespace || !name || extra !== undefined) throw new PortcullisError('USAGE', '--operator-deployment must be NAMESPACE/NAME');
+  return { namespace, name };
+}
+
+function parseSeconds(v: string | undefined): number {
+  const seconds = Number(v ?? '60');
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new PortcullisError('USAGE', '--timeout-seconds must be an integer from 1 to 3600');
+  return seconds;
+}
+
+export function parseCleanupArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): CleanupConfig | 'help' {
+  const { values } = parseArgs({ args: argv, strict: true, options: { kubeconfig: { type: 'string' }, 'operator-deployment': { type: 'string' }, 'timeout-seconds': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return 'help';
+  const kubeconfig = values.kubeconfig ?? env.KUBECONFIG;
+  const deployment = parseDeployment(values['operator-deployment']);
+  return { ...(kubeconfig ? { kubeconfig } : {}), ...(deployment ? { deployment } : {}), timeoutMs: parseSeconds(values['timeout-seconds']) * 1000 };
 }

@@ -23,7 +23,8 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -167,6 +168,8 @@ func portcullisRules(msg proto.Message) []string {
 	var out []string
 	visit(msg.ProtoReflect(), func(m proto.Message) {
 		switch c := m.(type) {
+		case *hcmv3.HttpConnectionManager:
+			out = append(out, pathRules(c)...)
 		case *extauthzv3.ExtAuthz:
 			if c.GetGrpcService().GetTimeout() == nil {
 				out = append(out, "ext_authz grpc_service.timeout must be set (Envoy's default is 200ms)")
@@ -196,4 +199,20 @@ func visit(m protoreflect.Message, fn func(proto.Message)) {
 		return
 	}
 	children(m, func(c protoreflect.Message) { visit(c, fn) })
+}
+
+// pathRules: ext_authz must decide on the path the upstream is routed with, so the connection
+// manager normalises it, merges slashes and decodes escaped slashes before any filter runs.
+func pathRules(c *hcmv3.HttpConnectionManager) []string {
+	var out []string
+	if !c.GetNormalizePath().GetValue() {
+		out = append(out, "http_connection_manager normalize_path must be true")
+	}
+	if !c.GetMergeSlashes() {
+		out = append(out, "http_connection_manager merge_slashes must be true")
+	}
+	if c.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD {
+		out = append(out, "http_connection_manager path_with_escaped_slashes_action must be UNESCAPE_AND_FORWARD (as Istio's DECODE_AND_MERGE_SLASHES)")
+	}
+	return out
 }
