@@ -11,11 +11,11 @@ function policy(name: string, generation: number, hosts: string[], created: stri
   } as KubernetesObject;
 }
 
-function fixture(): { items: KubernetesObject[]; v: PolicyValidation; changed: string[]; compiles: () => number } {
+function fixture(tenants: KubernetesObject[] = []): { items: KubernetesObject[]; v: PolicyValidation; changed: string[]; compiles: () => number } {
   const items: KubernetesObject[] = [];
   const changed: string[] = [];
   let lists = 0;
-  const v = new PolicyValidation({ policies: { list: () => (lists++, items) }, tenants: { list: () => [] } }, (k) => changed.push(k));
+  const v = new PolicyValidation({ policies: { list: () => (lists++, items) }, tenants: { list: () => tenants } }, (k) => changed.push(k));
   return { items, v, changed, compiles: () => lists };
 }
 
@@ -68,5 +68,11 @@ describe('policy validation (the engine over every cached object)', () => {
     items.push(p);
     v.observe('ApiPolicy', p, 'add');
     assert.match(v.policyProblems('c2g/p').join('\n'), /unknown tenant "ghost"/);
+    // A partner whose API-key Secret the operator cannot (and need not) read is still a tenant.
+    const partner = { apiVersion: 'portcullis.io/v1alpha1', kind: 'Tenant', metadata: { name: 'ghost', namespace: 'c2g', generation: 1 }, spec: { type: 'partner', identity: { apiKeys: { secretRef: { name: 'unreadable' } } } } } as KubernetesObject;
+    const withTenant = fixture([partner]);
+    withTenant.items.push(p);
+    assert.deepEqual(withTenant.v.tenantProblems('c2g/ghost'), []);
+    assert.deepEqual(withTenant.v.policyProblems('c2g/p'), []);
   });
 });
