@@ -11,7 +11,7 @@ export interface CatalogueEntry {
 }
 
 // gRPC status numbers (google.rpc.Code), spelled out so the catalogue has no runtime imports.
-const G = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16, INTERNAL: 13 } as const;
+const G = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16, INTERNAL: 13 } as const;
 
 export const CATALOGUE = {
   // Request errors (the decision pipeline)
@@ -29,16 +29,22 @@ export const CATALOGUE = {
   QUOTA_EXCEEDED: { http: 429, grpc: G.RESOURCE_EXHAUSTED, summary: 'A quota of the matching rule is exhausted; Retry-After says when to retry.' },
   QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota cannot be charged and fails closed: the quota backend is unreachable, the rule names a quota the caller\'s tenant does not define, or a quota key or cost expression fails.' },
   AUDIT_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The decision could not be audited and the policy fails closed.' },
+  DEADLINE_EXCEEDED: { http: 503, grpc: G.DEADLINE_EXCEEDED, summary: 'The Check\'s deadline passed before a decision: denied, and quotas are not charged once it has passed. The proxy has already answered the client with its status_on_error (503 in the documented configuration).' },
   INTERNAL: { http: 500, grpc: G.INTERNAL, summary: 'An internal error occurred; the request is denied (fail closed).' },
   // Masking enforcement (ext_proc): the response is replaced, never passed on unmasked
   MASK_DIRECTIVE_INVALID: { http: 500, grpc: G.INTERNAL, summary: 'The masking directive is missing, forged, altered, expired or issued for another request; the request is stopped (fail closed).' },
   MASKING_FAILED: { http: 502, grpc: G.INTERNAL, summary: 'The upstream response could not be masked as the policy requires; it is withheld (fail closed).' },
   RESPONSE_NOT_MASKABLE: { http: 502, grpc: G.INTERNAL, summary: 'The upstream response is not JSON or is larger than the masking limit, and the configured body policy is block.' },
+  MASK_UNMATCHED: { http: 502, grpc: G.INTERNAL, summary: 'A mask with onUnmatched: deny matched nothing in the upstream response; the response is withheld (fail closed).' },
   // Configuration errors (policy loading, CLI)
   POLICY_SCHEMA: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy document does not match the CRD schema.' },
   POLICY_YAML: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy file is not valid YAML.' },
   POLICY_CEL: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A CEL condition does not parse or type-check.' },
   POLICY_INVALID: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy is inconsistent (bad path template, unknown reference, duplicate name).' },
+  POLICY_CONFLICT: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'Two objects claim the same thing (a host and path, or an identity: issuer and audience, SPIFFE ID, subject, API key); the newer one is refused.' },
+  POLICY_REFERENCE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A rule names a quota that no tenant it applies to defines.' },
+  POLICY_UNREACHABLE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'Warning: a rule can never decide a request (an earlier rule or a deny rule covers everything it matches).' },
+  POLICY_MASK_PATH: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A mask or allowFields path selects nothing in the rule\'s responseSchema, or the schema cannot be read.' },
   USAGE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'The command line is invalid.' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -75,13 +81,21 @@ export interface SourceLocation {
   column?: number;
 }
 
-/** One problem in the policy sources; many are collected before loading fails. */
+export type Severity = 'error' | 'warning';
+
+/**
+ * One problem in the policy sources; many are collected before loading fails. An error refuses
+ * the object it sits on; a warning is reported (validate, logs, status) and refuses nothing
+ * unless `validate --strict` asks for it.
+ */
 export class PolicyError extends PortcullisError {
   readonly location: SourceLocation;
-  constructor(code: ErrorCode, message: string, location: SourceLocation, options?: { cause?: unknown }) {
+  readonly severity: Severity;
+  constructor(code: ErrorCode, message: string, location: SourceLocation, options?: { cause?: unknown; severity?: Severity }) {
     super(code, message, options);
     this.name = 'PolicyError';
     this.location = location;
+    this.severity = options?.severity ?? 'error';
   }
   /** file:document object path (rule) line:column: code message — one line, greppable. */
   format(): string {

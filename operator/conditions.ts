@@ -57,8 +57,21 @@ export interface Verdict {
 export interface PolicyOutcome {
   /** Compile problems (formatted); empty when accepted. */
   problems: string[];
+  /** Engine warnings (unreachable rules, quotas some tenants lack): shown, nothing refused. */
+  warnings?: string[];
+  /** The generation that keeps serving while the current one is refused. */
+  servingGeneration?: number;
   /** Whether the outputs are in force; undefined when not attempted. */
   programmed?: Verdict;
+}
+
+function acceptedMessage(ok: string, o: { problems: string[]; warnings?: string[]; servingGeneration?: number }): string {
+  if (o.problems.length > 0) {
+    const serving = o.servingGeneration !== undefined ? `\nGeneration ${o.servingGeneration}, the last good version, keeps serving.` : '';
+    return o.problems.join('\n') + serving;
+  }
+  const w = o.warnings ?? [];
+  return w.length === 0 ? ok : `${ok} ${w.length} warning(s):\n${w.join('\n')}`;
 }
 
 /** What Envoy Gateway's own controller reported on one generated policy (status.ancestors). */
@@ -114,10 +127,8 @@ export function controllerReport(object: string, status: unknown): ControllerRep
 const NOT_ACCEPTED: Verdict = { status: 'False', reason: 'NotAccepted', message: 'Outputs are not generated for a policy that does not compile.' };
 
 export function policyConditions(o: PolicyOutcome): ConditionInput[] {
-  const accepted: ConditionInput =
-    o.problems.length === 0
-      ? { type: 'Accepted', status: 'True', reason: 'Compiled', message: 'The policy compiled with the Portcullis engine.' }
-      : { type: 'Accepted', status: 'False', reason: 'Invalid', message: o.problems.join('\n') };
+  const message = acceptedMessage('The policy compiled with the Portcullis engine.', o);
+  const accepted: ConditionInput = o.problems.length === 0 ? { type: 'Accepted', status: 'True', reason: 'Compiled', message } : { type: 'Accepted', status: 'False', reason: 'Invalid', message };
   const programmed: ConditionInput = { type: 'Programmed', ...(o.programmed ?? NOT_ACCEPTED) };
   return [accepted, programmed, readyOf(accepted, programmed)];
 }
@@ -129,10 +140,11 @@ function readyOf(accepted: ConditionInput, programmed: ConditionInput): Conditio
   return { type: 'Ready', status: failing.status, reason: failing.reason, message: failing.message };
 }
 
-export function tenantConditions(problems: string[]): ConditionInput[] {
+export function tenantConditions(problems: string[], extra: { warnings?: string[]; servingGeneration?: number } = {}): ConditionInput[] {
   const ok = problems.length === 0;
+  const o = { problems, ...extra };
   return [
-    ok ? { type: 'Accepted', status: 'True', reason: 'Valid', message: 'The tenant is valid.' } : { type: 'Accepted', status: 'False', reason: 'Invalid', message: problems.join('\n') },
-    ok ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'The tenant can authenticate principals.' } : { type: 'Ready', status: 'False', reason: 'Invalid', message: problems.join('\n') },
+    ok ? { type: 'Accepted', status: 'True', reason: 'Valid', message: acceptedMessage('The tenant is valid.', o) } : { type: 'Accepted', status: 'False', reason: 'Invalid', message: acceptedMessage('', o) },
+    ok ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'The tenant can authenticate principals.' } : { type: 'Ready', status: 'False', reason: 'Invalid', message: acceptedMessage('', o) },
   ];
 }

@@ -77,14 +77,14 @@ export class PolicyReconciler {
     if (!raw) return; // Deleted: ownerReferences let the garbage collector remove the children.
     const [policy] = sourcesFrom([raw], [], []).policies;
     if (!policy) return;
-    const problems = this.deps.validation.policyProblems(key);
-    // A broken policy keeps its previous outputs: traffic still reaches Portcullis, which denies
-    // (the policy is left out of its snapshot). Removing them would let requests bypass it.
-    const programmed = problems.length === 0 ? await this.program(policy, raw) : undefined;
-    await this.writeStatus(policy, raw, policyConditions({ problems, ...(programmed ? { programmed } : {}) }));
+    const verdict = await this.deps.validation.policy(key);
+    // A refused policy keeps its previous outputs: traffic still reaches Portcullis, which serves
+    // the last good version or, with none, denies. Removing them would let requests bypass it.
+    const programmed = verdict.errors.length === 0 ? await this.program(policy, raw) : undefined;
+    await this.writeStatus(policy, raw, policyConditions({ problems: verdict.errors, warnings: verdict.warnings, ...(verdict.servingGeneration !== undefined ? { servingGeneration: verdict.servingGeneration } : {}), ...(programmed ? { programmed } : {}) }));
   }
 
-  private translateInput(policy: ApiPolicyObject, raw: KubernetesObject): Parameters<typeof translate>[0] {
+  private async translateInput(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Parameters<typeof translate>[0]> {
     const { caches, outputs, validation } = this.deps;
     const ns = policy.metadata.namespace;
     return {
@@ -92,13 +92,13 @@ export class PolicyReconciler {
       serviceSelectors: serviceSelectors(policy, caches),
       presentRoutes: presentRoutes(caches.targets, ns),
       grantedKinds: grantedKinds(caches.targets.referenceGrants.list(outputs.service.namespace), ns, outputs.service.name),
-      agencyReachable: agencyReachable(policy, validation.directory(ns)),
+      agencyReachable: agencyReachable(policy, await validation.directory(ns)),
     };
   }
 
   private async program(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Verdict> {
     const { outputs, client } = this.deps;
-    const { objects, problems } = translate(this.translateInput(policy, raw), outputs);
+    const { objects, problems } = translate(await this.translateInput(policy, raw), outputs);
     const applied = await this.applyAll(objects);
     if (typeof applied === 'string') return programmedVerdict({ applyFailure: applied, problems, objects: [], controller: [] });
     const enabled = new Set([...(outputs.istio ? ['istio'] : []), ...(outputs.envoyGateway ? ['envoyGateway'] : [])]);
@@ -154,7 +154,8 @@ export class TenantReconciler {
     this.enqueuePolicies(ns);
     const raw = this.deps.caches.tenants.get(name, ns);
     if (!raw) return;
-    const desired = tenantConditions(this.deps.validation.tenantProblems(key));
+    const v = await this.deps.validation.tenant(key);
+    const desired = tenantConditions(v.errors, { warnings: v.warnings, ...(v.servingGeneration !== undefined ? { servingGeneration: v.servingGeneration } : {}) });
     const now = (this.deps.now ?? (() => new Date()))();
     await this.deps.client.writeStatus(PLURAL.Tenant, ns, name, (current) => statusFor(current, desired, now));
   }

@@ -49,12 +49,16 @@ export function grantedKinds(grants: readonly KubernetesObject[], fromNamespace:
   return out;
 }
 
-/** The served version of a Gateway API kind, or undefined when the Gateway API is not installed. */
-async function servedVersion(kc: KubeConfig, plural: string, versions: readonly string[]): Promise<string | undefined> {
+/**
+ * The served version of a Gateway API kind, or undefined when the Gateway API is not installed.
+ * Probed in the namespace the informer will watch: the chart grants ReferenceGrants per namespace.
+ */
+async function servedVersion(kc: KubeConfig, plural: string, versions: readonly string[], namespace: string | undefined): Promise<string | undefined> {
   const api = kc.makeApiClient(CustomObjectsApi);
   for (const version of versions) {
     try {
-      await api.listClusterCustomObject({ group: GATEWAY_API_GROUP, version, plural, limit: 1 });
+      if (namespace) await api.listNamespacedCustomObject({ group: GATEWAY_API_GROUP, version, namespace, plural, limit: 1 });
+      else await api.listClusterCustomObject({ group: GATEWAY_API_GROUP, version, plural, limit: 1 });
       return version;
     } catch (err) {
       if (httpCode(err) !== 404) throw err;
@@ -85,7 +89,7 @@ export async function watchTargets(kc: KubeConfig, opts: TargetWatchOptions): Pr
   const api = kc.makeApiClient(CustomObjectsApi);
   const informers: ResilientInformer<KubernetesObject>[] = [];
   const make = async (plural: string, versions: readonly string[], namespace: string | undefined, onChange: (o: KubernetesObject) => void): Promise<Lister> => {
-    const version = await servedVersion(kc, plural, versions);
+    const version = await servedVersion(kc, plural, versions, namespace);
     if (!version) return EMPTY;
     const path = namespace ? `/apis/${GATEWAY_API_GROUP}/${version}/namespaces/${namespace}/${plural}` : `/apis/${GATEWAY_API_GROUP}/${version}/${plural}`;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> =>

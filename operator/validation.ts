@@ -1,14 +1,15 @@
 /**
- * Accepted uses the engine's full checks: every ApiPolicy and Tenant the operator caches is
- * compiled together with `compileSources`, the API ext_authz loads them with, so cross-object
- * problems (hosts claimed twice, and whatever else the engine checks across objects) reach
- * status exactly as the data plane sees them. One compile is shared by every reconcile until a
- * spec changes; status-only updates (the operator's own writes) do not invalidate it. When a
- * recompile changes another object's problems, that object is re-enqueued, so a conflict shows
- * on both policies and clears on both.
+ * Accepted uses the engine's full checks: every ApiPolicy and Tenant the operator caches goes
+ * through the engine's PolicyStore, the same per-object compile and cross-object checks that
+ * ext_authz runs (typed CEL, hosts claimed twice, identity overlaps, quotas no tenant defines,
+ * …), so status says what the data plane will do. The store compiles only objects whose
+ * generation changed; one result is shared by every reconcile until a spec changes, and
+ * status-only updates (the operator's own writes) do not invalidate it. When a recompile changes
+ * another object's report (a host conflict appears or clears), that policy is re-enqueued, so
+ * both sides' status follows.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { compileSources } from '../extauthz/policy/compile.js';
+import { generationFingerprint, PolicyStore, type ObjectReport } from '../extauthz/policy/store.js';
 import { JwksCache, TenantDirectory } from '../extauthz/policy/tenants.js';
 import { sourcesFrom } from '../extauthz/kube/policy-source.js';
 import type { PolicyError } from '../extauthz/errors.js';
@@ -22,36 +23,50 @@ export interface ValidationSources {
   tenants: Lister;
 }
 
+/** One object's verdict, formatted for status. */
+export interface Verdicts {
+  /** Errors: the current version is refused. */
+  errors: string[];
+  warnings: string[];
+  /** Set when the current version is refused and an earlier one keeps serving. */
+  servingGeneration?: number;
+}
+
 interface Compiled {
-  policies: Map<string, string[]>;
-  tenants: Map<string, string[]>;
+  reports: Map<string, Verdicts>;
   directories: ReadonlyMap<string, TenantDirectory>;
 }
 
-function format(problems: readonly PolicyError[] | undefined): string[] {
-  return (problems ?? []).map((p) => p.format().replace(/^(ApiPolicy|Tenant) \S+ /, ''));
+const NONE: Verdicts = { errors: [], warnings: [] };
+
+function format(problems: readonly PolicyError[]): string[] {
+  return problems.map((p) => p.format().replace(/^(ApiPolicy|Tenant) \S+ /, ''));
 }
 
-function formatAll(m: ReadonlyMap<string, PolicyError[]>): Map<string, string[]> {
-  return new Map([...m].map(([k, v]) => [k, format(v)]));
+function verdicts(r: ObjectReport): Verdicts {
+  const lastGood = r.serving === 'last-good' && r.servingGeneration !== undefined ? { servingGeneration: r.servingGeneration } : {};
+  return { errors: format(r.errors), warnings: format(r.warnings), ...lastGood };
 }
 
 function key(o: KubernetesObject): string {
   return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 }
 
-function same(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  return (a ?? []).join('\n') === (b ?? []).join('\n');
+function same(a: Verdicts | undefined, b: Verdicts | undefined): boolean {
+  return JSON.stringify(a ?? NONE) === JSON.stringify(b ?? NONE);
 }
 
 export class PolicyValidation {
   private compiled: Compiled | undefined;
+  private pending = true;
+  private inflight: Promise<void> | undefined;
   private readonly generations = new Map<string, number | undefined>();
-  private readonly jwks = new JwksCache();
+  // No Secrets: the operator validates tenants without reading them (least privilege).
+  private readonly store = new PolicyStore({ jwks: new JwksCache(), requireSecrets: false, fingerprint: generationFingerprint });
 
   constructor(
     private readonly sources: ValidationSources,
-    /** Called for policies whose problems changed because of another object's edit. */
+    /** Called for policies whose verdict changed because of another object's edit. */
     private readonly onPolicyChanged: (key: string) => void = () => undefined,
   ) {}
 
@@ -62,45 +77,51 @@ export class PolicyValidation {
     if (event === 'delete') this.generations.delete(k);
     else if (this.generations.has(k) && this.generations.get(k) === generation) return;
     else this.generations.set(k, generation);
-    this.invalidate();
-  }
-
-  invalidate(): void {
     this.pending = true;
   }
 
-  private pending = true;
-
-  /** Formatted problems of one ApiPolicy (namespace/name); empty when it is accepted. */
-  policyProblems(policyKey: string): string[] {
-    return this.current().policies.get(policyKey) ?? [];
+  /** The engine's verdict on one ApiPolicy (namespace/name). */
+  async policy(policyKey: string): Promise<Verdicts> {
+    return (await this.current()).reports.get(`ApiPolicy ${policyKey}`) ?? NONE;
   }
 
-  tenantProblems(tenantKey: string): string[] {
-    return this.current().tenants.get(tenantKey) ?? [];
+  async tenant(tenantKey: string): Promise<Verdicts> {
+    return (await this.current()).reports.get(`Tenant ${tenantKey}`) ?? NONE;
   }
 
   /** The namespace's compiled tenants (for deciding whether agencies can reach a workload). */
-  directory(namespace: string): TenantDirectory {
-    return this.current().directories.get(namespace) ?? new TenantDirectory();
+  async directory(namespace: string): Promise<TenantDirectory> {
+    return (await this.current()).directories.get(namespace) ?? new TenantDirectory();
   }
 
-  private current(): Compiled {
-    if (this.compiled && !this.pending) return this.compiled;
+  /** The latest compile; one recompile at a time, shared by concurrent callers. */
+  private async current(): Promise<Compiled> {
+    // Bounded: under constant churn a caller gets a recent result rather than waiting forever.
+    for (let i = 0; i < 3 && (this.pending || !this.compiled); i++) {
+      this.inflight ??= this.recompile().finally(() => {
+        this.inflight = undefined;
+      });
+      await this.inflight;
+    }
+    return this.compiled!;
+  }
+
+  private async recompile(): Promise<void> {
     this.pending = false;
     const sources = sourcesFrom(this.sources.policies.list(), this.sources.tenants.list(), []);
-    // No Secrets: the operator validates tenants without reading them (least privilege).
-    const result = compileSources(sources, { jwks: this.jwks, requireSecrets: false });
-    const next: Compiled = { policies: formatAll(result.policyProblems), tenants: formatAll(result.tenantProblems), directories: result.snapshot.tenants };
+    // Sliced: a cold start with thousands of policies never holds the event loop (leader renewals).
+    const result = await this.store.applyAsync(sources);
+    const reports = new Map([...result.reports].map(([k, r]) => [k, verdicts(r)]));
+    const next: Compiled = { reports, directories: result.snapshot.tenants };
     const previous = this.compiled;
     this.compiled = next;
     if (previous) this.notifyChanged(previous, next);
-    return next;
   }
 
   private notifyChanged(previous: Compiled, next: Compiled): void {
-    for (const k of new Set([...previous.policies.keys(), ...next.policies.keys()])) {
-      if (!same(previous.policies.get(k), next.policies.get(k))) this.onPolicyChanged(k);
+    for (const k of new Set([...previous.reports.keys(), ...next.reports.keys()])) {
+      if (!k.startsWith('ApiPolicy ') || same(previous.reports.get(k), next.reports.get(k))) continue;
+      this.onPolicyChanged(k.slice('ApiPolicy '.length));
     }
   }
 }

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fromProtoJson } from '../../proto/envoy.js';
+import { assertProtoJsonShape, RequestShapeError } from './request-file.js';
 import { compileFolder } from '../policy/folder-source.js';
 import { DecisionPipeline } from '../pipeline/pipeline.js';
 import { MemoryBackend } from '../quota/memory-backend.js';
@@ -43,6 +44,12 @@ export function readCheckRequest(file: string): CheckRequestInput {
     throw usageError(`request file ${file} is not JSON: ${(err as Error).message}`);
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw usageError('the request must be a CheckRequest JSON object');
+  try {
+    assertProtoJsonShape('envoy.service.auth.v3.CheckRequest', json);
+  } catch (err) {
+    if (err instanceof RequestShapeError) throw usageError(`request file ${file} is not a CheckRequest: ${err.message}`);
+    throw err;
+  }
   try {
     return fromProtoJson('envoy.service.auth.v3.CheckRequest', json) as CheckRequestInput;
   } catch (err) {

@@ -25,6 +25,7 @@ async function run(...argv: string[]): Promise<Run> {
 
 let good: TempDir;
 let broken: TempDir;
+let shadowed: TempDir;
 let requests: TempDir;
 const req = (name: string): string => join(requests.dir, name);
 
@@ -32,19 +33,21 @@ before(async () => {
   const key = await generateKey('ES256');
   good = tempPolicyDir(standardFiles([key.publicJwk]));
   broken = tempPolicyDir({ ...standardFiles([key.publicJwk]), '30-broken.yaml': 'apiVersion: portcullis.io/v1alpha1\nkind: ApiPolicy\nmetadata: { name: b, namespace: t }\nspec:\n  hosts: [b.example]\n  rules:\n    - name: r\n      when: "principal.subject =="\n' });
+  shadowed = tempPolicyDir({ ...standardFiles([key.publicJwk]), '30-shadowed.yaml': 'apiVersion: portcullis.io/v1alpha1\nkind: ApiPolicy\nmetadata: { name: s, namespace: t }\nspec:\n  hosts: [s.example]\n  rules:\n    - name: everyone\n      methods: [GET]\n    - name: never\n      methods: [GET]\n      paths: ["/v1/x"]\n' });
   requests = tempPolicyDir();
   const agency = checkRequest({ host: HOSTS.stats, path: '/v1/stats/x', principal: REVENUE_SPIFFE, headers: { 'x-purpose-of-use': 'statistics' } });
   requests.write('allow.json', JSON.stringify(agency));
   requests.write('deny.json', JSON.stringify(checkRequest({ host: HOSTS.stats, path: '/v1/stats/x', headers: { 'x-portcullis-tenant': 'dept-revenue' } })));
   requests.write('garbage.json', '{"attributes": ');
   requests.write('array.json', '[]');
+  requests.write('typo.json', '{"attributes": {"request": {"http": {"method": "GET", "host": "x", "heders": {}}}}}');
   requests.write('not-check.json', '{"attributes": {"request": {"http": {"method": 5, "headers": "x"}}}}');
   const now = new Date('2026-03-01T12:00:00Z');
   requests.write('token.json', JSON.stringify(checkRequest({ host: HOSTS.records, path: '/v1/citizens/c-1/records', headers: { authorization: `Bearer ${await mintToken(key, { now, sub: 'c-1', claims: { amr: ['mfa'] } })}` } })));
 });
 
 after(() => {
-  for (const d of [good, broken, requests]) d?.remove();
+  for (const d of [good, broken, shadowed, requests]) d?.remove();
 });
 
 describe('cli: --help on every command', () => {
@@ -74,6 +77,7 @@ describe('cli: exit codes', () => {
     ['check: request is not JSON', () => ['check', '--policies', good.dir, '--request', req('garbage.json')], 2, /not JSON/],
     ['check: request is not an object', () => ['check', '--policies', good.dir, '--request', req('array.json')], 2, /CheckRequest JSON object/],
     ['check: request is not a CheckRequest', () => ['check', '--policies', good.dir, '--request', req('not-check.json')], 2, /not a CheckRequest/],
+    ['check: a misspelt field is named, not decided', () => ['check', '--policies', good.dir, '--request', req('typo.json')], 2, /attributes\.request\.http\.heders: unknown field "heders"/],
     ['check: request file missing', () => ['check', '--policies', good.dir, '--request', req('nope.json')], 2, /cannot read request file/],
     ['check: invalid policy folder', () => ['check', '--policies', broken.dir, '--request', req('allow.json')], 2, /30-broken\.yaml#1 ApiPolicy t\/b \/spec\/rules\/0\/when rule r line 1 column \d+: POLICY_CEL/],
     ['check: missing folder', () => ['check', '--policies', join(good.dir, 'missing'), '--request', req('allow.json')], 2, /cannot read policy folder/],
@@ -83,6 +87,8 @@ describe('cli: exit codes', () => {
     ['validate: valid folder', () => ['validate', good.dir], 0],
     ['validate: invalid folder', () => ['validate', broken.dir], 2, /POLICY_CEL/],
     ['validate: no folder', () => ['validate'], 2, /exactly one folder/],
+    ['validate: warnings are printed and do not fail', () => ['validate', shadowed.dir], 0, /warning: .*ApiPolicy t\/s \/spec\/rules\/1 rule never: POLICY_UNREACHABLE: rule never can never allow a request: the earlier rule everyone/],
+    ['validate --strict: warnings fail', () => ['validate', '--strict', shadowed.dir], 2, /0 error\(s\), 1 warning\(s\) \(--strict: warnings fail\)/],
     ['serve: no policies', () => ['serve', '--grpc-address', '127.0.0.1:0'], 2, /--policies/],
     ['serve: bad address', () => ['serve', '--policies', good.dir, '--grpc-address', 'nowhere'], 2, /host:port/],
     ['unknown command', () => ['frobnicate'], 2, /unknown command "frobnicate"/],

@@ -29,7 +29,8 @@ export const SERVE: Command = {
 
 Serves envoy.service.auth.v3.Authorization/Check and grpc.health.v1 over gRPC, and
 /healthz, /readyz and /metrics over HTTP. Policies come from a folder of YAML (watched;
-a broken change keeps the last good snapshot).
+only changed files and objects are recompiled, and an object whose new version is refused
+keeps its last good version serving).
 
 Options (environment variable in brackets):
   --policies DIR          policy folder [PORTCULLIS_POLICIES]

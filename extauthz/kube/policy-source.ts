@@ -1,16 +1,19 @@
 /**
  * Cluster policy source for the ext_authz service: read-only informers on ApiPolicy, Tenant and
- * label-selected Secrets (API-key hashes). Any change recompiles (debounced) and swaps the
- * snapshot; broken objects are left out (the operator reports them on their status). Ready only
- * after the first sync; while the API server is unreachable the last snapshot keeps serving.
+ * label-selected Secrets (API-key hashes). A change (debounced) goes to the policy store, which
+ * compiles only objects whose uid/generation changed, keeps a refused object's last good
+ * version serving (the operator reports the refusal on its status; ext_authz logs it once), and
+ * swaps the snapshot copy-on-write, compiling in slices so Checks keep being answered. Updates
+ * that leave the generation alone (status writes, labels, annotations) schedule nothing. Ready
+ * only after the first sync; while the API server is unreachable the last snapshot keeps serving.
  */
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { compileSources } from '../policy/compile.js';
 import { secretValues } from '../policy/load.js';
 import type { ApiPolicyObject, ObjectMeta, PolicySources, SecretObject, TenantObject } from '../policy/model.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { JwksCache } from '../policy/tenants.js';
+import { generationFingerprint, PolicyStore, type ApplyResult, type StoreInput } from '../policy/store.js';
 import { ResilientInformer } from './informer.js';
 import { API_KEY_SECRET_LABEL, customPath, listCustom, listSecrets, PLURAL } from './resources.js';
 
@@ -48,31 +51,44 @@ export interface KubeSourceOptions {
   log: Logger;
   debounceMs?: number;
   onSnapshot?: (s: PolicySnapshot) => void;
+  /** Every apply's result (reports per object), for status and tests. */
+  onApplied?: (r: ApplyResult) => void;
+}
+
+/** The fingerprint the store compiles by, for an informer object (uid/generation; spec for Secrets). */
+function rawFingerprint(o: Raw): string {
+  const m = o.metadata ?? {};
+  if (o.kind === 'Secret' || m.generation === undefined) return `${m.uid ?? ''}/${m.resourceVersion ?? ''}`;
+  return `${m.uid ?? ''}/${m.generation}`;
 }
 
 export class KubernetesPolicySource {
-  private current: PolicySnapshot | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly jwks = new JwksCache();
+  private readonly store = new PolicyStore({ jwks: new JwksCache(), fingerprint: generationFingerprint });
+  /** Fingerprints of the objects last applied, so status-only and label-only updates schedule nothing. */
+  private readonly seen = new Map<string, string>();
   private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; secrets: ResilientInformer<Raw> };
+  private reported = new Map<string, string>();
 
   constructor(private readonly opts: KubeSourceOptions) {
     const kc = opts.kubeConfig;
-    const common = { kubeConfig: kc, onChange: () => this.schedule(), onError: (err: unknown) => opts.log.warn({ err: String(err) }, 'kubernetes watch failed; serving the last snapshot and retrying') };
+    const common = { kubeConfig: kc, onError: (err: unknown) => opts.log.warn({ err: String(err) }, 'kubernetes watch failed; serving the last snapshot and retrying') };
+    const onChange = (kind: string) => (o: Raw, event: 'add' | 'update' | 'delete') => this.changed(kind, o, event);
     this.informers = {
-      policies: new ResilientInformer<Raw>({ ...common, path: customPath(PLURAL.ApiPolicy), list: listCustom<Raw>(kc, PLURAL.ApiPolicy) }),
-      tenants: new ResilientInformer<Raw>({ ...common, path: customPath(PLURAL.Tenant), list: listCustom<Raw>(kc, PLURAL.Tenant) }),
-      secrets: new ResilientInformer<Raw>({ ...common, path: '/api/v1/secrets', list: listSecrets(kc, API_KEY_SECRET_LABEL), labelSelector: API_KEY_SECRET_LABEL }),
+      policies: new ResilientInformer<Raw>({ ...common, onChange: onChange('ApiPolicy'), path: customPath(PLURAL.ApiPolicy), list: listCustom<Raw>(kc, PLURAL.ApiPolicy) }),
+      tenants: new ResilientInformer<Raw>({ ...common, onChange: onChange('Tenant'), path: customPath(PLURAL.Tenant), list: listCustom<Raw>(kc, PLURAL.Tenant) }),
+      secrets: new ResilientInformer<Raw>({ ...common, onChange: onChange('Secret'), path: '/api/v1/secrets', list: listSecrets(kc, API_KEY_SECRET_LABEL), labelSelector: API_KEY_SECRET_LABEL }),
     };
   }
 
   get snapshot(): PolicySnapshot | undefined {
-    return this.current;
+    return this.store.snapshot;
   }
 
   async start(): Promise<void> {
     await Promise.all(Object.values(this.informers).map((i) => i.start()));
-    this.recompile();
+    // Startup: nothing is served yet, so the first compile runs in one go.
+    this.applied(this.store.apply(this.input()));
   }
 
   async close(): Promise<void> {
@@ -80,18 +96,50 @@ export class KubernetesPolicySource {
     await Promise.all(Object.values(this.informers).map((i) => i.stop()));
   }
 
+  /** An update that leaves uid and generation alone (status, labels, annotations) changes nothing the engine reads. */
+  private changed(kind: string, o: Raw, event: 'add' | 'update' | 'delete'): void {
+    const id = `${kind} ${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`;
+    if (event === 'update' && this.seen.get(id) === rawFingerprint(o)) return;
+    this.schedule();
+  }
+
   private schedule(): void {
     if (!Object.values(this.informers).every((i) => i.synced)) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.recompile(), this.opts.debounceMs ?? 50);
+    this.timer = setTimeout(() => void this.recompile(), this.opts.debounceMs ?? 50);
   }
 
-  private recompile(): void {
+  private input(): StoreInput {
     const { policies, tenants, secrets } = this.informers;
-    const result = compileSources(sourcesFrom(policies.list(), tenants.list(), secrets.list()), { jwks: this.jwks });
-    if (result.problems.length > 0) this.opts.log.warn({ problems: result.problems.map((p) => p.format()) }, 'objects left out of the snapshot');
-    this.current = result.snapshot;
-    this.opts.log.info({ version: result.snapshot.version, policies: result.snapshot.size }, 'policy snapshot loaded from the cluster');
-    this.opts.onSnapshot?.(result.snapshot);
+    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: secrets.list() };
+    this.seen.clear();
+    for (const [kind, list] of Object.entries(lists)) for (const o of list) this.seen.set(`${kind} ${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`, rawFingerprint(o));
+    return sourcesFrom(lists.ApiPolicy, lists.Tenant, lists.Secret);
+  }
+
+  private async recompile(): Promise<void> {
+    try {
+      this.applied(await this.store.applyAsync(this.input()));
+    } catch (err) {
+      this.opts.log.error({ err: String(err) }, 'policy recompile failed; serving the last snapshot');
+    }
+  }
+
+  /** Logs what changed in the reports (each refusal once, not on every apply), then publishes. */
+  private applied(r: ApplyResult): void {
+    const next = new Map<string, string>();
+    for (const [id, report] of r.reports) {
+      const text = [...report.errors, ...report.warnings].map((p) => p.format()).join('\n');
+      if (text) next.set(id, text);
+      if (text && this.reported.get(id) !== text) {
+        const level = report.errors.length > 0 ? 'warn' : 'info';
+        this.opts.log[level]({ object: id, serving: report.serving, errors: report.errors.map((p) => p.format()), warnings: report.warnings.map((p) => p.format()) }, report.errors.length > 0 ? 'object refused; its last good version keeps serving when it has one' : 'object has warnings');
+      }
+    }
+    this.reported = next;
+    this.opts.onApplied?.(r);
+    if (!r.changed) return;
+    this.opts.log.info({ version: r.snapshot.version, policies: r.snapshot.size, compiled: r.stats.policiesCompiled, linked: r.stats.policiesLinked, ms: Math.round(r.stats.ms) }, 'policy snapshot loaded from the cluster');
+    this.opts.onSnapshot?.(r.snapshot);
   }
 }

@@ -20,6 +20,30 @@ const HEADER_NAME = /^:?[a-z0-9!#$%&'*+.^_`|~-]+$/;
 const METHOD = /^[A-Z]{1,16}$/;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export const RESERVED_PREFIX = 'x-portcullis-';
+/**
+ * Method-override headers some frameworks honour (Express method-override, Rails, Spring's
+ * HiddenHttpMethodFilter, ASP.NET): the upstream would run another method than the one decided.
+ * Portcullis removes them upstream (and its decision uses the request's own method).
+ */
+export const METHOD_OVERRIDE_HEADERS: readonly string[] = ['x-http-method-override', 'x-method-override', 'x-http-method'];
+
+/**
+ * The name as backends compare it: CGI, PHP, Django, Rails and nginx's underscores_in_headers
+ * map `-` and `_` to the same character, so `x_portcullis_tenant` reaches them as the header
+ * Portcullis sets.
+ */
+export function backendHeaderName(name: string): string {
+  return name.toLowerCase().replace(/_/g, '-');
+}
+
+/** A client copy of a header Portcullis owns, in any spelling a backend would read as it. */
+export function isReservedHeader(name: string): boolean {
+  return backendHeaderName(name).startsWith(RESERVED_PREFIX);
+}
+
+export function isMethodOverrideHeader(name: string): boolean {
+  return METHOD_OVERRIDE_HEADERS.includes(backendHeaderName(name));
+}
 
 export interface RequestContext {
   requestId: string;
@@ -30,9 +54,9 @@ export interface RequestContext {
   /** Percent-decoded path segments. */
   segments: string[];
   query: Record<string, string>;
-  /** Lower-case names; x-portcullis-* removed. */
+  /** Lower-case names; x-portcullis-* (and x_portcullis_* …) removed. */
   headers: Record<string, string>;
-  /** Names of client-supplied x-portcullis-* headers, to remove upstream. */
+  /** Names of client-supplied x-portcullis-* headers in any spelling, to remove upstream. */
   spoofedHeaders: string[];
   sourceIp: string;
   /** attributes.source.principal (the peer's SPIFFE ID when mTLS is on). */
@@ -72,7 +96,7 @@ function parseHeaders(list: [string, string][]): { headers: Record<string, strin
     if (/[\0\r\n]/.test(value)) throw bad(`header ${name} contains control characters`);
     total += name.length + value.length;
     if (total > LIMITS.headersTotalBytes) throw bad(`headers exceed ${LIMITS.headersTotalBytes} bytes`);
-    if (name.startsWith(RESERVED_PREFIX)) {
+    if (isReservedHeader(name)) {
       spoofed.push(name);
       continue;
     }

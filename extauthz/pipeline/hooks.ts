@@ -14,6 +14,8 @@ export interface QuotaRequest {
   principal?: Principal;
   ctx: RequestContext;
   params: Record<string, string>;
+  /** The Check's deadline: the backend call is raced against it. */
+  signal?: AbortSignal;
 }
 
 export interface QuotaResult {

@@ -49,6 +49,8 @@ interface State {
   deny?: { code: ErrorCode; reason: string };
   decision?: Decision;
   directives?: DirectiveIssuer;
+  /** Aborts when the caller's deadline passes (deadline.ts). */
+  signal?: AbortSignal;
 }
 
 type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>) => void | Promise<void>;
@@ -72,7 +74,7 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.policy = policy;
   }],
   ['identify', async (s, d) => {
-    const principal = await d.identifier.identify(s.ctx!, s.policy!.tenants);
+    const principal = await d.identifier.identify(s.ctx!, s.policy!.tenants, s.signal);
     if (principal) s.principal = principal;
     if (principal?.method === 'api-key') s.apiKeyHeader = presentedApiKey(s.ctx!, s.policy!.tenants)?.header;
   }],
@@ -81,7 +83,7 @@ const PHASES: readonly [PhaseName, Phase][] = [
     if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
   }],
   ['quota', async (s, d) => {
-    s.quota = await d.quota.charge({ policy: s.policy!, ...(s.authz?.rule ? { rule: s.authz.rule } : {}), ...(s.principal ? { principal: s.principal } : {}), ctx: s.ctx!, params: s.authz!.params });
+    s.quota = await d.quota.charge({ policy: s.policy!, ...(s.authz?.rule ? { rule: s.authz.rule } : {}), ...(s.principal ? { principal: s.principal } : {}), ctx: s.ctx!, params: s.authz!.params, ...(s.signal ? { signal: s.signal } : {}) });
     if (!s.quota.allowed) deny(s, s.quota.code ?? 'QUOTA_EXCEEDED', s.quota.reason ?? 'quota exceeded');
   }],
   ['shape', (s) => {
@@ -98,6 +100,18 @@ function finalDecision(s: State): Decision {
 export interface CheckOptions {
   /** Evaluate at this time instead of the clock (CLI --now). */
   now?: Date;
+  /** The caller's deadline: checked before every phase and passed to every awaited call. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Once the deadline has passed the proxy has already answered the client (status_on_error), so
+ * whatever the phases decided, the recorded decision is that deny.
+ */
+function afterDeadline(s: State): void {
+  if (!s.signal?.aborted || s.deny?.code === 'DEADLINE_EXCEEDED') return;
+  const was = s.deny ? `${s.deny.code}: ${s.deny.reason}` : 'allow';
+  deny(s, 'DEADLINE_EXCEEDED', `deadline exceeded (the phases decided ${was})`);
 }
 
 export class DecisionPipeline {
@@ -116,6 +130,7 @@ export class DecisionPipeline {
     const checkStarted = process.hrtime.bigint();
     const s = this.initialState(input, opts);
     await this.runPhases(s);
+    afterDeadline(s);
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
@@ -124,12 +139,14 @@ export class DecisionPipeline {
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
     const directives = this.options.directives;
-    return { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(directives ? { directives } : {}) };
+    return { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(directives ? { directives } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
   }
 
   /** Runs the phases in order until one denies; a thrown error becomes a deny (fail). */
   private async runPhases(s: State): Promise<void> {
     for (const [name, phase] of PHASES) {
+      // Before identify (JWKS), quota (charges) and everything else: a dead Check does no work.
+      if (s.signal?.aborted) return deny(s, 'DEADLINE_EXCEEDED', `deadline exceeded before ${name}`);
       const started = process.hrtime.bigint();
       try {
         await phase(s, this.deps);

@@ -3,10 +3,10 @@
  * client copies of x-portcullis-* removed. Deny: the catalogue's status and a JSON body with a
  * stable code and the request id, and nothing internal.
  */
-import { CATALOGUE, type ErrorCode } from '../errors.js';
+import { CATALOGUE, PortcullisError, type ErrorCode } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Authorization } from './authorize.js';
-import type { RequestContext } from './context.js';
+import { isMethodOverrideHeader, type RequestContext } from './context.js';
 import type { Decision } from './decision.js';
 import type { QuotaResult } from './hooks.js';
 import type { Principal } from './principal.js';
@@ -35,6 +35,16 @@ export interface ShapeInput {
   /** Signs the masking directive set on allow (x-portcullis-mask); absent: masks are only summarised. */
   directives?: DirectiveIssuer;
   now?: Date;
+}
+
+/** Bounds of identity values forwarded upstream (after encoding), so no backend sees an oversized header. */
+export const FORWARD_LIMITS = { subjectBytes: 1024 } as const;
+
+/** The principal header value, or a BAD_REQUEST when it would exceed the forwarding bound. */
+export function forwardableSubject(subject: string): string {
+  const v = headerSafe(subject);
+  if (v.length > FORWARD_LIMITS.subjectBytes) throw new PortcullisError('BAD_REQUEST', `principal subject longer than ${FORWARD_LIMITS.subjectBytes} bytes cannot be forwarded`);
+  return v;
 }
 
 /** Header values must be visible ASCII; anything else is percent-encoded. */
@@ -95,15 +105,16 @@ function allowHeaders(input: ShapeInput): Record<string, string> {
     [HEADER.rule]: input.authz?.rule?.name ?? '(default)',
   };
   if (p) {
-    headers[HEADER.principal] = headerSafe(p.subject);
+    headers[HEADER.principal] = forwardableSubject(p.subject);
     headers[HEADER.tenant] = p.tenant.name;
   }
   return headers;
 }
 
-/** Client copies of x-portcullis-* and the presented API key header, once each. */
+/** Client copies of x-portcullis-* (any spelling), method overrides and the API key header, once each. */
 function headersToRemove(input: ShapeInput): string[] {
   const remove = [...(input.ctx?.spoofedHeaders ?? [])];
+  for (const name of Object.keys(input.ctx?.headers ?? {})) if (isMethodOverrideHeader(name)) remove.push(name);
   if (input.apiKeyHeader) remove.push(input.apiKeyHeader);
   return [...new Set(remove)];
 }

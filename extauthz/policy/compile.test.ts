@@ -81,7 +81,8 @@ ${extra}`;
     const t = (name: string): string => tenant('    jwt: { issuer: https://i, audiences: [a], jwksUri: "https://i/jwks" }').replace('name: x', `name: ${name}`);
     const c = compileYaml(`${t('one')}---\n${t('two')}`);
     assert.equal(c.problems.length, 1);
-    assert.match(c.problems[0]!.message, /both accept issuer https:\/\/i with audience a/);
+    assert.equal(c.problems[0]!.code, 'POLICY_CONFLICT');
+    assert.match(c.problems[0]!.message, /tenants one and two both accept JWT issuer https:\/\/i with audience a/);
   });
 });
 
@@ -89,21 +90,32 @@ describe('snapshot: routing and conflicts', () => {
   const older = policy('older', rulesOn('api.example', '    - name: a\n      paths: ["/v1/{id}"]\n'), ', creationTimestamp: "2025-01-01T00:00:00Z"');
   const newer = policy('newer', rulesOn('api.example', '    - name: b\n      paths: ["/v1/{name}"]\n    - name: c\n      paths: ["/v2/**"]\n'), ', creationTimestamp: "2026-01-01T00:00:00Z"');
 
-  test('two policies on the same host and path: the older wins, the newer is reported', () => {
+  test('two policies on the same host and path: the newer is refused with an error naming the older', () => {
     // File order is the reverse of age, so the result cannot come from load order.
-    const c = compileValid({ '1.yaml': newer, '2.yaml': older });
+    const c = compileYaml({ '1.yaml': newer, '2.yaml': older });
     assert.equal(c.snapshot.conflicts.length, 1);
-    const conflict = c.snapshot.conflicts[0]!;
+    const conflict = c.problems[0]!;
+    assert.equal(c.problems.length, 1);
+    assert.equal(conflict.code, 'POLICY_CONFLICT');
     assert.equal(conflict.location.object, 'ApiPolicy t/newer');
-    assert.match(conflict.message, /already claimed by the older policy t\/older/);
+    assert.match(conflict.message, /host api.example path \/v1\/\* is already claimed by the older policy t\/older/);
     assert.deepEqual([...c.policyProblems.keys()], ['t/newer']);
     assert.equal(c.snapshot.route('api.example', ['v1', 'x'], {})?.key, 't/older');
-    // The newer policy still answers for paths nobody else claims.
-    assert.equal(c.snapshot.route('api.example', ['v2', 'x'], {})?.key, 't/newer');
+    // Refused means refused: the newer policy does not serve its other paths either.
+    assert.equal(c.snapshot.byKey.has('t/newer'), false);
+    assert.equal(c.snapshot.route('api.example', ['v2', 'x'], {})?.key, 't/older');
+  });
+
+  test('two policies on one host with disjoint paths both serve', () => {
+    const other = policy('other', rulesOn('api.example', '    - name: b\n      paths: ["/v2/**"]\n'), ', creationTimestamp: "2026-01-01T00:00:00Z"');
+    const c = compileValid({ '1.yaml': other, '2.yaml': older });
+    assert.equal(c.snapshot.route('api.example', ['v1', 'x'], {})?.key, 't/older');
+    assert.equal(c.snapshot.route('api.example', ['v2', 'x'], {})?.key, 't/other');
   });
 
   test('the portcullis.io/policy context extension selects a policy directly', () => {
-    const c = compileValid({ '1.yaml': newer, '2.yaml': older });
+    const other = policy('newer', rulesOn('api.example', '    - name: b\n      paths: ["/v2/**"]\n'), ', creationTimestamp: "2026-01-01T00:00:00Z"');
+    const c = compileValid({ '1.yaml': other, '2.yaml': older });
     assert.equal(c.snapshot.route('api.example', ['v1', 'x'], { [POLICY_CONTEXT_KEY]: 't/newer' })?.key, 't/newer');
     assert.equal(c.snapshot.route('api.example', ['v1', 'x'], { [POLICY_CONTEXT_KEY]: 't/missing' }), undefined);
     assert.equal(c.snapshot.route('other.example', [], { [POLICY_CONTEXT_KEY]: 't/older' })?.key, 't/older');

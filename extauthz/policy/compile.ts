@@ -7,9 +7,9 @@
 import { PolicyError } from '../errors.js';
 import { compileCel, CelCompileError, type CelProgram } from './cel.js';
 import { compilePathTemplate, PathTemplateError, type PathTemplate } from './paths.js';
-import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type PolicySources, type PrincipalType } from './model.js';
-import { compileTenants, JwksCache, TenantDirectory } from './tenants.js';
-import { PolicySnapshot } from './snapshot.js';
+import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type Origin, type PrincipalType } from './model.js';
+import { TenantDirectory } from './tenants.js';
+import { referenceProblems, unreachableRules } from './checks.js';
 import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quota/model.js';
 import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
 
@@ -46,22 +46,12 @@ export interface CompiledPolicy {
   spec: ApiPolicySpec;
   /** Deterministic age order: creationTimestamp, then namespace/name. */
   age: string;
+  /** Where the object was read from (file and document in folder mode). */
+  origin: Origin;
 }
 
-export interface CompileResult {
-  snapshot: PolicySnapshot;
-  problems: PolicyError[];
-  /** Problems per policy key (namespace/name), for the operator's status. */
-  policyProblems: Map<string, PolicyError[]>;
-  /** Problems per tenant key. */
-  tenantProblems: Map<string, PolicyError[]>;
-}
-
-export interface CompilerOptions {
-  jwks?: JwksCache;
-  /** false: tenants' API-key Secrets are not checked (the operator validates without reading Secrets). */
-  requireSecrets?: boolean;
-}
+/** Unlinked policies point at an empty directory until linkPolicy binds their namespace's tenants. */
+const EMPTY_DIRECTORY = new TenantDirectory();
 
 /** What the rule matches on: methods, path templates, principal types and tenants (absent: any). */
 function ruleMatchers(rule: ApiPolicyRule): Pick<CompiledRule, 'methods' | 'paths' | 'types' | 'tenants'> {
@@ -107,7 +97,12 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
   return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });
 }
 
-export function compilePolicy(obj: ApiPolicyObject, tenants: TenantDirectory): { policy?: CompiledPolicy; problems: PolicyError[] } {
+/**
+ * Compiles one policy on its own (CEL, paths, quotas, masks): nothing here depends on another
+ * object, so an unchanged policy is never compiled again when a tenant changes. `tenants` is
+ * filled by linkPolicy. Unreachable rules come back as warnings.
+ */
+export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] } {
   const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
   const problems: PolicyError[] = [];
   const rules: CompiledRule[] = [];
@@ -121,14 +116,10 @@ export function compilePolicy(obj: ApiPolicyObject, tenants: TenantDirectory): {
       problems.push(ruleProblem(err, base, rule, i));
     }
   });
-  for (const [i, rule] of obj.spec.rules.entries()) {
-    for (const t of rule.principals?.tenants ?? []) {
-      if (!tenants.byName.has(t)) problems.push(new PolicyError('POLICY_INVALID', `unknown tenant "${t}" in namespace ${obj.metadata.namespace}`, { ...base, path: `/spec/rules/${i}/principals/tenants`, rule: rule.name }));
-    }
-  }
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0) return { problems, warnings: [] };
   return {
     problems,
+    warnings: unreachableRules(rules, base),
     policy: {
       key: objectKey(obj),
       name: obj.metadata.name,
@@ -140,37 +131,32 @@ export function compilePolicy(obj: ApiPolicyObject, tenants: TenantDirectory): {
       denyRules: rules.filter((r) => r.effect === 'deny'),
       allowRules: rules.filter((r) => r.effect === 'allow'),
       rules,
-      tenants,
+      tenants: EMPTY_DIRECTORY,
       spec: obj.spec,
       age: `${obj.metadata.creationTimestamp ?? ''}\u0000${objectKey(obj)}`,
+      origin: obj.origin,
     },
   };
 }
 
-function group(problems: PolicyError[]): Map<string, PolicyError[]> {
-  const out = new Map<string, PolicyError[]>();
-  for (const p of problems) {
-    const key = p.location.object?.split(' ')[1] ?? '';
-    out.set(key, [...(out.get(key) ?? []), p]);
-  }
-  return out;
+
+/**
+ * Binds a compiled policy to its namespace's tenants: unknown tenant names and quotas no tenant
+ * defines are errors (the policy is refused), quotas some tenants lack are warnings. Cheap: no
+ * CEL is compiled, so a tenant change relinks the namespace's policies without recompiling them.
+ */
+export function linkPolicy(policy: CompiledPolicy, tenants: TenantDirectory): { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] } {
+  const found = referenceProblems(policy.rules, policy.namespace, tenants, { ...policy.origin, object: `ApiPolicy ${policy.key}` });
+  const problems = found.filter((p) => p.severity === 'error');
+  const warnings = found.filter((p) => p.severity === 'warning');
+  if (problems.length > 0) return { problems, warnings };
+  return { policy: { ...policy, tenants }, problems, warnings };
 }
 
-let snapshotVersion = 0;
-
-/** Compiles all sources. Broken objects are left out and reported; the rest still compile. */
-export function compileSources(sources: PolicySources, options: CompilerOptions = {}): CompileResult {
-  const jwks = options.jwks ?? new JwksCache();
-  const { directories, problems: tenantProblems } = compileTenants(sources.tenants, sources.secrets, jwks, options.requireSecrets === false ? { requireSecrets: false } : {});
-  const policyProblems: PolicyError[] = [];
-  const policies: CompiledPolicy[] = [];
-  for (const obj of sources.policies) {
-    const dir = directories.get(obj.metadata.namespace) ?? new TenantDirectory();
-    const { policy, problems } = compilePolicy(obj, dir);
-    policyProblems.push(...problems);
-    if (policy) policies.push(policy);
-  }
-  const snapshot = new PolicySnapshot(++snapshotVersion, policies, directories);
-  const problems = [...tenantProblems, ...policyProblems];
-  return { snapshot, problems, policyProblems: group([...policyProblems, ...snapshot.conflicts]), tenantProblems: group(tenantProblems) };
+/** One policy against its namespace's tenants, as the operator validates it (no host checks: those need every policy). */
+export function compilePolicy(obj: ApiPolicyObject, tenants: TenantDirectory): { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] } {
+  const own = compilePolicyUnlinked(obj);
+  if (!own.policy) return own;
+  const linked = linkPolicy(own.policy, tenants);
+  return { ...linked, warnings: [...own.warnings, ...linked.warnings] };
 }

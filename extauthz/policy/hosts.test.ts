@@ -16,7 +16,7 @@ describe('normalizeHost', () => {
 });
 
 describe('HostIndex', () => {
-  const index = new HostIndex<string>();
+  const index = HostIndex.empty<string>();
   index.add('api.example.com', 'exact');
   index.add('*.example.com', 'wild');
   index.add('*.b.example.com', 'wild-b');

@@ -11,17 +11,44 @@ export function normalizeHost(authority: string): string {
   return colon >= 0 && /^\d*$/.test(host.slice(colon + 1)) ? host.slice(0, colon) : host.replace(/\.$/, '');
 }
 
-/** An index from host to entries; exact names first, then the longest matching wildcard. */
+/**
+ * An index from host to entries; exact names first, then the longest matching wildcard. Updates
+ * are copy-on-write: clone() copies the two maps (not the lists) and every change replaces the
+ * list it touches, so a snapshot being read is never modified by the one being built from it.
+ */
 export class HostIndex<T> {
-  private readonly exact = new Map<string, T[]>();
-  private readonly wildcards = new Map<string, T[]>();
+  private constructor(
+    private readonly exact: Map<string, readonly T[]>,
+    private readonly wildcards: Map<string, readonly T[]>,
+  ) {}
 
-  add(pattern: string, value: T): void {
+  static empty<T>(): HostIndex<T> {
+    return new HostIndex<T>(new Map(), new Map());
+  }
+
+  clone(): HostIndex<T> {
+    return new HostIndex<T>(new Map(this.exact), new Map(this.wildcards));
+  }
+
+  private slot(pattern: string): [Map<string, readonly T[]>, string] {
     const p = pattern.toLowerCase();
-    const [map, key] = p.startsWith('*.') ? [this.wildcards, p.slice(1)] : [this.exact, p];
-    const list = map.get(key) ?? [];
-    list.push(value);
+    return p.startsWith('*.') ? [this.wildcards, p.slice(1)] : [this.exact, p];
+  }
+
+  /** Adds value to the pattern's list, before the first entry `before` says it precedes (else last). */
+  add(pattern: string, value: T, before: (a: T, b: T) => boolean = () => false): void {
+    const [map, key] = this.slot(pattern);
+    const list = [...(map.get(key) ?? [])];
+    const at = list.findIndex((x) => before(value, x));
+    list.splice(at < 0 ? list.length : at, 0, value);
     map.set(key, list);
+  }
+
+  remove(pattern: string, value: T): void {
+    const [map, key] = this.slot(pattern);
+    const list = (map.get(key) ?? []).filter((x) => x !== value);
+    if (list.length > 0) map.set(key, list);
+    else map.delete(key);
   }
 
   /** Entries for the host, in insertion order; an empty list when nothing matches. */

@@ -1,7 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PolicyError } from '../errors.js';
-import { loadYaml } from '../../test/helpers/policies.js';
+import { loadYaml, sharedValidator, tempPolicyDir } from '../../test/helpers/policies.js';
+import { billionLaughs, deepBlock, deepFlow } from '../../test/helpers/hostile-yaml.js';
+import { loadPolicyDir, YAML_LIMITS } from './load.js';
 import { tenantsYaml } from '../../test/helpers/fixtures.js';
 
 const POLICY = (rules: string, extra = ''): string => `# a comment line
@@ -98,5 +100,48 @@ describe('loading: schema and YAML problems name file, document, path and line',
     const r = loadYaml({ 't.yaml': tenantsYaml('https://idp.example/jwks') });
     assert.deepEqual(r.problems.map((p) => p.format()), []);
     assert.equal(r.sources.tenants.length, 4);
+  });
+});
+
+describe('hostile YAML from a semi-trusted author: bounded, and reported as POLICY_YAML with file and document', () => {
+  const valid = TENANT('    apiKeys: { secretRef: { name: k } }\n');
+  // [name, document text, message, whether the file's other documents still load (false: refused before parsing)]
+  const cases: [string, string, RegExp, boolean][] = [
+    ['billion laughs (aliases)', billionLaughs(), /more aliases than the limit of 100/, true],
+    ['flow nesting', deepFlow(YAML_LIMITS.depth + 1), /flow nesting deeper than 64/, false],
+    ['flow nesting 200 000 deep is refused before parsing', deepFlow(200_000), /flow nesting deeper than 64/, false],
+    ['block nesting', deepBlock(YAML_LIMITS.depth + 1), /nesting deeper than 64/, true],
+    ['a document over the size limit', `apiVersion: v1\nkind: ConfigMap\ndata: { x: "${'a'.repeat(YAML_LIMITS.documentBytes)}" }\n`, /document larger than/, true],
+  ];
+  for (const [name, hostile, message, othersLoad] of cases) {
+    test(name, () => {
+      const { problems, sources } = loadYaml({ 'bad.yaml': `${valid}---\n${hostile}` });
+      assert.equal(problems.length, 1, problems.map((p) => p.format()).join('\n'));
+      const p = problems[0]!;
+      assert.equal(p.code, 'POLICY_YAML');
+      assert.match(p.message, message);
+      assert.deepEqual([p.location.file, p.location.document], ['bad.yaml', 2]);
+      assert.equal(sources.tenants.length, othersLoad ? 1 : 0);
+    });
+  }
+
+  test('too many documents in one file', () => {
+    const p = only(Array.from({ length: YAML_LIMITS.documentsPerFile + 1 }, () => 'a: 1\n').join('---\n'), 'many.yaml');
+    assert.equal(p.code, 'POLICY_YAML');
+    assert.match(p.message, /more than 500 documents/);
+    assert.equal(p.location.document, YAML_LIMITS.documentsPerFile + 1);
+  });
+
+  test('a file over the size limit is not read', () => {
+    const dir = tempPolicyDir({ 'big.yaml': `# ${'x'.repeat(YAML_LIMITS.fileBytes)}\n`, 'ok.yaml': valid });
+    try {
+      const r = loadPolicyDir(dir.dir, sharedValidator());
+      assert.equal(r.problems.length, 1);
+      assert.equal(r.problems[0]!.code, 'POLICY_YAML');
+      assert.match(r.problems[0]!.format(), /big\.yaml: POLICY_YAML: cannot read file: larger than 1048576 bytes/);
+      assert.equal(r.sources.tenants.length, 1);
+    } finally {
+      dir.remove();
+    }
   });
 });

@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { Lexer, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { PolicyError } from '../errors.js';
 import { API_VERSION, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
 import { SchemaValidator } from './validate-schema.js';
@@ -18,7 +18,25 @@ export interface LoadResult {
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const MAX_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Policy authors are semi-trusted: a file may be hostile. Every bound is checked before the
+ * expensive step it protects (the yaml library's parser is roughly linear but slow, ~1 MB/s, and
+ * its nesting and aliases can multiply work), and every violation is a POLICY_YAML problem naming
+ * the file and document, never an exception out of the loader.
+ */
+export const YAML_LIMITS = {
+  /** A Kubernetes object is at most ~1.5 MiB in etcd; a policy file is a few KiB. */
+  fileBytes: 1024 * 1024,
+  documentBytes: 512 * 1024,
+  documentsPerFile: 500,
+  /** Aliases resolved per document (the yaml library's maxAliasCount): billion laughs. */
+  aliases: 100,
+  /** Collection nesting; a policy needs about 10. */
+  depth: 64,
+  folderFiles: 1000,
+  folderBytes: 16 * 1024 * 1024,
+} as const;
 
 /** The YAML files of a folder (recursively), in a stable order. */
 export function policyFiles(dir: string): string[] {
@@ -42,14 +60,36 @@ export function loadPolicyDir(dir: string, validator: SchemaValidator = new Sche
     result.problems.push(new PolicyError('POLICY_INVALID', `cannot read policy folder: ${(err as Error).message}`, { file: dir }));
     return result;
   }
-  for (const file of files) loadFile(file, relative(process.cwd(), file) || file, validator, result);
+  if (files.length > YAML_LIMITS.folderFiles) {
+    result.problems.push(new PolicyError('POLICY_YAML', `more than ${YAML_LIMITS.folderFiles} YAML files`, { file: dir }));
+    return result;
+  }
+  let bytes = 0;
+  for (const file of files) {
+    bytes += sizeOf(file);
+    if (bytes > YAML_LIMITS.folderBytes) {
+      result.problems.push(new PolicyError('POLICY_YAML', `the policy folder holds more than ${YAML_LIMITS.folderBytes} bytes of YAML`, { file: dir }));
+      return result;
+    }
+    loadFile(file, relative(process.cwd(), file) || file, validator, result);
+  }
   return result;
 }
 
-function loadFile(path: string, display: string, validator: SchemaValidator, result: LoadResult): void {
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0; // unreadable: loadFile reports it
+  }
+}
+
+/** Reads, parses and validates one policy file into `result` (the folder source reloads changed files only). */
+export function loadFile(path: string, display: string, validator: SchemaValidator, result: LoadResult): void {
   let text: string;
   try {
-    if (statSync(path).size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
+    const size = statSync(path).size;
+    if (size > YAML_LIMITS.fileBytes) throw new Error(`larger than ${YAML_LIMITS.fileBytes} bytes`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
     result.problems.push(new PolicyError('POLICY_YAML', `cannot read file: ${(err as Error).message}`, { file: display }));
@@ -58,23 +98,104 @@ function loadFile(path: string, display: string, validator: SchemaValidator, res
   loadText(text, display, validator, result);
 }
 
-/** Parses and validates the documents of one YAML text into `result`. */
+/** Parses and validates the documents of one YAML text into `result`; never throws for its content. */
 export function loadText(text: string, file: string, validator: SchemaValidator, result: LoadResult): void {
+  const tooBig = Buffer.byteLength(text, 'utf8') > YAML_LIMITS.fileBytes ? `larger than ${YAML_LIMITS.fileBytes} bytes` : undefined;
+  const shape = tooBig ? { message: tooBig, document: 1 } : preScan(text);
+  if (shape) {
+    result.problems.push(new PolicyError('POLICY_YAML', shape.message, { file, document: shape.document }));
+    return;
+  }
   const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true });
-  const list = Array.isArray(docs) ? docs : [docs];
-  list.forEach((doc, i) => {
-    const at = { file, document: i + 1 };
-    if (doc.errors.length > 0) {
-      const e = doc.errors[0]!;
-      const pos = lines.linePos(e.pos[0]);
-      result.problems.push(new PolicyError('POLICY_YAML', e.message.split('\n')[0] ?? 'invalid YAML', { ...at, line: pos.line, column: pos.col }));
-      return;
-    }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) return;
-    loadObject(value, { doc, lines, ...at }, validator, result);
-  });
+  let docs: Document[];
+  try {
+    const parsed = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true });
+    docs = Array.isArray(parsed) ? parsed : [parsed as unknown as Document];
+  } catch (err) {
+    result.problems.push(new PolicyError('POLICY_YAML', `YAML cannot be parsed: ${(err as Error).message}`, { file }, { cause: err }));
+    return;
+  }
+  docs.forEach((doc, i) => loadDocument(doc, { doc, lines, file, document: i + 1 }, validator, result));
+}
+
+function loadDocument(doc: Document, ctx: DocContext, validator: SchemaValidator, result: LoadResult): void {
+  const at = docAt(ctx);
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = ctx.lines.linePos(e.pos[0]);
+    result.problems.push(new PolicyError('POLICY_YAML', e.message.split('\n')[0] ?? 'invalid YAML', { ...at, line: pos.line, column: pos.col }));
+    return;
+  }
+  const range = doc.range;
+  if (range && range[2] - range[0] > YAML_LIMITS.documentBytes) {
+    result.problems.push(new PolicyError('POLICY_YAML', `document larger than ${YAML_LIMITS.documentBytes} bytes`, at));
+    return;
+  }
+  const value = documentValue(doc, at, result);
+  if (value === null || value === undefined) return;
+  loadObject(value, ctx, validator, result);
+}
+
+/** The document as plain data, or undefined with a POLICY_YAML problem (aliases, nesting). */
+function documentValue(doc: Document, at: { file: string; document: number }, result: LoadResult): unknown {
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: YAML_LIMITS.aliases });
+  } catch (err) {
+    // The yaml library throws a ReferenceError for excessive aliasing (billion laughs).
+    const message = /alias/i.test((err as Error).message) ? `more aliases than the limit of ${YAML_LIMITS.aliases} (resource exhaustion)` : `YAML cannot be read: ${(err as Error).message}`;
+    result.problems.push(new PolicyError('POLICY_YAML', message, at, { cause: err }));
+    return undefined;
+  }
+  if (depthOf(value) > YAML_LIMITS.depth) {
+    result.problems.push(new PolicyError('POLICY_YAML', `nesting deeper than ${YAML_LIMITS.depth} levels`, at));
+    return undefined;
+  }
+  return value;
+}
+
+/** Nesting depth of plain data, iteratively (a hostile document must not exhaust the stack). */
+function depthOf(root: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d + 1 > max) max = d + 1;
+    if (max > YAML_LIMITS.depth) return max;
+    for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, d + 1]);
+  }
+  return max;
+}
+
+/**
+ * Cheap bounds before the parser runs, on the yaml library's own lexer (no hand-written YAML
+ * scanning): flow nesting (`[[[[…`, which the parser handles slowly) and the document count,
+ * stopping at the first violation.
+ */
+function preScan(text: string): { message: string; document: number } | undefined {
+  const scan = { depth: 0, document: 1, content: false };
+  for (const token of new Lexer().lex(text)) {
+    const problem = scanToken(token, scan);
+    if (problem) return { message: problem, document: scan.document };
+  }
+  return undefined;
+}
+
+// Lexer tokens: flow indicators, document markers, and control characters that start scalars.
+function scanToken(token: string, scan: { depth: number; document: number; content: boolean }): string | undefined {
+  if (token === '[' || token === '{') return ++scan.depth > YAML_LIMITS.depth ? `flow nesting deeper than ${YAML_LIMITS.depth} levels` : undefined;
+  if (token === ']' || token === '}') scan.depth = Math.max(0, scan.depth - 1);
+  else if (token === '---' || token === '...') {
+    if (scan.content) scan.document++;
+    scan.content = false;
+    if (scan.document > YAML_LIMITS.documentsPerFile) return `more than ${YAML_LIMITS.documentsPerFile} documents`;
+  } else if (isContent(token)) scan.content = true;
+  return undefined;
+}
+
+function isContent(token: string): boolean {
+  return token.trim() !== '' && !token.startsWith('#') && !/^[\u0000-\u001f]$/.test(token);
 }
 
 interface DocContext {

@@ -6,6 +6,10 @@
 import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { PolicyError } from '../errors.js';
 import { compileTenantQuotas, IndexedQuotaError, type CompiledQuota } from '../quota/model.js';
+import { DnSyntaxError, parseDnPattern, type DnPattern } from '../pipeline/identify/dn.js';
+import { compileDnsPattern, type DnsPattern } from '../pipeline/identify/dns-name.js';
+import { compileSpiffePattern, type SpiffePattern } from '../pipeline/identify/spiffe.js';
+import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 
 export interface CompiledJwt {
@@ -20,8 +24,11 @@ export interface CompiledJwt {
 }
 
 export interface CompiledMtls {
-  spiffeIds: readonly RegExp[];
-  subjects: readonly RegExp[];
+  spiffeIds: readonly SpiffePattern[];
+  /** subjects entries holding `=`: distinguished names, matched RDN by RDN. */
+  subjects: readonly DnPattern[];
+  /** subjects entries without `=`: DNS SAN patterns, matched label by label. */
+  dnsNames: readonly DnsPattern[];
   trustXfcc: boolean;
 }
 
@@ -72,16 +79,23 @@ export class JwksCache {
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/** spiffe://td/ns/x/* → anchored pattern; * in the path matches one or more segments at the end. */
-function spiffePattern(p: string): RegExp {
-  const escaped = p.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp('^' + (escaped.endsWith('/*') ? escaped.slice(0, -1) + '[^\\s]+' : escaped.replace(/\*/g, '[^/]*')) + '$');
+function subjectPattern(p: string): DnPattern {
+  try {
+    return parseDnPattern(p);
+  } catch (err) {
+    if (err instanceof DnSyntaxError) throw new Error(`subjects: ${JSON.stringify(p)} is not a valid distinguished name: ${err.message}`);
+    throw err;
+  }
 }
 
-/** CN=a*,O=Revenue → anchored pattern; * stays within one RDN value or DNS label. */
-function subjectPattern(p: string): RegExp {
-  const escaped = p.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp('^' + escaped.replace(/\*/g, '[^,.]*') + '$', 'i');
+function compileMtls(spec: NonNullable<TenantSpec['identity']['mtls']>): CompiledMtls {
+  const subjects = spec.subjects ?? [];
+  return {
+    spiffeIds: (spec.spiffeIds ?? []).map(compileSpiffePattern),
+    subjects: subjects.filter((s) => s.includes('=')).map(subjectPattern),
+    dnsNames: subjects.filter((s) => !s.includes('=')).map(compileDnsPattern),
+    trustXfcc: spec.trustXfcc ?? false,
+  };
 }
 
 function compileJwt(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: JwksCache): CompiledJwt {
@@ -138,9 +152,7 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     purposes,
     spec,
     ...(id.jwt ? { jwt: compileJwt(id.jwt, jwks) } : {}),
-    ...(id.mtls
-      ? { mtls: { spiffeIds: (id.mtls.spiffeIds ?? []).map(spiffePattern), subjects: (id.mtls.subjects ?? []).map(subjectPattern), trustXfcc: id.mtls.trustXfcc ?? false } }
-      : {}),
+    ...(id.mtls ? { mtls: compileMtls(id.mtls) } : {}),
     ...(id.apiKeys && opts.requireSecrets !== false ? { apiKeys: compileApiKeys(t, secrets) } : {}),
     quotas: compileTenantQuotas(spec.quotas ?? []),
     celValue: Object.freeze({ name: t.metadata.name, namespace: t.metadata.namespace, type: spec.type, attributes, purposes }),
@@ -162,7 +174,31 @@ export class TenantDirectory {
   }
 }
 
-/** Compiles every tenant; returns the directories by namespace and the problems. */
+/** The snapshot's age order for a tenant: creationTimestamp, then namespace/name. */
+export function tenantAge(t: TenantObject): string {
+  return `${t.metadata.creationTimestamp ?? ''}\u0000${objectKey(t)}`;
+}
+
+/** Compiles one tenant, or returns the problem that refuses it. */
+export function tryCompileTenant(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwks: JwksCache, opts: TenantCompileOptions = {}): CompiledTenant | PolicyError {
+  const where = { ...t.origin, object: `Tenant ${objectKey(t)}` };
+  try {
+    return compileTenant(t, secrets, jwks, opts);
+  } catch (err) {
+    const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : '/spec/identity';
+    const code = err instanceof IndexedQuotaError && err.cel ? 'POLICY_CEL' : 'POLICY_INVALID';
+    return new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err });
+  }
+}
+
+/** A directory of the given tenants (already free of identity overlaps). */
+export function directoryOf(tenants: Iterable<CompiledTenant>): TenantDirectory {
+  const dir = new TenantDirectory();
+  for (const t of tenants) dir.add(t);
+  return dir;
+}
+
+/** Compiles every tenant; returns the directories by namespace and the problems (overlapping identities included). */
 export function compileTenants(
   tenants: readonly TenantObject[],
   secrets: readonly SecretObject[],
@@ -170,36 +206,23 @@ export function compileTenants(
   opts: TenantCompileOptions = {},
 ): { directories: Map<string, TenantDirectory>; problems: PolicyError[] } {
   const secretMap = new Map(secrets.map((s) => [objectKey(s), s]));
-  const directories = new Map<string, TenantDirectory>();
+  const byNamespace = new Map<string, TenantEntry[]>();
   const problems: PolicyError[] = [];
   for (const t of tenants) {
-    const where = { ...t.origin, object: `Tenant ${objectKey(t)}` };
-    try {
-      const compiled = compileTenant(t, secretMap, jwks, opts);
-      const dir = directories.get(compiled.namespace) ?? new TenantDirectory();
-      directories.set(compiled.namespace, dir);
-      const clash = ambiguity(dir, compiled);
-      if (clash) {
-        problems.push(new PolicyError('POLICY_INVALID', clash, where));
-        continue;
-      }
-      dir.add(compiled);
-    } catch (err) {
-      const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : '/spec/identity';
-      const code = err instanceof IndexedQuotaError && err.cel ? 'POLICY_CEL' : 'POLICY_INVALID';
-      problems.push(new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err }));
+    const compiled = tryCompileTenant(t, secretMap, jwks, opts);
+    if (compiled instanceof PolicyError) {
+      problems.push(compiled);
+      continue;
     }
+    const list = byNamespace.get(compiled.namespace) ?? [];
+    list.push({ tenant: compiled, age: tenantAge(t), where: { ...t.origin, object: `Tenant ${compiled.key}` } });
+    byNamespace.set(compiled.namespace, list);
+  }
+  const directories = new Map<string, TenantDirectory>();
+  for (const [ns, entries] of byNamespace) {
+    const { kept, problems: clashes } = resolveIdentityOverlaps(entries);
+    problems.push(...clashes);
+    directories.set(ns, directoryOf(kept.map((e) => e.tenant)));
   }
   return { directories, problems };
-}
-
-/** A principal binds to exactly one tenant: two tenants accepting the same issuer and audience clash. */
-function ambiguity(dir: TenantDirectory, t: CompiledTenant): string | undefined {
-  if (dir.byName.has(t.name)) return `duplicate Tenant ${t.key}`;
-  if (!t.jwt) return undefined;
-  for (const other of dir.byIssuer.get(t.jwt.issuer) ?? []) {
-    const shared = t.jwt.audiences.find((a) => other.jwt!.audiences.includes(a));
-    if (shared) return `tenants ${other.name} and ${t.name} both accept issuer ${t.jwt.issuer} with audience ${shared}`;
-  }
-  return undefined;
 }

@@ -13,9 +13,10 @@ export interface QuotaBackend {
   readonly name: 'memory' | 'redis';
   /**
    * Evaluates every item; stores the new states only if all of them admit the request. Rejects
-   * when the backend cannot be reached (the quota's onBackendError then decides).
+   * when the backend cannot be reached (the quota's onBackendError then decides). A signal that
+   * has fired before the backend is asked means: charge nothing.
    */
-  charge(items: readonly ChargeItem[]): Promise<ChargeOutcome[]>;
+  charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]>;
   close(): Promise<void>;
 }
 

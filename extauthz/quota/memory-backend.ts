@@ -3,6 +3,7 @@
  * the one event loop. State lives in the backend, not in the policy snapshot, so it survives
  * policy reloads. Expired states are swept so idle keys do not accumulate.
  */
+import { DeadlineExceeded } from '../pipeline/deadline.js';
 import { evaluate, ttlMs, type QuotaState } from './algorithms.js';
 import type { ChargeItem, ChargeOutcome, QuotaBackend } from './backend.js';
 
@@ -41,7 +42,8 @@ export class MemoryBackend implements QuotaBackend {
     return verdicts.map(({ next: _next, ...rest }) => rest);
   }
 
-  charge(items: readonly ChargeItem[]): Promise<ChargeOutcome[]> {
+  charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
+    if (signal?.aborted) return Promise.reject(new DeadlineExceeded('before charging quotas'));
     return Promise.resolve(this.chargeNow(items));
   }
 

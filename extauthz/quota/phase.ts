@@ -4,6 +4,7 @@
  * each quota's onBackendError decides (any "deny" among them refuses the request with
  * QUOTA_UNAVAILABLE); the metric counts it and one log line marks each outage and recovery.
  */
+import { checkDeadline, DeadlineExceeded, raceDeadline } from '../pipeline/deadline.js';
 import type { QuotaPhase, QuotaRequest, QuotaResult } from '../pipeline/hooks.js';
 import type { ChargeOutcome, QuotaBackend } from './backend.js';
 import { rateLimitHeaders } from './headers.js';
@@ -44,18 +45,21 @@ export class QuotaEnforcer implements QuotaPhase {
       return { allowed: false, code: 'QUOTA_UNAVAILABLE', reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
     }
     if (p.quotas.length === 0) return { allowed: true, headers: {} };
-    const outcomes = await this.call(p.quotas);
+    checkDeadline(req.signal, 'before charging quotas');
+    const outcomes = await this.call(p.quotas, req.signal);
     return outcomes ? this.verdict(p.quotas, outcomes) : this.backendDown(p.quotas);
   }
 
-  private async call(quotas: PlannedQuota[]): Promise<ChargeOutcome[] | undefined> {
+  private async call(quotas: PlannedQuota[], signal: AbortSignal | undefined): Promise<ChargeOutcome[] | undefined> {
     const { backend, metrics } = this.options;
     const started = process.hrtime.bigint();
     try {
-      const outcomes = await backend.charge(quotas.map((q) => q.item));
+      const outcomes = await raceDeadline(backend.charge(quotas.map((q) => q.item), signal), signal, 'while charging quotas');
       this.recovered();
       return outcomes;
     } catch (err) {
+      // A deadline is not a backend outage: onBackendError: allow must not turn it into an allow.
+      if (err instanceof DeadlineExceeded) throw err;
       metrics?.backendErrors.inc({ backend: backend.name });
       this.outage(err);
       return undefined;

@@ -5,6 +5,7 @@
  * QuotaBackendError at once and the quota's onBackendError applies; ioredis keeps reconnecting
  * in the background, so the service recovers by itself when Redis returns.
  */
+import { checkDeadline } from '../pipeline/deadline.js';
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { ChargeItem, ChargeOutcome, QuotaBackend } from './backend.js';
@@ -59,8 +60,10 @@ export class RedisBackend implements QuotaBackend {
     });
   }
 
-  async charge(items: readonly ChargeItem[]): Promise<ChargeOutcome[]> {
+  async charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
     if (items.length === 0) return [];
+    // ioredis takes no signal; past the deadline the script is never sent, so nothing is charged.
+    checkDeadline(signal, 'before the Redis call');
     const keys = items.map((i) => i.key);
     const args = items.flatMap((i) => [ALGORITHM_CODE[i.algorithm], i.limit, i.periodMs, i.capacity, i.cost]);
     let raw: unknown;

@@ -81,10 +81,12 @@ spec:
       paths: ["/v1/items/**"]
       principals: { types: [agency] }
       quotas: [{ name: daily }]
+    # The consumer apps define burst, the agency does not: a load-time warning (a rule naming a
+    # quota no tenant defines is refused), and the agency's requests fail closed at run time.
     - name: agency-missing-quota
       methods: [GET]
       paths: ["/v1/missing"]
-      principals: { types: [agency] }
+      principals: { types: [agency, consumer] }
       quotas: [{ name: burst }]
 `;
 }

@@ -2,7 +2,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import type { Decision } from '../pipeline/decision.js';
-import { METADATA_NAMESPACE, toCheckResponse } from './authorization.js';
+import { EventEmitter } from 'node:events';
+import { checkRequest } from '../../test/helpers/requests.js';
+import { DecisionPipeline } from '../pipeline/pipeline.js';
+import { AuthorizationService, METADATA_NAMESPACE, toCheckResponse } from './authorization.js';
 import { fromStruct, type ProtoStruct } from './struct.js';
 
 const base: Decision = {
@@ -48,4 +51,34 @@ describe('toCheckResponse', () => {
       assert.equal(r.okResponse, undefined);
     });
   }
+});
+
+describe('AuthorizationService: always a CheckResponse', () => {
+  interface FakeCall extends EventEmitter {
+    request: unknown;
+    cancelled: boolean;
+    getDeadline(): Date | number;
+  }
+  function answer(deadline: Date | number, pipeline: DecisionPipeline): Promise<{ err: unknown; res: { status: { code: number }; deniedResponse?: { status: { code: number } } } }> {
+    const call = Object.assign(new EventEmitter(), { request: checkRequest({ host: 'nowhere.example' }), cancelled: false, getDeadline: () => deadline }) as FakeCall;
+    const service = new AuthorizationService(pipeline) as unknown as { check(call: FakeCall, cb: (err: unknown, res: unknown) => void): void };
+    return new Promise((resolve) => service.check(call, (err, res) => resolve({ err, res: res as never })));
+  }
+
+  test('a call whose deadline has passed gets the audited DEADLINE_EXCEEDED deny, not a gRPC error', async () => {
+    const audited: Decision[] = [];
+    const pipeline = new DecisionPipeline({ snapshot: () => undefined, audit: { record: (d) => (audited.push(d), Promise.resolve()) } });
+    const { err, res } = await answer(new Date(Date.now() - 1), pipeline);
+    assert.equal(err, null);
+    assert.equal(res.status.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.equal(res.deniedResponse?.status.code, 503);
+    assert.equal(audited[0]?.code, 'DEADLINE_EXCEEDED');
+  });
+
+  test('a call with time left is decided normally', async () => {
+    const pipeline = new DecisionPipeline({ snapshot: () => undefined });
+    const { err, res } = await answer(Infinity, pipeline);
+    assert.equal(err, null);
+    assert.equal(res.status.code, grpc.status.PERMISSION_DENIED);
+  });
 });

@@ -1,12 +1,15 @@
 /**
  * envoy.service.auth.v3.Authorization/Check over gRPC. The handler never answers with a gRPC
- * error: bad input and internal failures become denied CheckResponses (fail closed), and a call
- * whose deadline passed while the pipeline ran is denied too, so it cannot look like success.
+ * error: bad input and internal failures become denied CheckResponses (fail closed). The call's
+ * deadline (and a cancel) aborts a signal the pipeline checks before every phase and hands to
+ * every awaited call; a call whose deadline passed is answered with the DEADLINE_EXCEEDED deny
+ * that was audited, so it can never look like success.
  */
 import * as grpc from '@grpc/grpc-js';
 import { CATALOGUE } from '../errors.js';
 import type { CheckRequestInput } from '../pipeline/check-request.js';
 import type { Decision } from '../pipeline/decision.js';
+import { CallDeadline } from '../pipeline/deadline.js';
 import type { DecisionPipeline } from '../pipeline/pipeline.js';
 import { authorizationService } from '../../proto/envoy.js';
 import { toStruct } from './struct.js';
@@ -52,19 +55,31 @@ export class AuthorizationService {
 
   private check(call: grpc.ServerUnaryCall<CheckRequestInput, unknown>, callback: grpc.sendUnaryData<unknown>): void {
     this.inflight++;
+    const deadline = new CallDeadline(grpcDeadline(call));
+    const onCancel = (): void => deadline.cancel();
+    call.on('cancelled', onCancel);
     this.pipeline
-      .check(call.request ?? {})
+      .check(call.request ?? {}, { signal: deadline.signal })
       .then((decision) => {
-        const deadline = call.getDeadline();
-        const expired = deadline instanceof Date ? deadline.getTime() < Date.now() : typeof deadline === 'number' && Number.isFinite(deadline) && deadline < Date.now();
         this.onDecision?.(decision);
-        if (expired || call.cancelled) {
-          callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline exceeded' });
-          return;
-        }
+        // Always a CheckResponse, even late: the decision (a DEADLINE_EXCEEDED deny when the
+        // deadline passed) is what was audited; a client that gave up simply never reads it.
         callback(null, toCheckResponse(decision));
       })
-      .catch(() => callback(null, toCheckResponse({ allowed: false, status: 500, code: 'INTERNAL', reason: 'internal', requestId: '', headers: { 'content-type': 'application/json' }, removeHeaders: [], responseHeaders: {}, metadata: {}, trace: [], audit: { method: '', host: '', pathTemplate: '', sourceIp: '' } })))
-      .finally(() => this.inflight--);
+      .catch(() => callback(null, toCheckResponse(INTERNAL_DENY)))
+      .finally(() => {
+        deadline.dispose();
+        call.removeListener('cancelled', onCancel);
+        this.inflight--;
+      });
   }
 }
+
+/** The call's deadline in epoch ms, or undefined when the client set none. */
+function grpcDeadline(call: grpc.ServerUnaryCall<CheckRequestInput, unknown>): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return typeof ms === 'number' && Number.isFinite(ms) ? ms : undefined;
+}
+
+const INTERNAL_DENY: Decision = { allowed: false, status: 500, code: 'INTERNAL', reason: 'internal', requestId: '', headers: { 'content-type': 'application/json' }, removeHeaders: [], responseHeaders: {}, metadata: {}, trace: [], audit: { method: '', host: '', pathTemplate: '', sourceIp: '' } };

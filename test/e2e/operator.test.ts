@@ -4,12 +4,14 @@
  * Gateway API and Envoy Gateway, so every generated object is validated by the upstream schemas.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { parse, parseAllDocuments } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { startTestCluster, type TestCluster } from '../cluster/cluster.js';
 import { loadKubeConfig } from '../../extauthz/kube/informer.js';
 import { resolveMaskingConfig, resolveServeConfig } from '../../extauthz/config.js';
@@ -86,9 +88,15 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
     cluster = await startTestCluster({ withControllerManager: true, crdFiles: [`${ROOT}crds/tenant.yaml`, `${ROOT}crds/apipolicy.yaml`] });
     const r = await cluster.kubectl(['apply', '-f', `${ROOT}examples/policies`]);
     assert.equal(r.code, 0, r.stderr);
-    // The cluster examples: the Services the policies target and the in-cluster JWKS.
+    // The cluster examples: the Services the policies target, and the citizen tenant with its
+    // JWKS inline (examples/cluster/README.md), as a platform team would apply them.
     const c = await cluster.kubectl(['apply', '-f', `${ROOT}examples/cluster`]);
     assert.equal(c.code, 0, c.stderr);
+    keys = mkdtempSync(path.join(tmpdir(), 'portcullis-dev-idp-'));
+    const tenant = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [`${ROOT}examples/dev-idp.mjs`, 'cluster-tenant'], { env: { ...process.env, PORTCULLIS_DEV_IDP_KEYS: keys } }, (err, out) => (err ? reject(err) : resolve(out)));
+    });
+    await apply(tenant);
     // The namespace of the Portcullis Service, where ReferenceGrants for Envoy Gateway policies live.
     await apply('apiVersion: v1\nkind: Namespace\nmetadata: { name: portcullis-system }\n');
     const cfg = parseOperatorArgs(['--kubeconfig', cluster.kubeconfig, '--identity', 'op-main', '--lease-namespace', 'default', '--lease-name', 'main', '--http-address', '127.0.0.1:0', '--log-level', 'silent']) as OperatorConfig;
@@ -96,7 +104,9 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
   });
 
   let stopped = false;
+  let keys: string | undefined;
   after(async () => {
+    if (keys) rmSync(keys, { recursive: true, force: true });
     if (!stopped) await operator?.stop();
     await cluster?.stop();
   });
@@ -115,18 +125,17 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
     }
   });
 
-  test('examples/cluster holds every Service the examples target, and its tenant differs only in a JWKS a pod can reach', async () => {
+  test('examples/cluster holds every Service the examples target, and the cluster tenant carries its JWKS inline', async () => {
     const policies = parseAllDocuments(readdirSync(`${ROOT}examples/policies`).map((f) => readFileSync(`${ROOT}examples/policies/${f}`, 'utf8')).join('\n---\n'))
-      .map((d) => d.toJS() as { kind?: string; metadata?: { name: string }; spec?: { targetRefs?: { kind: string; name: string }[]; identity?: { jwt?: { jwksUri?: string } } } } | null)
+      .map((d) => d.toJS() as { kind?: string; metadata?: { name: string }; spec?: { targetRefs?: { kind: string; name: string }[] } } | null)
       .filter((o) => o !== null);
     const targets = policies.filter((o) => o.kind === 'ApiPolicy').flatMap((o) => o.spec?.targetRefs ?? []).filter((t) => t.kind === 'Service').map((t) => t.name);
+    assert.ok(targets.length >= 3);
     for (const t of targets) assert.equal((await cluster.kubectl(['get', 'service', t, '-n', 'c2g'])).code, 0, `Service ${t}`);
-    const local = policies.find((o) => o.kind === 'Tenant' && o.metadata?.name === 'citizen-app')!;
-    const overlay = parse(readFileSync(`${ROOT}examples/cluster/30-citizen-app-tenant.yaml`, 'utf8')) as typeof local;
-    assert.match(overlay.spec!.identity!.jwt!.jwksUri!, /^http:\/\/dev-idp\.c2g\.svc\.cluster\.local:8080\//);
-    assert.equal((await cluster.kubectl(['get', 'service', 'dev-idp', '-n', 'c2g'])).code, 0, 'the JWKS Service exists');
-    overlay.spec!.identity!.jwt!.jwksUri = local.spec!.identity!.jwt!.jwksUri;
-    assert.deepEqual(overlay, local);
+    const tenant = await kubectlJson(['get', 'tenant', 'citizen-app', '-n', 'c2g']);
+    const jwt = (tenant.spec as { identity: { jwt: { jwks?: { keys: unknown[] }; jwksUri?: string } } }).identity.jwt;
+    assert.equal(jwt.jwksUri, undefined);
+    assert.equal(jwt.jwks?.keys.length, 2);
   });
 
   test('docs/envoy: the Envoy Gateway ClientTrafficPolicy fragment is valid against Envoy Gateway\'s CRD', async () => {
@@ -241,7 +250,7 @@ spec:
     assert.match(rejected.message, /EnvoyExtensionPolicy\/portcullis-gw-records: ext_proc backend not found/);
   });
 
-  test('Ready=False cases: a missing Service, a host claimed twice (the newer policy), an unknown tenant', async () => {
+  test('Ready=False cases: a missing Service, a host claimed twice (the newer policy), an unknown tenant, a quota no tenant defines', async () => {
     await apply(`apiVersion: portcullis.io/v1alpha1
 kind: ApiPolicy
 metadata: { name: ghost, namespace: c2g }
@@ -265,6 +274,14 @@ spec:
   hosts: [stranger.c2g.example]
   targetRefs: [{ kind: Service, name: stats-api }]
   rules: [{ name: nobody, principals: { tenants: [no-such-tenant] } }]
+---
+apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: quota-typo, namespace: c2g }
+spec:
+  hosts: [quota.c2g.example]
+  targetRefs: [{ kind: Service, name: stats-api }]
+  rules: [{ name: agencies, principals: { types: [agency] }, quotas: [{ name: daly }] }]
 `);
     const ready = (name: string): Promise<ConditionView> => until(`${name} Ready=False`, async () => {
       const c = await condition('apipolicy', name);
@@ -279,7 +296,9 @@ spec:
     assert.equal((await condition('apipolicy', 'citizen-records'))?.status, 'True', 'the older policy keeps winning and stays Ready');
     const stranger = await ready('stranger');
     assert.match(stranger.message, /unknown tenant "no-such-tenant"/);
-    const d = await cluster.kubectl(['delete', 'apipolicy', 'ghost', 'records-again', 'stranger', '-n', 'c2g']);
+    const quota = await ready('quota-typo');
+    assert.match(quota.message, /quota "daly" is not defined by any tenant/);
+    const d = await cluster.kubectl(['delete', 'apipolicy', 'ghost', 'records-again', 'stranger', 'quota-typo', '-n', 'c2g']);
     assert.equal(d.code, 0, d.stderr);
   });
 

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileSources, type CompileResult } from '../../extauthz/policy/compile.js';
+import { compileSources, type CompileResult } from '../../extauthz/policy/store.js';
 import { loadText, type LoadResult } from '../../extauthz/policy/load.js';
 import type { PolicyError } from '../../extauthz/errors.js';
 import { JwksCache } from '../../extauthz/policy/tenants.js';

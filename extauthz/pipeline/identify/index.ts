@@ -11,16 +11,24 @@ import type { Principal } from '../principal.js';
 import { identifyApiKey, presentedApiKey } from './apikey.js';
 import { JwtIdentifier } from './jwt.js';
 import { identifyMtls } from './mtls.js';
+import { forwardableSubject } from '../shape.js';
 
 export class Identifier {
   constructor(readonly jwt: JwtIdentifier = new JwtIdentifier()) {}
 
-  async identify(ctx: RequestContext, dir: TenantDirectory): Promise<Principal | undefined> {
+  async identify(ctx: RequestContext, dir: TenantDirectory, signal?: AbortSignal): Promise<Principal | undefined> {
+    const p = await this.resolve(ctx, dir, signal);
+    // Checked here, before quotas are charged: the subject is forwarded upstream in a header.
+    if (p) forwardableSubject(p.subject);
+    return p;
+  }
+
+  private async resolve(ctx: RequestContext, dir: TenantDirectory, signal?: AbortSignal): Promise<Principal | undefined> {
     const authorization = ctx.headers.authorization;
     if (authorization !== undefined) {
       const m = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization.trim());
       if (!m) throw new PortcullisError('INVALID_TOKEN', 'authorization header must be a Bearer token');
-      return this.jwt.identify(m[1]!, dir, ctx.now);
+      return this.jwt.identify(m[1]!, dir, ctx.now, signal);
     }
     const key = presentedApiKey(ctx, dir);
     if (key) return identifyApiKey(key, dir);

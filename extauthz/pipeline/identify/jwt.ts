@@ -5,6 +5,7 @@
  * exp/nbf with bounded clock skew. Verified tokens are cached by digest until they expire.
  */
 import { createHash } from 'node:crypto';
+import { DeadlineExceeded, raceDeadline } from '../deadline.js';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { PortcullisError } from '../../errors.js';
 import type { CompiledTenant } from '../../policy/tenants.js';
@@ -104,7 +105,7 @@ export class JwtIdentifier {
     this.cache.clear();
   }
 
-  async identify(token: string, dir: TenantDirectory, now: Date): Promise<Principal> {
+  async identify(token: string, dir: TenantDirectory, now: Date, signal?: AbortSignal): Promise<Principal> {
     if (token.length > MAX_TOKEN_BYTES) throw invalid('token too large');
     const nowMs = now.getTime();
     const digest = createHash('sha256').update(token).digest('base64url');
@@ -115,15 +116,17 @@ export class JwtIdentifier {
     const jwt = tenant.jwt!;
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, jwt.keys, {
+      // jose takes no signal: a key-set fetch the deadline outruns goes on and fills the cache.
+      ({ payload } = await raceDeadline(jwtVerify(token, jwt.keys, {
         issuer: jwt.issuer,
         audience: [...jwt.audiences],
         algorithms: [...jwt.algorithms],
         clockTolerance: jwt.clockSkewSeconds,
         currentDate: now,
         requiredClaims: ['exp'],
-      }));
+      }), signal, 'while verifying the token'));
     } catch (err) {
+      if (err instanceof DeadlineExceeded) throw err;
       throw invalid(reasonOf(err), err);
     }
     if (typeof payload.iat === 'number' && payload.iat * 1000 > nowMs + jwt.clockSkewSeconds * 1000) throw invalid('token issued in the future');

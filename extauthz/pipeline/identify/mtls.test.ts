@@ -2,13 +2,13 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PortcullisError } from '../../errors.js';
 import type { TenantDirectory } from '../../policy/tenants.js';
-import { makeCert, type TestCert } from '../../../test/helpers/certs.js';
+import fc from 'fast-check';
+import { envoyXfccElement, makeCert, makeCertWithSanSection, rfc2253Subject, subj, type TestCert } from '../../../test/helpers/certs.js';
 import { compileValid } from '../../../test/helpers/policies.js';
 import { checkRequest, type RequestSpec } from '../../../test/helpers/requests.js';
 import { HEALTH_SPIFFE, NS, REVENUE_SPIFFE, standardFiles } from '../../../test/helpers/fixtures.js';
 import { parseCheckRequest } from '../context.js';
 import { Identifier } from './index.js';
-import { parseXfcc } from './mtls.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 // Tenants only need a key set to compile; these tests never present a token.
@@ -76,12 +76,114 @@ describe('mTLS identities', () => {
   });
 });
 
-describe('parseXfcc', () => {
-  const cases: [string, { spiffeIds: string[]; subjects: string[] }][] = [
-    ['By=spiffe://a;Hash=abc;URI=spiffe://td/ns/x', { spiffeIds: ['spiffe://td/ns/x'], subjects: [] }],
-    ['Subject="CN=a,O=Health";URI=spiffe://td/y;DNS=a.svc', { spiffeIds: ['spiffe://td/y'], subjects: ['CN=a,O=Health', 'a.svc'] }],
-    ['URI=https://not-spiffe', { spiffeIds: [], subjects: [] }],
-    ['garbage', { spiffeIds: [], subjects: [] }],
+describe('mTLS from the attacker side: a forged certificate field never names another tenant', () => {
+  // Only dept-health trusts XFCC: its patterns are spiffe://gov.example/ns/health/* and CN=*,O=Health.
+  const BY = 'spiffe://c2g/ns/gw/sa/gateway';
+  const xfcc = (element: string) => identify({ headers: { 'x-forwarded-client-cert': element } });
+
+  test('the exact Envoy XFCC of a real certificate whose CN holds an escaped quote binds by its real subject', async () => {
+    const cert = makeCert('/O=Health/CN=etl "batch", nightly', []);
+    const subject = rfc2253Subject(cert);
+    assert.equal(subject, 'CN=etl \\"batch\\"\\, nightly,O=Health', 'OpenSSL escapes the quote and the comma');
+    const element = envoyXfccElement(cert, BY, {});
+    assert.match(element, /^By=spiffe:\/\/c2g\/ns\/gw\/sa\/gateway;Hash=[0-9a-f]{64};Subject="CN=etl \\"batch\\"\\, nightly,O=Health"$/);
+    assert.deepEqual(await xfcc(element), { tenant: 'dept-health', subject: 'CN=etl \\"batch\\"\\, nightly,O=Health', spiffeId: '' });
+  });
+
+  const forged: [string, [string, string][], string[]][] = [
+    // [why it must not bind, the certificate's RDNs (least specific first), its real URI SANs]
+    ['a CN "x,O=Health" is one RDN, not CN=x plus O=Health', [['CN', 'x,O=Health']], []],
+    ['a quote in the CN neither ends the Subject nor adds an RDN', [['O', 'Evil'], ['CN', 'x",O=Health']], []],
+    ['keys inside a quoted CN are not keys', [['O', 'Evil'], ['OU', '";DNS=etl.health.svc;Subject="CN=a,O=Health'], ['CN', `x";URI=${HEALTH_SPIFFE}`]], ['spiffe://gov.example/ns/other/sa/x']],
+    ['an escaped backslash before a quote does not end the value early', [['O', 'Evil'], ['CN', `x\\";URI=${HEALTH_SPIFFE}`]], []],
+    ['a comma in a quoted CN does not start a new element', [['O', 'Evil'], ['CN', `a,x=y",By=z;URI=${HEALTH_SPIFFE}`]], []],
+    ['a plus in the CN does not make a multi-valued RDN', [['O', 'Evil'], ['CN', 'a+O=Health']], []],
   ];
-  for (const [header, expected] of cases) test(header, () => assert.deepEqual(parseXfcc(header), expected));
+  for (const [why, rdns, uris] of forged) {
+    test(why, async () => {
+      const cert = makeCert(subj(...rdns), uris.map((u) => `URI:${u}`));
+      const element = envoyXfccElement(cert, BY, { uris });
+      assert.equal(await xfcc(element), undefined, element);
+    });
+  }
+
+  const headers: [string, string, 'anonymous' | 'BAD_REQUEST'][] = [
+    ['two URI SANs: not an X.509-SVID', `By=${BY};URI=${HEALTH_SPIFFE};URI=spiffe://gov.example/ns/other/sa/x`, 'anonymous'],
+    ['a dot segment', `By=${BY};URI=spiffe://gov.example/ns/health/../revenue/sa/x`, 'anonymous'],
+    ['percent-encoding', `By=${BY};URI=spiffe://gov.example/ns/health%2Fsa/x`, 'anonymous'],
+    ['a trailing slash', `By=${BY};URI=spiffe://gov.example/ns/health/`, 'anonymous'],
+    ['a query', `By=${BY};URI=spiffe://gov.example/ns/health/sa/x?admin=1`, 'anonymous'],
+    ['an upper-case trust domain', `By=${BY};URI=spiffe://GOV.example/ns/health/sa/x`, 'anonymous'],
+    ['a sibling prefix', `By=${BY};URI=spiffe://gov.example/ns/healthy/sa/x`, 'anonymous'],
+    ['a wildcard DNS SAN', `By=${BY};DNS=*.health.svc`, 'anonymous'],
+    ['a quote in an unquoted value', `By=${BY};URI=spiffe://gov.example/ns/health/sa/"x"`, 'BAD_REQUEST'],
+    ['an unterminated quote', `By=${BY};Subject="CN=a,O=Health`, 'BAD_REQUEST'],
+    ['Subject twice', `Subject="CN=a,O=Evil";Subject="CN=a,O=Health"`, 'BAD_REQUEST'],
+    ['text after a quoted value', `Subject="CN=a,O=Health"x;URI=${HEALTH_SPIFFE}`, 'BAD_REQUEST'],
+  ];
+  for (const [name, header, expected] of headers) {
+    test(`XFCC ${name}: ${expected}`, async () => {
+      if (expected === 'anonymous') assert.equal(await xfcc(header), undefined);
+      else await assert.rejects(xfcc(header), (err: unknown) => err instanceof PortcullisError && err.code === 'BAD_REQUEST');
+    });
+  }
+
+  test('certificate SANs are read from the extension: a DNS SAN holding ", URI:spiffe://…" is one DNS name', async () => {
+    // Node's display string would read "DNS:a, URI:spiffe://…" as two SANs.
+    const cert = makeCertWithSanSection('x', [`DNS.1 = a, URI:${REVENUE_SPIFFE}`]);
+    assert.equal(await identify({ certificate: cert.urlEncoded }), undefined);
+  });
+
+  test('a certificate with two URI SANs is not an SVID for either', async () => {
+    const cert = makeCert('/CN=x', [`URI:${REVENUE_SPIFFE}`, 'URI:spiffe://gov.example/ns/other/sa/x']);
+    assert.equal(await identify({ certificate: cert.urlEncoded }), undefined);
+  });
+
+  test('an invalid source.principal is never bound', async () => {
+    for (const principal of [`${REVENUE_SPIFFE}/`, 'spiffe://gov.example/ns/revenue/./sa', 'SPIFFE://gov.example/ns/revenue/sa/x', 'spiffe://gov.example/ns/revenue/sa/x#frag']) {
+      assert.equal(await identify({ principal }), undefined, principal);
+    }
+  });
+});
+
+describe('property: no generated XFCC binds to a tenant its first element does not name', () => {
+  // An RFC 2253 escaper written independently of dn.ts: OpenSSL's rules for ESC_2253.
+  const esc = (v: string) => v.replace(/[\\,+"<>;]/g, '\\$&').replace(/^[ #]/, '\\$&').replace(/ $/, '\\ ');
+  const hostile = fc.constantFrom(',', ';', '"', '\\', '=', '+', ' ', 'O=Health', 'CN=', 'URI=', HEALTH_SPIFFE, 'By=', 'a', '*', '#');
+  const value = fc.array(hostile, { minLength: 1, maxLength: 8 }).map((a) => a.join('')).filter((v) => v.trim() === v && v !== '');
+  const uri = fc.constantFrom(HEALTH_SPIFFE, 'spiffe://gov.example/ns/health', 'spiffe://gov.example/ns/healthz/sa/x', 'spiffe://gov.example/ns/health/../x', `${HEALTH_SPIFFE}/`, REVENUE_SPIFFE, 'spiffe://GOV.example/ns/health/x');
+  const org = fc.constantFrom('Health', 'Evil', 'health');
+
+  test('bound to dept-health only by a real valid health URI or a real [CN][O=Health] subject', async () => {
+    await fc.assert(
+      fc.asyncProperty(value, org, fc.array(uri, { maxLength: 2 }), fc.array(value, { maxLength: 2 }), async (cn, o, uris, extra) => {
+        const subject = `CN=${esc(cn)},O=${esc(o)}`;
+        const first = [`By=spiffe://c2g/ns/gw/sa/gateway`, `Subject="${subject}"`, ...uris.map((u) => `URI=${u}`)].join(';');
+        const later = extra.map((e) => `By=spiffe://c2g/x;Subject="CN=${esc(e)},O=Health";URI=${HEALTH_SPIFFE}`);
+        const p = await identify({ headers: { 'x-forwarded-client-cert': [first, ...later].join(',') } });
+        const namesHealth = (uris.length === 1 && uris[0] === HEALTH_SPIFFE) || o.toLowerCase() === 'health';
+        assert.equal(p?.tenant, namesHealth ? 'dept-health' : undefined, first);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('arbitrary header text never binds unless it holds a name the tenant admits', async () => {
+    const chunk = fc.constantFrom('By=', 'URI=', 'Subject=', 'DNS=', 'Hash=', ';', ',', '"', '\\', '=', HEALTH_SPIFFE, 'CN=a', 'O=Health', 'etl.health.svc', ' ', 'x');
+    await fc.assert(
+      fc.asyncProperty(fc.array(chunk, { maxLength: 12 }), async (parts) => {
+        const header = parts.join('');
+        let p: Awaited<ReturnType<typeof identify>>;
+        try {
+          p = await identify({ headers: { 'x-forwarded-client-cert': header } });
+        } catch (err) {
+          assert.ok(err instanceof PortcullisError && err.code === 'BAD_REQUEST', String(err));
+          return;
+        }
+        if (p) assert.ok(header.includes(HEALTH_SPIFFE) || header.includes('O=Health'), header);
+        assert.notEqual(p?.tenant, 'dept-revenue', 'revenue does not trust XFCC');
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

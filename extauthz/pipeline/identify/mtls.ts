@@ -1,92 +1,117 @@
 /**
- * Agencies over mutual TLS. The peer identity Envoy saw (attributes.source.principal, or the
- * URL-encoded certificate when include_peer_certificate is on) is trusted; the
+ * Agencies over mutual TLS. The peer identity Envoy saw (the URL-encoded certificate when
+ * include_peer_certificate is on, else attributes.source.principal) is trusted; the
  * x-forwarded-client-cert header is read only for tenants that set trustXfcc, because any client
  * can send that header to a proxy that does not sanitise it.
+ *
+ * Everything is decided on structure: the certificate's Name and subjectAltName are decoded from
+ * DER, XFCC follows Envoy's grammar, a SPIFFE ID is validated before any pattern sees it, and
+ * subjects are compared RDN by RDN.
+ *
+ * Which XFCC element is the client: the FIRST. Envoy appends (APPEND_FORWARD) the element for
+ * each hop's peer at the end, so with an edge that sanitises (SANITIZE_SET, Istio's gateway
+ * default) the first element is the one the edge wrote for the original client, and later ones
+ * describe proxies (a sidecar appends its gateway's element). The first element is trustworthy
+ * only because the edge dropped what the client sent: that is what trustXfcc asserts.
  */
-import { X509Certificate } from 'node:crypto';
 import { PortcullisError } from '../../errors.js';
-import type { CompiledTenant, TenantDirectory } from '../../policy/tenants.js';
+import type { CompiledMtls, CompiledTenant, TenantDirectory } from '../../policy/tenants.js';
 import type { RequestContext } from '../context.js';
 import type { Principal } from '../principal.js';
+import { DnSyntaxError, formatDn, matchDn, parseDn, type Dn } from './dn.js';
+import { matchDns, validDnsName } from './dns-name.js';
+import { CertificateError, certificateIdentityFromPem } from './san.js';
+import { matchSpiffe, parseSpiffeId, type SpiffeId } from './spiffe.js';
+import { parseXfcc as parseXfccElements, XfccSyntaxError, type XfccElement } from './xfcc.js';
 
 export interface PeerIdentity {
-  spiffeIds: string[];
-  /** RFC 4514 style subject (most specific RDN first) and DNS SANs. */
-  subjects: string[];
+  /** Set only for an X.509-SVID: exactly one URI SAN, and it is a valid SPIFFE ID. */
+  spiffe?: SpiffeId;
+  subject?: Dn;
+  /** Valid host names only, lower-cased. */
+  dnsNames: string[];
 }
 
-// A fresh object each time: identifyMtls appends the source principal to the peer identity,
-// and a shared constant would carry one request's identity into every later request.
-function empty(): PeerIdentity {
-  return { spiffeIds: [], subjects: [] };
+const NONE: PeerIdentity = Object.freeze({ dnsNames: [] }) as PeerIdentity;
+
+function fromParts(uris: readonly string[], subject: Dn | undefined, dns: readonly string[]): PeerIdentity {
+  // X.509-SVID: "exactly one URI SAN"; a certificate with two is not an SVID for either.
+  const spiffe = uris.length === 1 ? parseSpiffeId(uris[0]!) : undefined;
+  const dnsNames = dns.map(validDnsName).filter((d): d is string => d !== undefined);
+  return { ...(spiffe ? { spiffe } : {}), ...(subject && subject.length > 0 ? { subject } : {}), dnsNames };
 }
 
-function fromCertificate(urlEncodedPem: string): PeerIdentity {
-  if (urlEncodedPem === '') return empty();
-  let cert: X509Certificate;
+function fromPem(pem: string, what: string): PeerIdentity {
   try {
-    cert = new X509Certificate(decodeURIComponent(urlEncodedPem));
+    const c = certificateIdentityFromPem(pem);
+    return fromParts(c.uris, c.subject, c.dnsNames);
+  } catch (err) {
+    if (err instanceof CertificateError) throw new PortcullisError('BAD_REQUEST', `${what} is not a valid certificate`, { cause: err });
+    throw err;
+  }
+}
+
+function urlDecoded(v: string, what: string): string {
+  try {
+    return decodeURIComponent(v);
   } catch {
-    throw new PortcullisError('BAD_REQUEST', 'source certificate is not a valid PEM certificate');
+    throw new PortcullisError('BAD_REQUEST', `${what} is not URL-encoded`);
   }
-  const sans = (cert.subjectAltName ?? '').split(/,\s*/);
-  const spiffeIds = sans.filter((s) => s.startsWith('URI:spiffe://')).map((s) => s.slice(4));
-  const dns = sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
-  return { spiffeIds, subjects: [rfc4514(cert.subject), ...dns] };
 }
 
-function rfc4514(nodeSubject: string): string {
-  return nodeSubject.split('\n').filter(Boolean).reverse().join(',');
+/** attributes.source.certificate wins over source.principal: both describe the same peer. */
+export function peerIdentity(ctx: RequestContext): PeerIdentity {
+  if (ctx.sourceCertificate !== '') return fromPem(urlDecoded(ctx.sourceCertificate, 'source certificate'), 'source certificate');
+  const spiffe = parseSpiffeId(ctx.sourcePrincipal);
+  return spiffe ? { spiffe, dnsNames: [] } : NONE;
 }
 
-/** Splits on a separator outside double quotes. */
-function splitQuoted(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (const ch of s) {
-    if (ch === '"') quoted = !quoted;
-    if (ch === sep && !quoted) {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
+function fromElement(el: XfccElement): PeerIdentity {
+  if (el.cert !== undefined) return fromPem(urlDecoded(el.cert, 'XFCC Cert'), 'XFCC Cert');
+  let subject: Dn | undefined;
+  try {
+    subject = el.subject !== undefined ? parseDn(el.subject) : undefined;
+  } catch (err) {
+    if (err instanceof DnSyntaxError) throw new PortcullisError('BAD_REQUEST', `x-forwarded-client-cert Subject: ${err.message}`);
+    throw err;
   }
-  out.push(cur);
-  return out;
+  return fromParts(el.uri, subject, el.dns);
 }
 
-/** The first XFCC element: the original client as seen by the first trusted proxy. */
-export function parseXfcc(header: string): PeerIdentity {
-  const first = splitQuoted(header, ',')[0] ?? '';
-  const id = empty();
-  for (const pair of splitQuoted(first, ';')) {
-    const eq = pair.indexOf('=');
-    if (eq < 0) continue;
-    const key = pair.slice(0, eq).trim().toLowerCase();
-    const value = pair.slice(eq + 1).trim().replace(/^"|"$/g, '');
-    if (key === 'uri' && value.startsWith('spiffe://')) id.spiffeIds.push(value);
-    else if (key === 'subject' || key === 'dns') id.subjects.push(value);
+/** The client of an XFCC header: its first element. Malformed: BAD_REQUEST (no proxy writes it). */
+export function xfccClient(header: string): PeerIdentity {
+  let elements: XfccElement[];
+  try {
+    elements = parseXfccElements(header);
+  } catch (err) {
+    if (err instanceof XfccSyntaxError) throw new PortcullisError('BAD_REQUEST', `malformed x-forwarded-client-cert: ${err.message}`);
+    throw err;
   }
-  return id;
+  return fromElement(elements[0]!);
 }
 
-function matches(t: CompiledTenant, id: PeerIdentity): string | undefined {
-  const m = t.mtls!;
-  const spiffe = id.spiffeIds.find((s) => m.spiffeIds.some((re) => re.test(s)));
-  if (spiffe) return spiffe;
-  return id.subjects.find((s) => m.subjects.some((re) => re.test(s)));
+/** The identity a tenant's patterns name, as the principal's subject; SPIFFE first. */
+export function matchTenant(m: CompiledMtls, id: PeerIdentity): string | undefined {
+  const spiffe = id.spiffe;
+  if (spiffe && m.spiffeIds.some((p) => matchSpiffe(p, spiffe))) return spiffe.text;
+  const subject = id.subject;
+  if (subject && m.subjects.some((p) => matchDn(p, subject))) return formatDn(subject);
+  return id.dnsNames.find((d) => m.dnsNames.some((p) => matchDns(p, d)));
+}
+
+function xfccIdentity(ctx: RequestContext, dir: TenantDirectory): PeerIdentity {
+  const header = ctx.headers['x-forwarded-client-cert'];
+  if (header === undefined || header === '' || !dir.mtls.some((t) => t.mtls!.trustXfcc)) return NONE;
+  return xfccClient(header);
 }
 
 export function identifyMtls(ctx: RequestContext, dir: TenantDirectory): Principal | undefined {
   if (dir.mtls.length === 0) return undefined;
-  const peer = fromCertificate(ctx.sourceCertificate);
-  if (ctx.sourcePrincipal.startsWith('spiffe://')) peer.spiffeIds.push(ctx.sourcePrincipal);
-  const xfccHeader = ctx.headers['x-forwarded-client-cert'];
-  const xfcc = xfccHeader ? parseXfcc(xfccHeader) : empty();
+  const peer = peerIdentity(ctx);
+  const xfcc = xfccIdentity(ctx, dir);
   const found = new Map<CompiledTenant, string>();
   for (const t of dir.mtls) {
-    const subject = matches(t, peer) ?? (t.mtls!.trustXfcc ? matches(t, xfcc) : undefined);
+    const subject = matchTenant(t.mtls!, peer) ?? (t.mtls!.trustXfcc ? matchTenant(t.mtls!, xfcc) : undefined);
     if (subject !== undefined) found.set(t, subject);
   }
   if (found.size > 1) throw new PortcullisError('AMBIGUOUS_PRINCIPAL', 'client certificate matches several tenants');

@@ -1,0 +1,198 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadYaml, tempPolicyDir } from '../../test/helpers/policies.js';
+import { FolderPolicySource } from './folder-source.js';
+import { generationFingerprint, PolicyStore, type StoreInput } from './store.js';
+
+const TENANT = `apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: agency, namespace: t, uid: tu, generation: 1 }
+spec:
+  type: agency
+  identity: { mtls: { spiffeIds: ["spiffe://td/ns/a/*"] } }
+  quotas: [{ name: daily, limit: 10, per: 24h }]
+`;
+
+const policyYaml = (i: number, when = 'true', generation = 1, host = `api-${i}.example`): string => `apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: p${i}, namespace: t, uid: u${i}, generation: ${generation} }
+spec:
+  hosts: [${host}]
+  rules:
+    - name: r
+      when: "${when}"
+      quotas: [{ name: daily }]
+`;
+
+function input(texts: string[]): StoreInput {
+  const loaded = loadYaml(Object.fromEntries(texts.map((t, i) => [`f${i}.yaml`, t])));
+  assert.deepEqual(loaded.problems.map((p) => p.format()), []);
+  return loaded.sources;
+}
+
+const POLICIES = [0, 1, 2, 3].map((i) => policyYaml(i));
+
+describe('policy store: one reload model, per object', () => {
+  test('a one-policy edit compiles only that policy and shares every other compiled object', () => {
+    const store = new PolicyStore({ fingerprint: generationFingerprint });
+    const first = store.apply(input([TENANT, ...POLICIES]));
+    assert.equal(first.stats.policiesCompiled, 4);
+    const edited = store.apply(input([TENANT, ...POLICIES.slice(0, 3), policyYaml(3, 'false', 2)]));
+    assert.equal(edited.stats.policiesCompiled, 1);
+    assert.equal(edited.stats.tenantsCompiled, 0);
+    assert.ok(edited.changed);
+    assert.ok(edited.snapshot.version > first.snapshot.version);
+    for (const k of ['t/p0', 't/p1', 't/p2']) assert.equal(edited.snapshot.byKey.get(k), first.snapshot.byKey.get(k));
+    assert.notEqual(edited.snapshot.byKey.get('t/p3'), first.snapshot.byKey.get('t/p3'));
+    assert.equal(edited.snapshot.route('api-3.example', [], {})?.rules[0]?.when?.source, 'false');
+    // The earlier snapshot is untouched (copy-on-write): in-flight Checks keep a consistent view.
+    assert.equal(first.snapshot.route('api-3.example', [], {})?.rules[0]?.when?.source, 'true');
+  });
+
+  test('an update with the same uid and generation (status, labels) compiles nothing and keeps the snapshot', () => {
+    const store = new PolicyStore({ fingerprint: generationFingerprint });
+    const first = store.apply(input([TENANT, ...POLICIES]));
+    const again = input([TENANT, ...POLICIES]);
+    again.policies[0]!.metadata.labels = { touched: 'yes' };
+    const r = store.apply(again);
+    assert.equal(r.stats.policiesCompiled, 0);
+    assert.equal(r.changed, false);
+    assert.equal(r.snapshot, first.snapshot);
+  });
+
+  test('a broken edit keeps the last good version serving and its report says why', () => {
+    const store = new PolicyStore({ fingerprint: generationFingerprint });
+    store.apply(input([TENANT, ...POLICIES]));
+    const r = store.apply(input([TENANT, ...POLICIES.slice(0, 3), policyYaml(3, 'principal.subject ==', 2)]));
+    const report = r.reports.get('ApiPolicy t/p3')!;
+    assert.equal(report.serving, 'last-good');
+    assert.equal(report.generation, 2);
+    assert.equal(report.servingGeneration, 1);
+    assert.equal(report.errors[0]?.code, 'POLICY_CEL');
+    assert.match(report.errors.at(-1)!.message, /last good version \(generation 1\) keeps serving/);
+    assert.equal(r.snapshot.route('api-3.example', [], {})?.rules[0]?.when?.source, 'true');
+    // Unrelated policies keep serving, unchanged.
+    assert.equal(r.reports.get('ApiPolicy t/p0')?.serving, 'current');
+    assert.equal(r.snapshot.size, 4);
+    // Fixing it serves the new version.
+    const fixed = store.apply(input([TENANT, ...POLICIES.slice(0, 3), policyYaml(3, 'false', 3)]));
+    assert.equal(fixed.reports.get('ApiPolicy t/p3')?.serving, 'current');
+    assert.deepEqual(fixed.problems, []);
+  });
+
+  test('a new policy that is broken serves nothing and is reported', () => {
+    const store = new PolicyStore();
+    const r = store.apply(input([TENANT, policyYaml(0, '1 +')]));
+    assert.equal(r.reports.get('ApiPolicy t/p0')?.serving, 'none');
+    assert.equal(r.snapshot.size, 0);
+  });
+
+  test('an edit that claims another policy\'s host is refused; the last good version keeps its own host', () => {
+    const store = new PolicyStore({ fingerprint: generationFingerprint });
+    store.apply(input([TENANT, ...POLICIES]));
+    const r = store.apply(input([TENANT, ...POLICIES.slice(0, 3), policyYaml(3, 'true', 2, 'api-0.example')]));
+    const report = r.reports.get('ApiPolicy t/p3')!;
+    assert.equal(report.serving, 'last-good');
+    assert.equal(report.errors[0]?.code, 'POLICY_CONFLICT');
+    assert.equal(r.snapshot.route('api-0.example', [], {})?.key, 't/p0');
+    assert.equal(r.snapshot.route('api-3.example', [], {})?.key, 't/p3');
+  });
+
+  test('a tenant change relinks the namespace\'s policies without compiling them again', () => {
+    const store = new PolicyStore({ fingerprint: generationFingerprint });
+    store.apply(input([TENANT, ...POLICIES]));
+    const r = store.apply(input([TENANT.replace('generation: 1', 'generation: 2').replace('limit: 10', 'limit: 20'), ...POLICIES]));
+    assert.equal(r.stats.tenantsCompiled, 1);
+    assert.equal(r.stats.policiesCompiled, 0);
+    assert.equal(r.stats.policiesLinked, 4);
+    assert.equal(r.snapshot.route('api-0.example', [], {})?.tenants.byName.get('agency')?.quotas?.get('daily')?.limit, 20);
+    // Dropping the quota the policies name breaks their references: the tenant is accepted, the
+    // policies are refused (their last good versions named the quota too, so nothing serves).
+    const dropped = store.apply(input([TENANT.replace('generation: 1', 'generation: 3').replace(/\n {2}quotas:.*\n/, '\n'), ...POLICIES]));
+    assert.equal(dropped.reports.get('ApiPolicy t/p0')?.errors[0]?.code, 'POLICY_REFERENCE');
+    assert.equal(dropped.reports.get('ApiPolicy t/p0')?.serving, 'none');
+  });
+
+  test('deleting a policy removes it from the snapshot', () => {
+    const store = new PolicyStore();
+    store.apply(input([TENANT, ...POLICIES]));
+    const r = store.apply(input([TENANT, ...POLICIES.slice(1)]));
+    assert.equal(r.snapshot.byKey.has('t/p0'), false);
+    assert.equal(r.snapshot.route('api-0.example', [], {}), undefined);
+    assert.equal(r.reports.has('ApiPolicy t/p0'), false);
+  });
+
+  test('applyAsync gives the event loop turns while it compiles, and ends with the same snapshot as apply', async () => {
+    const many = Array.from({ length: 200 }, (_, i) => policyYaml(i, `params.size() == ${i} || true`));
+    const sources = input([TENANT, ...many]);
+    const store = new PolicyStore();
+    let turns = 0;
+    const tick = (): void => {
+      turns++;
+      if (!done) setImmediate(tick);
+    };
+    let done = false;
+    setImmediate(tick);
+    const r = await store.applyAsync(sources, 0);
+    done = true;
+    assert.ok(turns >= 50, `the event loop ran ${turns} times during the compile`);
+    assert.equal(r.snapshot.size, 200);
+    assert.deepEqual(r.problems, []);
+  });
+
+  test('runs are serialised: a second applyAsync starts after the first', async () => {
+    const store = new PolicyStore();
+    const a = store.applyAsync(input([TENANT, ...POLICIES]), 0);
+    const b = store.applyAsync(input([TENANT, ...POLICIES.slice(0, 2)]), 0);
+    const [ra, rb] = await Promise.all([a, b]);
+    assert.equal(ra.snapshot.size, 4);
+    assert.equal(rb.snapshot.size, 2);
+    assert.equal(store.snapshot, rb.snapshot);
+  });
+});
+
+describe('folder source: same model, files re-read only when they change', () => {
+  test('a broken edit keeps the last good version, names the problem, and unrelated files keep serving', () => {
+    const dir = tempPolicyDir({ '00-tenant.yaml': TENANT, '10-a.yaml': policyYaml(0), '20-b.yaml': policyYaml(1) });
+    const rejected: string[][] = [];
+    try {
+      const src = new FolderPolicySource(dir.dir, { onRejected: (p) => rejected.push(p.map((x) => x.format())) });
+      assert.deepEqual(src.reload(), []);
+      dir.write('20-b.yaml', policyYaml(1, 'principal.subjet ==', 2));
+      const problems = src.reload();
+      assert.ok(problems.some((p) => p.code === 'POLICY_CEL' && p.location.object === 'ApiPolicy t/p1'));
+      assert.ok(problems.some((p) => /last good version \(generation 1\) keeps serving/.test(p.message)));
+      assert.equal(src.snapshot?.route('api-1.example', [], {})?.rules[0]?.when?.source, 'true');
+      assert.equal(src.snapshot?.route('api-0.example', [], {})?.key, 't/p0');
+      assert.equal(rejected.length, 1);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  test('a file that stops parsing keeps every object it held; schema errors keep that object', () => {
+    const dir = tempPolicyDir({ '00-tenant.yaml': TENANT, '10-a.yaml': `${policyYaml(0)}---\n${policyYaml(1)}`, '20-b.yaml': policyYaml(2) });
+    try {
+      const src = new FolderPolicySource(dir.dir);
+      assert.deepEqual(src.reload(), []);
+      dir.write('10-a.yaml', 'key: [unclosed\n');
+      dir.write('20-b.yaml', policyYaml(2).replace('hosts: [api-2.example]', 'hosts: ["NOT A HOST"]'));
+      const problems = src.reload();
+      assert.ok(problems.some((p) => p.code === 'POLICY_YAML' && p.location.file?.endsWith('10-a.yaml')));
+      assert.ok(problems.some((p) => p.code === 'POLICY_SCHEMA' && p.location.object === 'ApiPolicy t/p2'));
+      for (const h of ['api-0.example', 'api-1.example', 'api-2.example']) assert.ok(src.snapshot?.route(h, [], {}), h);
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+
+describe('folder source: a folder that cannot be read', () => {
+  test('before anything loaded: no snapshot (NOT_SERVING), the problem reported', () => {
+    const src = new FolderPolicySource('/nonexistent/portcullis-policies');
+    const problems = src.reload();
+    assert.match(problems[0]?.message ?? '', /cannot read policy folder/);
+    assert.equal(src.snapshot, undefined);
+  });
+});

@@ -1,0 +1,514 @@
+/**
+ * One reload model for both policy sources (a folder, the Kubernetes API). The store keeps one
+ * entry per object: its fingerprint, its compiled current version (or why it does not compile)
+ * and the version that serves. Each apply() takes the full desired set, and
+ *
+ * - compiles only objects whose fingerprint changed (spec, or uid/generation in the cluster, so
+ *   status-only and label-only updates compile nothing);
+ * - relinks (no CEL compile) the policies of a namespace whose tenants changed;
+ * - runs the cross-object checks (checks.ts) in the snapshot's age order;
+ * - keeps an object's last good version serving when its new version is refused, and says so in
+ *   its report (serving: 'last-good');
+ * - derives the next snapshot copy-on-write from the previous one.
+ *
+ * applyAsync() runs the same steps in slices of a few milliseconds, yielding to the event loop
+ * between objects, so compiling 10,000 policies never holds up in-flight Checks; runs are
+ * serialised, and a Check always sees one complete snapshot.
+ */
+import { PolicyError } from '../errors.js';
+import { firstClash, HostClaims, type TenantEntry } from './checks.js';
+import { compilePolicyUnlinked, linkPolicy, type CompiledPolicy } from './compile.js';
+import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
+import { PolicySnapshot } from './snapshot.js';
+import { directoryOf, JwksCache, tenantAge, TenantDirectory, tryCompileTenant, type CompiledTenant, type TenantCompileOptions } from './tenants.js';
+
+export type Serving = 'current' | 'last-good' | 'none';
+
+/** What the engine made of one object: the structured result the operator's status is built from. */
+export interface ObjectReport {
+  kind: 'ApiPolicy' | 'Tenant';
+  /** namespace/name */
+  key: string;
+  /** metadata.generation of the object as last seen. */
+  generation?: number;
+  /** current: this version serves; last-good: an earlier version serves; none: nothing serves. */
+  serving: Serving;
+  /** metadata.generation of the version that serves. */
+  servingGeneration?: number;
+  /** Problems that refuse the current version (severity error). */
+  errors: PolicyError[];
+  warnings: PolicyError[];
+}
+
+export interface StoreInput extends PolicySources {
+  /** Objects whose current version could not be read (YAML or schema), by "Kind namespace/name". */
+  broken?: ReadonlyMap<string, readonly PolicyError[]>;
+}
+
+export interface ApplyResult {
+  snapshot: PolicySnapshot;
+  /** False when the snapshot is the previous one (nothing that serves changed). */
+  changed: boolean;
+  /** Every object's report, by "Kind namespace/name". */
+  reports: ReadonlyMap<string, ObjectReport>;
+  problems: PolicyError[];
+  warnings: PolicyError[];
+  stats: { policiesCompiled: number; policiesLinked: number; tenantsCompiled: number; ms: number };
+}
+
+export interface StoreOptions extends TenantCompileOptions {
+  jwks?: JwksCache;
+  /** Version identity of an object: equal fingerprints are not compiled again. */
+  fingerprint?: (o: { metadata: ObjectMeta; spec: unknown }) => string;
+}
+
+/** Folder objects have no reliable generation: the spec itself (and its age) is the identity. */
+export function specFingerprint(o: { metadata: ObjectMeta; spec: unknown }): string {
+  return `${o.metadata.creationTimestamp ?? ''}\u0000${JSON.stringify(o.spec)}`;
+}
+
+/** Cluster objects: the API server bumps metadata.generation on every spec change, and only then. */
+export function generationFingerprint(o: { metadata: ObjectMeta; spec: unknown }): string {
+  const { uid, generation } = o.metadata;
+  return uid !== undefined && generation !== undefined ? `${uid}/${generation}` : specFingerprint(o);
+}
+
+interface TenantState {
+  fp: string;
+  obj?: TenantObject;
+  age: string;
+  current?: CompiledTenant;
+  own: PolicyError[];
+  lastGood?: { tenant: CompiledTenant; generation?: number };
+  serving?: CompiledTenant;
+  clash?: PolicyError;
+}
+
+interface PolicyState {
+  fp: string;
+  obj?: ApiPolicyObject;
+  age: string;
+  unlinked?: CompiledPolicy;
+  own: PolicyError[];
+  ownWarnings: PolicyError[];
+  /** The current version linked to its namespace, when that succeeds. */
+  candidate?: CompiledPolicy;
+  linkErrors: PolicyError[];
+  linkWarnings: PolicyError[];
+  /** The last version that served, unlinked, with its generation. */
+  lastGood?: { policy: CompiledPolicy; generation?: number };
+  /** lastGood linked to the current directory (when the current version cannot serve). */
+  fallback?: CompiledPolicy;
+  serving?: CompiledPolicy;
+  hostError?: PolicyError;
+}
+
+const BROKEN = '\u0000broken';
+let snapshotVersion = 0;
+
+function sortedInsert(order: string[], key: string, age: (k: string) => string): void {
+  const a = age(key);
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (age(order[mid]!) < a) lo = mid + 1;
+    else hi = mid;
+  }
+  order.splice(lo, 0, key);
+}
+
+/** What one run works on and collects. */
+interface RunState {
+  input: StoreInput;
+  broken: ReadonlyMap<string, readonly PolicyError[]>;
+  secrets: ReadonlyMap<string, SecretObject>;
+  changedSecrets: Set<string>;
+  /** Namespaces whose tenants changed: their directories are rebuilt and their policies relinked. */
+  touched: Set<string>;
+  relink: Set<string>;
+  removed: Set<string>;
+  stats: ApplyResult['stats'];
+}
+
+/** A run yields between objects; the driver decides whether to give the event loop a turn. */
+type Run = Generator<void, ApplyResult, void>;
+
+export class PolicyStore {
+  private readonly tenants = new Map<string, TenantState>();
+  private readonly policies = new Map<string, PolicyState>();
+  private readonly secretFps = new Map<string, string>();
+  private readonly directories = new Map<string, TenantDirectory>();
+  private readonly reports = new Map<string, ObjectReport>();
+  /** Policy keys in age order: the order host claims are resolved in. */
+  private readonly order: string[] = [];
+  private current: PolicySnapshot | undefined;
+  private readonly jwks: JwksCache;
+  private readonly fingerprint: (o: { metadata: ObjectMeta; spec: unknown }) => string;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: StoreOptions = {}) {
+    this.jwks = options.jwks ?? new JwksCache();
+    this.fingerprint = options.fingerprint ?? specFingerprint;
+  }
+
+  get snapshot(): PolicySnapshot | undefined {
+    return this.current;
+  }
+
+  /** Applies the desired set synchronously (validate, check, tests). */
+  apply(input: StoreInput): ApplyResult {
+    const run = this.run(input);
+    for (;;) {
+      const step = run.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /** Applies the desired set in slices of sliceMs, yielding to the event loop in between; runs are serialised. */
+  applyAsync(input: StoreInput, sliceMs = 4): Promise<ApplyResult> {
+    const next = this.queue.then(() => drive(this.run(input), sliceMs));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private *run(input: StoreInput): Run {
+    const t0 = performance.now();
+    const r: RunState = {
+      input,
+      broken: input.broken ?? new Map<string, readonly PolicyError[]>(),
+      secrets: new Map(input.secrets.map((s) => [objectKey(s), s])),
+      changedSecrets: this.secretChanges(input.secrets),
+      touched: new Set(),
+      relink: new Set(),
+      removed: new Set(),
+      stats: { policiesCompiled: 0, policiesLinked: 0, tenantsCompiled: 0, ms: 0 },
+    };
+    yield* this.updateTenants(r);
+    const dirChanges = this.rebuildDirectories(r.touched);
+    yield* this.updatePolicies(r);
+    for (const key of r.relink) {
+      this.link(key);
+      r.stats.policiesLinked++;
+      if (r.stats.policiesLinked % 64 === 0) yield;
+    }
+    const { upserted, hostsChanged } = r.relink.size > 0 || r.removed.size > 0 ? this.resolveHosts(r.relink, r.removed) : { upserted: [], hostsChanged: false };
+    const changed = upserted.length > 0 || r.removed.size > 0 || dirChanges.size > 0 || hostsChanged || this.current === undefined;
+    if (changed) this.current = this.nextSnapshot(upserted, r.removed, dirChanges);
+    r.stats.ms = performance.now() - t0;
+    return this.result(changed, r.stats);
+  }
+
+  private secretChanges(secrets: readonly SecretObject[]): Set<string> {
+    const changed = new Set<string>();
+    const seen = new Set<string>();
+    for (const s of secrets) {
+      const key = objectKey(s);
+      seen.add(key);
+      const fp = JSON.stringify(s.values);
+      if (this.secretFps.get(key) !== fp) changed.add(key);
+      this.secretFps.set(key, fp);
+    }
+    for (const key of [...this.secretFps.keys()]) {
+      if (!seen.has(key)) {
+        this.secretFps.delete(key);
+        changed.add(key);
+      }
+    }
+    return changed;
+  }
+
+  private tenantUnchanged(t: TenantObject, fp: string, r: RunState): boolean {
+    const prev = this.tenants.get(objectKey(t));
+    const ref = t.spec.identity.apiKeys?.secretRef.name;
+    const secretChanged = ref !== undefined && r.changedSecrets.has(`${t.metadata.namespace}/${ref}`);
+    return prev !== undefined && prev.fp === fp && !secretChanged;
+  }
+
+  private *updateTenants(r: RunState): Generator<void, void, void> {
+    const seen = new Set<string>();
+    for (const t of r.input.tenants) {
+      const key = objectKey(t);
+      seen.add(key);
+      const fp = this.fingerprint(t);
+      if (this.tenantUnchanged(t, fp, r)) continue;
+      const compiled = tryCompileTenant(t, r.secrets, this.jwks, this.options);
+      const state: TenantState = { ...(this.tenants.get(key) ?? { own: [] }), fp, obj: t, age: tenantAge(t), own: [] };
+      delete state.current;
+      if (compiled instanceof PolicyError) state.own = [compiled];
+      else state.current = compiled;
+      this.tenants.set(key, state);
+      r.touched.add(t.metadata.namespace);
+      r.stats.tenantsCompiled++;
+      yield;
+    }
+    this.dropTenants(seen, r);
+  }
+
+  /** Tenants gone from the input: deleted, unless their current version is broken (then the last good stays). */
+  private dropTenants(seen: Set<string>, r: RunState): void {
+    for (const [key, state] of [...this.tenants]) {
+      if (seen.has(key)) continue;
+      const problems = r.broken.get(`Tenant ${key}`);
+      r.touched.add(namespaceOf(key));
+      if (!problems) {
+        this.tenants.delete(key);
+        this.reports.delete(`Tenant ${key}`);
+        continue;
+      }
+      delete state.current;
+      state.own = [...problems];
+      state.fp = BROKEN;
+    }
+    for (const [id, problems] of r.broken) {
+      const key = id.slice('Tenant '.length);
+      if (!id.startsWith('Tenant ') || this.tenants.has(key)) continue;
+      this.tenants.set(key, { fp: BROKEN, age: `\u0000${key}`, own: [...problems] });
+      r.touched.add(namespaceOf(key));
+    }
+  }
+
+  /** Rebuilds the directories of the touched namespaces; identity overlaps refuse the newer tenant. */
+  private rebuildDirectories(touched: Set<string>): Map<string, TenantDirectory | undefined> {
+    const changes = new Map<string, TenantDirectory | undefined>();
+    if (touched.size === 0) return changes;
+    const byNs = new Map<string, [string, TenantState][]>();
+    for (const entry of this.tenants) {
+      const ns = entry[0].slice(0, entry[0].indexOf('/'));
+      if (touched.has(ns)) byNs.set(ns, [...(byNs.get(ns) ?? []), entry]);
+    }
+    for (const ns of touched) {
+      const entries = (byNs.get(ns) ?? []).sort((a, b) => (a[1].age < b[1].age ? -1 : a[1].age > b[1].age ? 1 : 0));
+      const kept: TenantEntry[] = [];
+      for (const [key, state] of entries) this.chooseTenant(key, state, kept);
+      const dir = kept.length > 0 ? directoryOf(kept.map((k) => k.tenant)) : undefined;
+      if (dir) this.directories.set(ns, dir);
+      else this.directories.delete(ns);
+      changes.set(ns, dir);
+    }
+    return changes;
+  }
+
+  private chooseTenant(key: string, state: TenantState, kept: TenantEntry[]): void {
+    const where = { ...(state.obj?.origin ?? {}), object: `Tenant ${key}` };
+    const entry = (tenant: CompiledTenant): TenantEntry => ({ tenant, age: state.age, where });
+    const chosen = pickTenant(state, (t) => firstClash(kept, entry(t)));
+    state.serving = chosen;
+    if (chosen) kept.push(entry(chosen));
+    if (chosen && chosen === state.current) state.lastGood = { tenant: chosen, ...generationOf(state.obj) };
+    this.reports.set(`Tenant ${key}`, this.tenantReport(key, state));
+  }
+
+  private tenantReport(key: string, s: TenantState): ObjectReport {
+    const errors = [...s.own, ...(s.clash ? [s.clash] : [])];
+    const serving: Serving = !s.serving ? 'none' : s.serving === s.current ? 'current' : 'last-good';
+    if (serving === 'last-good') errors.push(lastGoodNote('Tenant', key, s.obj?.origin, s.lastGood?.generation));
+    const generation = s.obj?.metadata.generation;
+    const servingGeneration = serving === 'none' ? undefined : s.lastGood?.generation;
+    return { kind: 'Tenant', key, ...(generation !== undefined ? { generation } : {}), serving, ...(servingGeneration !== undefined ? { servingGeneration } : {}), errors, warnings: [] };
+  }
+
+  private *updatePolicies(r: RunState): Generator<void, void, void> {
+    const seen = new Set<string>();
+    for (const obj of r.input.policies) {
+      const key = objectKey(obj);
+      seen.add(key);
+      const fp = this.fingerprint(obj);
+      const prev = this.policies.get(key);
+      if (prev && prev.fp === fp) {
+        if (r.touched.has(obj.metadata.namespace)) r.relink.add(key);
+        continue;
+      }
+      this.compilePolicy(obj, fp, prev);
+      r.relink.add(key);
+      r.stats.policiesCompiled++;
+      yield;
+    }
+    this.dropPolicies(seen, r);
+  }
+
+  private compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined): void {
+    const key = objectKey(obj);
+    const compiled = compilePolicyUnlinked(obj);
+    const age = compiled.policy?.age ?? `${obj.metadata.creationTimestamp ?? ''}\u0000${key}`;
+    const state: PolicyState = { ...(prev ?? { linkErrors: [], linkWarnings: [] }), fp, obj, age, own: compiled.problems, ownWarnings: compiled.warnings };
+    delete state.unlinked;
+    if (compiled.policy) state.unlinked = compiled.policy;
+    this.policies.set(key, state);
+    if (!prev) sortedInsert(this.order, key, (k) => this.policies.get(k)!.age);
+  }
+
+  /** Policies gone from the input: deleted, unless their current version is broken (then the last good stays). */
+  private dropPolicies(seen: Set<string>, r: RunState): void {
+    for (const [key, state] of [...this.policies]) {
+      if (seen.has(key)) continue;
+      const problems = r.broken.get(`ApiPolicy ${key}`);
+      if (problems) {
+        delete state.unlinked;
+        Object.assign(state, { own: [...problems], ownWarnings: [], fp: BROKEN });
+        r.relink.add(key);
+        continue;
+      }
+      this.policies.delete(key);
+      this.reports.delete(`ApiPolicy ${key}`);
+      this.order.splice(this.order.indexOf(key), 1);
+      r.removed.add(key);
+    }
+    for (const [id, problems] of r.broken) {
+      const key = id.slice('ApiPolicy '.length);
+      if (!id.startsWith('ApiPolicy ') || this.policies.has(key)) continue;
+      this.policies.set(key, { fp: BROKEN, age: `\u0000${key}`, own: [...problems], ownWarnings: [], linkErrors: [], linkWarnings: [] });
+      sortedInsert(this.order, key, (k) => this.policies.get(k)!.age);
+      r.relink.add(key);
+    }
+  }
+
+  /** Links the current version (and the last good one, as a fallback) to the namespace's tenants. */
+  private link(key: string): void {
+    const s = this.policies.get(key)!;
+    const dir = this.directories.get(namespaceOf(key)) ?? EMPTY;
+    delete s.candidate;
+    delete s.fallback;
+    s.linkErrors = [];
+    s.linkWarnings = [];
+    if (s.unlinked) {
+      const linked = linkPolicy(s.unlinked, dir);
+      s.linkErrors = linked.problems;
+      s.linkWarnings = linked.warnings;
+      if (linked.policy) s.candidate = linked.policy;
+    }
+    const last = s.lastGood?.policy;
+    if (last && last !== s.unlinked) {
+      const linked = linkPolicy(last, dir);
+      if (linked.policy) s.fallback = linked.policy;
+    }
+  }
+
+  /**
+   * Host claims over every policy in age order: a policy whose claim an older accepted policy
+   * owns is refused (its last good version is tried instead). Returns what enters the snapshot.
+   */
+  private resolveHosts(relink: Set<string>, removed: Set<string>): { upserted: CompiledPolicy[]; hostsChanged: boolean } {
+    const claims = new HostClaims();
+    const upserted: CompiledPolicy[] = [];
+    let hostsChanged = removed.size > 0;
+    for (const key of this.order) {
+      const s = this.policies.get(key)!;
+      const before = s.serving;
+      const hadError = s.hostError?.message;
+      const chosen = this.choosePolicy(s, claims);
+      if (before !== chosen) {
+        hostsChanged = true;
+        if (chosen) upserted.push(chosen);
+        else if (before) removed.add(key);
+      }
+      if (relink.has(key) || before !== chosen || hadError !== s.hostError?.message) this.reports.set(`ApiPolicy ${key}`, this.policyReport(key, s));
+    }
+    return { upserted, hostsChanged };
+  }
+
+  /** The version of one policy that serves: the current one unless an older policy owns a claim, else the last good one. */
+  private choosePolicy(s: PolicyState, claims: HostClaims): CompiledPolicy | undefined {
+    delete s.hostError;
+    const err = s.candidate ? claims.conflict(s.candidate) : undefined;
+    if (err) s.hostError = err;
+    let chosen = s.candidate && !err ? s.candidate : undefined;
+    if (!chosen && s.fallback && !claims.conflict(s.fallback)) chosen = s.fallback;
+    if (chosen) claims.add(chosen);
+    s.serving = chosen;
+    if (chosen && chosen === s.candidate) s.lastGood = { policy: s.unlinked!, ...generationOf(s.obj) };
+    return chosen;
+  }
+
+  private policyReport(key: string, s: PolicyState): ObjectReport {
+    const errors = [...s.own, ...s.linkErrors, ...(s.hostError ? [s.hostError] : [])];
+    const serving: Serving = !s.serving ? 'none' : s.serving === s.candidate ? 'current' : 'last-good';
+    if (serving === 'last-good') errors.push(lastGoodNote('ApiPolicy', key, s.obj?.origin, s.lastGood?.generation));
+    const generation = s.obj?.metadata.generation;
+    const servingGeneration = serving === 'none' ? undefined : s.lastGood?.generation;
+    return { kind: 'ApiPolicy', key, ...(generation !== undefined ? { generation } : {}), serving, ...(servingGeneration !== undefined ? { servingGeneration } : {}), errors, warnings: [...s.ownWarnings, ...s.linkWarnings] };
+  }
+
+  private nextSnapshot(upserted: CompiledPolicy[], removed: Set<string>, dirChanges: Map<string, TenantDirectory | undefined>): PolicySnapshot {
+    const conflicts = [...this.policies.values()].flatMap((s) => (s.hostError ? [s.hostError] : []));
+    const version = ++snapshotVersion;
+    if (!this.current) return PolicySnapshot.of(version, [...this.policies.values()].flatMap((s) => (s.serving ? [s.serving] : [])), new Map(this.directories), conflicts);
+    return this.current.derive(version, { removed, upserted, tenants: dirChanges, conflicts });
+  }
+
+  private result(changed: boolean, stats: ApplyResult['stats']): ApplyResult {
+    const problems: PolicyError[] = [];
+    const warnings: PolicyError[] = [];
+    for (const r of this.reports.values()) {
+      problems.push(...r.errors);
+      warnings.push(...r.warnings);
+    }
+    return { snapshot: this.current!, changed, reports: new Map(this.reports), problems, warnings, stats };
+  }
+}
+
+const EMPTY = new TenantDirectory();
+
+/** The current tenant unless it clashes with a kept one (the clash is recorded), else the last good one if that fits. */
+function pickTenant(state: TenantState, clashOf: (t: CompiledTenant) => PolicyError | undefined): CompiledTenant | undefined {
+  delete state.clash;
+  const clash = state.current ? clashOf(state.current) : undefined;
+  if (clash) state.clash = clash;
+  if (state.current && !clash) return state.current;
+  const last = state.lastGood?.tenant;
+  return last && last !== state.current && !clashOf(last) ? last : undefined;
+}
+
+function namespaceOf(key: string): string {
+  return key.slice(0, key.indexOf('/'));
+}
+
+function generationOf(obj: { metadata: ObjectMeta } | undefined): { generation?: number } {
+  return obj?.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {};
+}
+
+function lastGoodNote(kind: string, key: string, origin: { file?: string; document?: number } | undefined, generation: number | undefined): PolicyError {
+  const which = generation !== undefined ? `generation ${generation}` : 'the version loaded before this change';
+  return new PolicyError('POLICY_INVALID', `this version is refused; the last good version (${which}) keeps serving`, { ...(origin ?? {}), object: `${kind} ${key}` });
+}
+
+/** Runs a store run to completion, giving the event loop a turn whenever a slice is used up. */
+async function drive(run: Run, sliceMs: number): Promise<ApplyResult> {
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = run.next();
+    if (step.done) return step.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** Compiles all sources at once (validate, check, tests): the store's view of one complete set. */
+export function compileSources(sources: StoreInput, options: { jwks?: JwksCache } = {}): CompileResult {
+  return toCompileResult(new PolicyStore(options).apply(sources));
+}
+
+export interface CompileResult {
+  snapshot: PolicySnapshot;
+  /** Every error (each refuses its object). */
+  problems: PolicyError[];
+  /** Warnings (unreachable rules, quotas some tenants lack): reported, nothing refused. */
+  warnings: PolicyError[];
+  /** Errors per policy key (namespace/name). */
+  policyProblems: Map<string, PolicyError[]>;
+  /** Errors per tenant key. */
+  tenantProblems: Map<string, PolicyError[]>;
+  /** Per object ("ApiPolicy ns/name", "Tenant ns/name"): errors, warnings and what serves. */
+  reports: ReadonlyMap<string, ObjectReport>;
+}
+
+export function toCompileResult(r: ApplyResult): CompileResult {
+  const policyProblems = new Map<string, PolicyError[]>();
+  const tenantProblems = new Map<string, PolicyError[]>();
+  for (const report of r.reports.values()) {
+    if (report.errors.length > 0) (report.kind === 'ApiPolicy' ? policyProblems : tenantProblems).set(report.key, report.errors);
+  }
+  return { snapshot: r.snapshot, problems: r.problems, warnings: r.warnings, policyProblems, tenantProblems, reports: r.reports };
+}
