@@ -47,7 +47,7 @@ test: build test-prereqs
 	node --test --test-concurrency=2 $(TEST_FILES)
 
 test-unit: build
-	node --test $$(find dist/extauthz dist/operator dist/proto -name '*.test.js' | sort)
+	node --test $$(find dist/extauthz dist/kube dist/operator dist/proto -name '*.test.js' | sort)
 
 bench: build
 	node dist/test/bench/run.js

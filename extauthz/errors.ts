@@ -46,6 +46,8 @@ export const CATALOGUE = {
   POLICY_UNREACHABLE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'Warning: a rule can never decide a request (an earlier rule or a deny rule covers everything it matches).' },
   POLICY_MASK_PATH: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A mask or allowFields path selects nothing in the rule\'s responseSchema, or the schema cannot be read.' },
   USAGE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'The command line is invalid.' },
+  KUBE_CONFIG: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'No usable Kubernetes configuration: no kubeconfig was given or found, it has no current cluster, or the process is not in a pod.' },
+  STARTUP_FAILED: { http: 503, grpc: G.UNAVAILABLE, summary: 'The service could not start (a listener could not bind, a backend or key could not be set up); the process exits non-zero.' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -11,9 +11,10 @@
  */
 import { AppsV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PLURAL } from '../extauthz/kube/resources.js';
+import { PLURAL } from '../kube/resources.js';
 import { mergeConditions, type ConditionInput, type ObjectStatus } from './conditions.js';
-import { httpCode, OperatorClient } from './kube-client.js';
+import { httpCode } from '../kube/errors.js';
+import { OperatorClient } from './kube-client.js';
 import { FIELD_MANAGER, LABEL_MANAGED_BY, OUTPUT_KINDS } from './translate.js';
 
 export interface CleanupOptions {

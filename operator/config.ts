@@ -5,7 +5,6 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PortcullisError } from '../extauthz/errors.js';
-import { validateAddress } from '../extauthz/config.js';
 import type { OutputConfig } from './translate.js';
 
 export interface OperatorConfig {
@@ -17,6 +16,8 @@ export interface OperatorConfig {
   httpAddress: string;
   outputs: OutputConfig;
   logLevel: string;
+  /** Concurrent ApiPolicy reconciles (distinct keys). */
+  workers: number;
 }
 
 export const OPERATOR_HELP = `Usage: node dist/operator/main.js [options]
@@ -40,8 +41,15 @@ Options (environment variable in brackets):
   --lease-name NAME           default portcullis-operator
   --identity ID               leader identity, default the pod name [POD_NAME] or host name
   --http-address H:P          /healthz, /readyz, /metrics, default 0.0.0.0:8081
+  --workers N                 concurrent ApiPolicy reconciles, default 16 [PORTCULLIS_OPERATOR_WORKERS]
   --log-level LEVEL           default info
   -h, --help`;
+
+function validateAddress(name: string, v: string): string {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) throw new PortcullisError('USAGE', `${name} must be host:port, got "${v}"`);
+  return v;
+}
 
 const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
 
@@ -51,11 +59,17 @@ function port(name: string, v: string): number {
   return n;
 }
 
+function count(name: string, v: string, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new PortcullisError('USAGE', `${name} must be an integer from 1 to ${max}`);
+  return n;
+}
+
 const OPTIONS = {
   kubeconfig: { type: 'string' }, outputs: { type: 'string' }, 'istio-provider': { type: 'string' }, service: { type: 'string' },
   'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'cluster-domain': { type: 'string' }, 'leader-elect': { type: 'boolean' },
   'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
-  'http-address': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  'http-address': { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
 type Values = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
@@ -99,6 +113,7 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     identity: str(values, 'identity', env.POD_NAME ?? `${hostname()}-${process.pid}`),
     httpAddress: validateAddress('--http-address', str(values, 'http-address', '0.0.0.0:8081')),
     logLevel: str(values, 'log-level', 'info'),
+    workers: count('--workers', str(values, 'workers', env.PORTCULLIS_OPERATOR_WORKERS ?? '16'), 256),
     outputs: parseOutputConfig(values, env),
   };
 }

@@ -1,18 +1,35 @@
 /**
  * The operator's writes to the API server: server-side apply of generated objects under one field
  * manager, pruning of children no longer desired, status writes that skip no-ops and retry on
- * conflict, and Events for humans.
+ * conflict, and Events for humans. With caches, pruning reads the children from the informers
+ * (no list per reconcile), a status write starts from the cached object (no read unless it
+ * conflicts), and every write is recorded so its own watch event does not re-queue the policy.
  */
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../extauthz/policy/model.js';
-import { VERSION } from '../extauthz/kube/resources.js';
+import { httpCode } from '../kube/errors.js';
+import { VERSION } from '../kube/resources.js';
 import { statusEqual, type ObjectStatus } from './conditions.js';
+import type { OwnWrites } from './own-writes.js';
 import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS, type GeneratedObject } from './translate.js';
 
-export function httpCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
-  const c = e?.code ?? e?.statusCode ?? e?.response?.statusCode;
-  return typeof c === 'number' ? c : undefined;
+export interface ClientCaches {
+  own: OwnWrites;
+  /** A policy's children of one kind, from the child informers. */
+  children(kind: string, namespace: string, policy: string): readonly KubernetesObject[];
+  /** The cached object of `plural` (ApiPolicy, Tenant) a status write starts from. */
+  cached(plural: string, namespace: string, name: string): KubernetesObject | undefined;
+  /** Re-queues the object (or, for a child, its policy) when a foreign change raced our write. */
+  requeue(plural: string, namespace: string, name: string): void;
+}
+
+/** The key OwnWrites and the child informers share for a generated object. */
+export function childKey(o: { apiVersion?: string; kind?: string; metadata?: { namespace?: string; name?: string } }): string {
+  return `${o.apiVersion ?? ''}/${o.kind ?? ''}:${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+}
+
+export function statusKey(plural: string, namespace: string, name: string): string {
+  return `${plural}:${namespace}/${name}`;
 }
 
 export class OperatorClient {
@@ -20,7 +37,10 @@ export class OperatorClient {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
 
-  constructor(kc: KubeConfig) {
+  constructor(
+    kc: KubeConfig,
+    private readonly caches?: ClientCaches,
+  ) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
@@ -28,28 +48,47 @@ export class OperatorClient {
 
   /** Server-side apply; returns the object as stored (status included, read for the controller's verdict). */
   async apply(obj: GeneratedObject): Promise<KubernetesObject & { status?: unknown }> {
-    return this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    let live: KubernetesObject | undefined;
+    const send = async (): Promise<string | undefined> => {
+      live = await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      return live.metadata?.resourceVersion;
+    };
+    await this.tracked(obj, send);
+    return live ?? {};
   }
 
-  /** A JSON merge patch (null removes a field), for fields another manager owns. */
+  /** A JSON merge patch (null removes a field), for fields another manager added that weaken an object. */
   async mergePatch(obj: GeneratedObject, patch: Record<string, unknown>): Promise<void> {
     const body = { apiVersion: obj.apiVersion, kind: obj.kind, ...patch, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, ...((patch.metadata as object | undefined) ?? {}) } };
-    await this.objects.patch(body as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+    await this.tracked(obj, async () => (await this.objects.patch(body as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch)).metadata?.resourceVersion);
+  }
+
+  /** Sends a write of a generated object, recorded so its own watch event does not re-queue the policy. */
+  private async tracked(obj: GeneratedObject, send: () => Promise<string | undefined>): Promise<void> {
+    const caches = this.caches;
+    if (!caches) {
+      await send();
+      return;
+    }
+    const owner = obj.metadata.labels?.[LABEL_POLICY] ?? '';
+    await caches.own.track(childKey(obj), send, () => caches.requeue('apipolicies', obj.metadata.namespace ?? '', owner));
+  }
+
+  private async childrenOf(k: (typeof OUTPUT_KINDS)[number], namespace: string, policy: string): Promise<readonly KubernetesObject[]> {
+    if (this.caches) return this.caches.children(k.kind, namespace, policy);
+    try {
+      return (await this.objects.list(k.apiVersion, k.kind, namespace, undefined, undefined, undefined, undefined, `${LABEL_MANAGED_BY}=${FIELD_MANAGER},${LABEL_POLICY}=${policy}`)).items;
+    } catch (err) {
+      if (httpCode(err) === 404) return [];
+      throw err;
+    }
   }
 
   /** Deletes this policy's children of the enabled kinds that are not in `keep`. */
   async prune(namespace: string, policy: string, enabled: ReadonlySet<string>, keep: readonly GeneratedObject[]): Promise<number> {
     let deleted = 0;
     for (const k of OUTPUT_KINDS.filter((k) => enabled.has(k.output))) {
-      let items: KubernetesObject[];
-      try {
-        const list = await this.objects.list(k.apiVersion, k.kind, namespace, undefined, undefined, undefined, undefined, `${LABEL_MANAGED_BY}=${FIELD_MANAGER},${LABEL_POLICY}=${policy}`);
-        items = list.items;
-      } catch (err) {
-        if (httpCode(err) === 404) continue;
-        throw err;
-      }
-      for (const item of items) {
+      for (const item of await this.childrenOf(k, namespace, policy)) {
         if (keep.some((o) => o.kind === k.kind && o.metadata.name === item.metadata?.name)) continue;
         await this.objects.delete({ apiVersion: k.apiVersion, kind: k.kind, metadata: { name: item.metadata?.name ?? '', namespace } }).catch((err) => {
           if (httpCode(err) !== 404) throw err;
@@ -63,23 +102,44 @@ export class OperatorClient {
   /** Writes status if it changed; re-reads and retries on a conflict. Returns true if written. */
   async writeStatus(plural: string, namespace: string, name: string, compute: (current: Record<string, unknown>) => ObjectStatus | undefined): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      let current: Record<string, unknown>;
-      try {
-        current = (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name })) as Record<string, unknown>;
-      } catch (err) {
-        if (httpCode(err) === 404) return false;
-        throw err;
-      }
+      // The first attempt trusts the cache; a conflict means it was stale, so re-read.
+      const cached = attempt === 0 ? (this.caches?.cached(plural, namespace, name) as Record<string, unknown> | undefined) : undefined;
+      const current = cached ?? (await this.read(plural, namespace, name));
+      if (!current) return false;
       const status = compute(current);
       if (!status || statusEqual(current.status as ObjectStatus | undefined, status)) return false;
       try {
-        await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural, name, body: { ...current, status } });
+        await this.replaceStatus(plural, namespace, name, { ...current, status });
         return true;
       } catch (err) {
-        if (httpCode(err) !== 409) throw err;
+        const code = httpCode(err);
+        if (code === 404) return false;
+        if (code !== 409) throw err;
       }
     }
     throw new Error(`status of ${namespace}/${name}: too many conflicts`);
+  }
+
+  private async read(plural: string, namespace: string, name: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      return (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name })) as Record<string, unknown>;
+    } catch (err) {
+      if (httpCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private async replaceStatus(plural: string, namespace: string, name: string, body: Record<string, unknown>): Promise<void> {
+    const send = async (): Promise<string | undefined> => {
+      const written = (await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural, name, body })) as KubernetesObject;
+      return written.metadata?.resourceVersion;
+    };
+    const caches = this.caches;
+    if (!caches) {
+      await send();
+      return;
+    }
+    await caches.own.track(statusKey(plural, namespace, name), send, () => caches.requeue(plural, namespace, name));
   }
 
   async event(involved: { apiVersion: string; kind: string; name: string; namespace: string; uid?: string }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {

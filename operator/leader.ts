@@ -1,21 +1,39 @@
 /**
- * Leader election on a coordination.k8s.io Lease: only the holder reconciles and writes. A
- * candidate takes the Lease when it is free or expired; the holder renews it well before it
- * expires and, when a renewal fails past the deadline, stops leading (the process exits so it
- * restarts as a follower, as controller-runtime does).
+ * Leader election on a coordination.k8s.io Lease: only the holder reconciles and writes. As in
+ * client-go, a candidate judges the Lease by the API server's view, not by comparing the
+ * renewTime another replica wrote with its own clock (replicas' clocks differ): it remembers the
+ * Lease's resourceVersion and when (on its own monotonic clock) that last changed, and takes the
+ * Lease only after it has stayed unchanged for leaseDurationSeconds. Every write is a
+ * compare-and-swap on resourceVersion. The holder renews every retry period; when no renewal has
+ * succeeded for the renew deadline it stops leading (the process exits and restarts as a
+ * follower, as controller-runtime does).
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { httpCode } from './kube-client.js';
+import { performance } from 'node:perf_hooks';
+import { httpCode } from '../kube/errors.js';
+
+/** The Lease calls the elector makes (CoordinationV1Api; tests pass their own). */
+export interface LeaseApi {
+  readNamespacedLease(p: { name: string; namespace: string }): Promise<V1Lease>;
+  createNamespacedLease(p: { namespace: string; body: V1Lease }): Promise<V1Lease>;
+  replaceNamespacedLease(p: { name: string; namespace: string; body: V1Lease }): Promise<V1Lease>;
+}
 
 export interface LeaderOptions {
   namespace: string;
   name: string;
   identity: string;
   leaseSeconds?: number;
+  /** Stop leading when no renewal succeeded for this long (< leaseSeconds). */
+  renewDeadlineSeconds?: number;
   retryMs?: number;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
+  /** Wall clock, only for the times written into the Lease (informational for humans). */
   now?: () => Date;
+  /** Monotonic milliseconds, for every decision. */
+  monotonic?: () => number;
+  api?: LeaseApi;
 }
 
 export function microTime(d: Date): string {
@@ -23,17 +41,19 @@ export function microTime(d: Date): string {
 }
 
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly api: LeaseApi;
   private leading = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
+  /** The Lease as last seen: its resourceVersion and when (monotonic) it last changed. */
+  private observed: { rv: string; at: number } | undefined;
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeConfig | undefined,
     private readonly opts: LeaderOptions,
   ) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = opts.api ?? kc!.makeApiClient(CoordinationV1Api);
   }
 
   get isLeader(): boolean {
@@ -62,25 +82,26 @@ export class LeaderElector {
     }
   }
 
-  private now(): Date {
-    return (this.opts.now ?? (() => new Date()))();
+  private mono(): number {
+    return (this.opts.monotonic ?? (() => performance.now()))();
   }
 
-  private get leaseSeconds(): number {
-    return this.opts.leaseSeconds ?? 15;
+  private get leaseMs(): number {
+    return (this.opts.leaseSeconds ?? 15) * 1000;
   }
 
-  private async tick(): Promise<void> {
+  /** One round; returns when the next is scheduled (tests await it). */
+  async tick(): Promise<void> {
     if (this.stopped) return;
     try {
       const held = await this.tryAcquireOrRenew();
-      if (held) this.lastRenew = this.now().getTime();
+      if (held) this.lastRenew = this.mono();
       this.transition(held);
     } catch {
-      // A failed renewal keeps leadership only until the lease would have expired.
-      if (this.leading && this.now().getTime() - this.lastRenew > this.leaseSeconds * 1000 * 0.8) this.transition(false);
+      // A failed renewal keeps leadership only until the renew deadline.
+      if (this.leading && this.mono() - this.lastRenew > (this.opts.renewDeadlineSeconds ?? 10) * 1000) this.transition(false);
     }
-    this.timer = setTimeout(() => void this.tick(), this.opts.retryMs ?? 2000);
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.opts.retryMs ?? 2000);
   }
 
   private transition(held: boolean): void {
@@ -95,14 +116,14 @@ export class LeaderElector {
 
   private desired(base: V1Lease | undefined, acquire: boolean): V1Lease {
     // Lease times are MicroTime: the API server rejects the millisecond form Date would produce.
-    const now = microTime(this.now());
+    const now = microTime((this.opts.now ?? (() => new Date()))());
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: { ...(base?.metadata ?? {}), name: this.opts.name, namespace: this.opts.namespace },
       spec: {
         holderIdentity: this.opts.identity,
-        leaseDurationSeconds: this.leaseSeconds,
+        leaseDurationSeconds: this.leaseMs / 1000,
         renewTime: now,
         acquireTime: acquire ? now : base?.spec?.acquireTime ? microTime(new Date(base.spec.acquireTime as unknown as string)) : now,
         leaseTransitions: (base?.spec?.leaseTransitions ?? 0) + (acquire ? 1 : 0),
@@ -110,9 +131,11 @@ export class LeaderElector {
     } as unknown as V1Lease;
   }
 
-  private expired(lease: V1Lease): boolean {
-    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime as unknown as string).getTime() : 0;
-    return renewed + (lease.spec?.leaseDurationSeconds ?? this.leaseSeconds) * 1000 < this.now().getTime();
+  /** Records a change of the Lease as seen from the server; returns how long it has been unchanged. */
+  private unchangedFor(lease: V1Lease): number {
+    const rv = lease.metadata?.resourceVersion ?? '';
+    if (this.observed?.rv !== rv) this.observed = { rv, at: this.mono() };
+    return this.mono() - this.observed.at;
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
@@ -122,14 +145,20 @@ export class LeaderElector {
       lease = await this.api.readNamespacedLease({ name, namespace });
     } catch (err) {
       if (httpCode(err) !== 404) throw err;
-      await this.api.createNamespacedLease({ namespace, body: this.desired(undefined, true) });
-      return true;
+      return this.write(() => this.api.createNamespacedLease({ namespace, body: this.desired(undefined, true) }));
     }
+    const unchanged = this.unchangedFor(lease);
     const holder = lease.spec?.holderIdentity;
-    if (holder && holder !== identity && !this.expired(lease)) return false;
+    const duration = (lease.spec?.leaseDurationSeconds ?? this.leaseMs / 1000) * 1000;
+    if (holder && holder !== identity && unchanged < duration) return false;
+    // resourceVersion in the body makes this a compare-and-swap: a concurrent winner gets 409 for us.
+    return this.write(() => this.api.replaceNamespacedLease({ name, namespace, body: this.desired(lease, holder !== identity) }));
+  }
+
+  private async write(send: () => Promise<V1Lease>): Promise<boolean> {
     try {
-      // resourceVersion in the body makes this a compare-and-swap: a concurrent winner gets 409 for us.
-      await this.api.replaceNamespacedLease({ name, namespace, body: this.desired(lease, holder !== identity) });
+      const written = await send();
+      this.observed = { rv: written.metadata?.resourceVersion ?? '', at: this.mono() };
       return true;
     } catch (err) {
       if (httpCode(err) === 409) return false;

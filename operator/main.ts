@@ -2,8 +2,9 @@
 /** Entry point of the Portcullis operator. */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../extauthz/logger.js';
-import { loadKubeConfig } from '../extauthz/kube/informer.js';
+import { pino } from 'pino';
+import { PortcullisError } from '../extauthz/errors.js';
+import { loadKubeConfig } from '../kube/config.js';
 import { cleanup } from './cleanup.js';
 import { CLEANUP_HELP, OPERATOR_HELP, parseCleanupArgs, parseOperatorArgs } from './config.js';
 import { runOperator } from './manager.js';
@@ -24,7 +25,8 @@ async function runCleanup(argv: string[]): Promise<number> {
     await cleanup(loadKubeConfig(cfg.kubeconfig), { ...(cfg.deployment ? { deployment: cfg.deployment } : {}), timeoutMs: cfg.timeoutMs, log: (l) => process.stdout.write(`cleanup: ${l}\n`) });
     return 0;
   } catch (err) {
-    process.stderr.write(`portcullis-operator cleanup: ${(err as Error).message}\n`);
+    const code = err instanceof PortcullisError ? `${err.code}: ` : '';
+    process.stderr.write(`portcullis-operator cleanup: ${code}${(err as Error).message}\n`);
     return 1;
   }
 }
@@ -42,8 +44,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(OPERATOR_HELP + '\n');
     return 0;
   }
-  const log = createLogger(cfg.logLevel);
-  const running = await runOperator(cfg, loadKubeConfig(cfg.kubeconfig), log, () => {
+  const log = pino({ level: cfg.logLevel, base: { service: 'portcullis-operator' } }, pino.destination({ fd: 2, sync: false }));
+  let kc;
+  try {
+    kc = loadKubeConfig(cfg.kubeconfig);
+  } catch (err) {
+    const code = err instanceof PortcullisError ? `${err.code}: ` : '';
+    process.stderr.write(`portcullis-operator: ${code}${(err as Error).message}\n`);
+    return 1;
+  }
+  const running = await runOperator(cfg, kc, log, () => {
     // Exit so the replica restarts as a follower with fresh state.
     process.exit(1);
   });

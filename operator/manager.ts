@@ -1,21 +1,25 @@
 /**
  * Wires the operator: informers feed keyed work queues; the queues run the reconcilers only while
  * this replica leads; HTTP serves health, readiness and metrics. Informers run on every replica,
- * so a new leader starts with warm caches.
+ * so a new leader starts with warm caches. Events are filtered before they reach a queue: the
+ * operator's own status and child writes are not work, and a Service change wakes only the
+ * policies that target it (an index, not a scan).
  */
-import { CoreV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ResilientInformer } from '../extauthz/kube/informer.js';
-import { customPath, listCustom, PLURAL } from '../extauthz/kube/resources.js';
-import { createHttpServer } from '../extauthz/server/http.js';
+import { objectKey, ResilientInformer } from '../kube/informer.js';
+import { customPath, listCustom, PLURAL } from '../kube/resources.js';
 import type { OperatorConfig } from './config.js';
-import { OperatorClient } from './kube-client.js';
+import { createProbeServer, listen } from './http.js';
+import { childKey, OperatorClient, statusKey } from './kube-client.js';
 import { LeaderElector } from './leader.js';
+import { OwnWrites } from './own-writes.js';
 import { WorkQueue } from './queue.js';
 import { PolicyReconciler, TenantReconciler } from './reconcile.js';
+import { NamespacedServices } from './services.js';
 import { watchTargets } from './targets.js';
 import { PolicyValidation } from './validation.js';
 import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS } from './translate.js';
@@ -26,6 +30,8 @@ class OperatorMetrics {
   readonly duration = new Histogram({ name: 'portcullis_operator_reconcile_duration_seconds', help: 'Reconcile duration.', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly depth = new Gauge({ name: 'portcullis_operator_queue_depth', help: 'Keys waiting in the work queue.', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly leader = new Gauge({ name: 'portcullis_operator_leader', help: '1 while this replica holds the Lease.', registers: [this.registry] });
+  readonly skipped = new Counter({ name: 'portcullis_operator_own_write_events_total', help: 'Watch events of the operator\'s own writes, not re-queued.', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly serviceNamespaces = new Gauge({ name: 'portcullis_operator_service_watch_namespaces', help: 'Namespaces whose Services are watched (some policy there targets a Service).', registers: [this.registry] });
 }
 
 /** Runs a reconcile only while leading, with its duration and result counted and failures logged. */
@@ -46,28 +52,19 @@ function timedReconcile(ctx: { metrics: OperatorMetrics; log: Logger; isLeading:
   };
 }
 
-/** Drift: an edited or deleted child re-enqueues its policy, whose reconcile applies it again. */
-function childInformers(kc: KubeConfig, cfg: OperatorConfig, enqueue: (key: string) => void, onError: (what: string) => (err: unknown) => void): ResilientInformer<KubernetesObject>[] {
-  const objects = KubernetesObjectApi.makeApiClient(kc);
-  const selector = `${LABEL_MANAGED_BY}=${FIELD_MANAGER}`;
-  const enabled = OUTPUT_KINDS.filter((k) => (k.output === 'istio' ? cfg.outputs.istio : cfg.outputs.envoyGateway));
-  return enabled.map((k) => new ResilientInformer<KubernetesObject>({
-    kubeConfig: kc, path: `/apis/${k.apiVersion}/${k.plural}`, labelSelector: selector, onError: onError(k.plural),
-    list: () => objects.list(k.apiVersion, k.kind, undefined, undefined, undefined, undefined, undefined, selector),
-    onChange: (o) => {
-      const owner = o.metadata?.labels?.[LABEL_POLICY];
-      if (owner) enqueue(`${o.metadata?.namespace ?? ''}/${owner}`);
-    },
-  }));
+interface PolicyLike extends KubernetesObject {
+  spec?: { targetRefs?: { kind?: string; name?: string }[] };
 }
 
-function listen(http: Server, address: string): Promise<void> {
-  const i = address.lastIndexOf(':');
-  return new Promise<void>((resolve) => http.listen(Number(address.slice(i + 1)), address.slice(0, i).replace(/^\[|\]$/g, ''), resolve));
+/** `ns/name` of each Service the policy targets. */
+function serviceTargets(p: PolicyLike): string[] {
+  const ns = p.metadata?.namespace ?? '';
+  return (p.spec?.targetRefs ?? []).filter((r) => r.kind === 'Service' && r.name).map((r) => `${ns}/${r.name}`);
 }
 
-function key(o: KubernetesObject): string {
-  return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
 }
 
 export interface RunningOperator {
@@ -76,88 +73,186 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
-export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logger, onLostLeadership: () => void): Promise<RunningOperator> {
-  const metrics = new OperatorMetrics();
-  const client = new OperatorClient(kc);
-  let leading = !cfg.leaderElect;
-  const onError = (what: string) => (err: unknown) => log.warn({ err: String(err), what }, 'watch failed; retrying');
-  const timed = (kind: string, fn: (k: string) => Promise<void>): ((k: string) => Promise<void>) => timedReconcile({ metrics, log, isLeading: () => leading }, kind, fn);
-  // The queues and the informers reference each other; the holder breaks the cycle.
-  const queues: { policy?: WorkQueue; tenant?: WorkQueue } = {};
-  const enqueueNamespace = (ns: string | undefined): void => {
-    for (const p of policies.list(ns)) queues.policy?.add(key(p));
-  };
-  const services = new ResilientInformer<KubernetesObject>({
-    kubeConfig: kc, path: '/api/v1/services', onError: onError('services'),
-    list: async () => (await kc.makeApiClient(CoreV1Api).listServiceForAllNamespaces()) as KubernetesListObject<KubernetesObject>,
-    onChange: (svc) => enqueueNamespace(svc.metadata?.namespace ?? ''),
-  });
-  // Every ApiPolicy/Tenant event also reaches the validation, which ignores status-only updates.
-  const watched = (kind: 'ApiPolicy' | 'Tenant'): ResilientInformer<KubernetesObject> => new ResilientInformer({
-    kubeConfig: kc, path: customPath(PLURAL[kind]), list: listCustom(kc, PLURAL[kind]), onError: onError(PLURAL[kind]),
-    onChange: (o, event) => {
-      validation.observe(kind, o, event);
-      (kind === 'ApiPolicy' ? queues.policy : queues.tenant)?.add(key(o));
+/** Everything runOperator builds, so its helpers can share it. */
+interface Wiring {
+  cfg: OperatorConfig;
+  kc: KubeConfig;
+  log: Logger;
+  metrics: OperatorMetrics;
+  own: OwnWrites;
+  leading: boolean;
+  /** Every informer synced: before that a reconcile would see half a cluster. */
+  synced: boolean;
+  policyQueue?: WorkQueue;
+  tenantQueue?: WorkQueue;
+  /** Sees every ApiPolicy and Tenant event (it ignores status-only ones itself). */
+  validation?: PolicyValidation;
+}
+
+function enqueue(w: Wiring, queue: 'policyQueue' | 'tenantQueue', key: string): void {
+  if (w.leading && w.synced) w[queue]?.add(key);
+}
+
+/** True when the event is the echo of our own write (counted, not queued). */
+function ownEcho(w: Wiring, kind: string, key: string, o: KubernetesObject): boolean {
+  if (!w.own.observe(key, o.metadata?.resourceVersion)) return false;
+  w.metrics.skipped.inc({ kind });
+  return true;
+}
+
+function onError(w: Wiring, what: string): (err: unknown) => void {
+  return (err) => w.log.warn({ err: String(err), what }, 'list/watch failed; retrying');
+}
+
+/** Drift: an edited or deleted child re-enqueues its policy, whose reconcile applies it again. */
+function childInformers(w: Wiring): Map<string, ResilientInformer<KubernetesObject>> {
+  const objects = KubernetesObjectApi.makeApiClient(w.kc);
+  const selector = `${LABEL_MANAGED_BY}=${FIELD_MANAGER}`;
+  const enabled = OUTPUT_KINDS.filter((k) => (k.output === 'istio' ? w.cfg.outputs.istio : w.cfg.outputs.envoyGateway));
+  const owner = (o: KubernetesObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.labels?.[LABEL_POLICY] ?? ''}`;
+  const informers = new Map<string, ResilientInformer<KubernetesObject>>();
+  for (const k of enabled) {
+    informers.set(k.kind, new ResilientInformer<KubernetesObject>({
+      kubeConfig: w.kc, path: `/apis/${k.apiVersion}/${k.plural}`, labelSelector: selector, onError: onError(w, k.plural),
+      list: () => objects.list(k.apiVersion, k.kind, undefined, undefined, undefined, undefined, undefined, selector),
+      indexes: { owner: (o) => [owner(o)] },
+      onChange: (o, event) => {
+        const key = childKey({ ...o, apiVersion: k.apiVersion, kind: k.kind });
+        if (event === 'delete') w.own.forget(key);
+        else if (ownEcho(w, k.kind, key, o)) return;
+        if (o.metadata?.labels?.[LABEL_POLICY]) enqueue(w, 'policyQueue', owner(o));
+      },
+    }));
+  }
+  return informers;
+}
+
+function policyInformer(w: Wiring, onTargetsChanged: (namespace: string) => void): ResilientInformer<PolicyLike> {
+  return new ResilientInformer<PolicyLike>({
+    kubeConfig: w.kc, path: customPath(PLURAL.ApiPolicy), list: listCustom<PolicyLike>(w.kc, PLURAL.ApiPolicy), onError: onError(w, 'apipolicies'),
+    indexes: { service: serviceTargets, serviceNamespace: (p) => (serviceTargets(p).length > 0 ? [p.metadata?.namespace ?? ''] : []) },
+    onChange: (p, event) => {
+      w.validation?.observe('ApiPolicy', p, event);
+      const ns = p.metadata?.namespace ?? '';
+      const sk = statusKey(PLURAL.ApiPolicy, ns, p.metadata?.name ?? '');
+      if (event !== 'add') onTargetsChanged(ns);
+      if (event === 'delete') {
+        w.own.forget(sk); // a deleted policy's children go with it (ownerReferences)
+        return;
+      }
+      if (!ownEcho(w, 'ApiPolicy', sk, p)) enqueue(w, 'policyQueue', objectKey(p));
     },
   });
-  const policies = watched('ApiPolicy');
-  const tenants = watched('Tenant');
-  // Accepted: the engine's checks over every cached policy and tenant, one compile shared by all reconciles.
-  const validation = new PolicyValidation({ policies, tenants }, (k) => queues.policy?.add(k));
-  const targets = await watchTargets(kc, { grantNamespace: cfg.outputs.service.namespace, onRoute: enqueueNamespace, onGrant: () => enqueueNamespace(undefined), onError });
-  const deps = { caches: { policies, tenants, services, targets: targets.caches }, client, outputs: cfg.outputs, validation, log };
-  const policyReconciler = new PolicyReconciler(deps);
-  const policyQueue = new WorkQueue(timed('ApiPolicy', (k) => policyReconciler.reconcile(k)));
-  const tenantReconciler = new TenantReconciler(deps, enqueueNamespace);
-  const tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)));
-  queues.policy = policyQueue;
-  queues.tenant = tenantQueue;
+}
 
-  const children = childInformers(kc, cfg, (k) => policyQueue.add(k), onError);
-  const all = [policies, tenants, services, ...targets.informers, ...children];
-  const http: Server = createHttpServer({ ready: () => all.every((i) => i.synced), registry: metrics.registry });
-  await listen(http, cfg.httpAddress);
+function tenantInformer(w: Wiring, enqueueNamespace: (ns: string) => void): ResilientInformer<KubernetesObject> {
+  return new ResilientInformer<KubernetesObject>({
+    kubeConfig: w.kc, path: customPath(PLURAL.Tenant), list: listCustom(w.kc, PLURAL.Tenant), onError: onError(w, 'tenants'),
+    onChange: (t, event) => {
+      w.validation?.observe('Tenant', t, event);
+      if (event !== 'delete' && ownEcho(w, 'Tenant', statusKey(PLURAL.Tenant, t.metadata?.namespace ?? '', t.metadata?.name ?? ''), t)) return;
+      if (event !== 'delete') enqueue(w, 'tenantQueue', objectKey(t));
+      // The namespace's policies validate against its tenants.
+      enqueueNamespace(t.metadata?.namespace ?? '');
+    },
+  });
+}
 
-  const enqueueAll = (): void => {
-    for (const p of policies.list()) queues.policy?.add(key(p));
-    for (const t of tenants.list()) queues.tenant?.add(key(t));
-  };
+function leaderElector(w: Wiring, enqueueAll: () => void, onLostLeadership: () => void): LeaderElector | undefined {
   const setLeading = (on: boolean): void => {
-    leading = on;
-    metrics.leader.set(on ? 1 : 0);
+    w.leading = on;
+    w.metrics.leader.set(on ? 1 : 0);
     if (on) {
-      log.info({ identity: cfg.identity }, 'became leader');
+      w.log.info({ identity: w.cfg.identity }, 'became leader');
       enqueueAll();
       return;
     }
-    log.error({ identity: cfg.identity }, 'lost leadership');
+    w.log.error({ identity: w.cfg.identity }, 'lost leadership');
     onLostLeadership();
   };
-  const elector = cfg.leaderElect
-    ? new LeaderElector(kc, { namespace: cfg.leaseNamespace, name: cfg.leaseName, identity: cfg.identity, onStartedLeading: () => setLeading(true), onStoppedLeading: () => setLeading(false) })
-    : undefined;
-  if (!elector) metrics.leader.set(1);
+  if (!w.cfg.leaderElect) return undefined;
+  return new LeaderElector(w.kc, { namespace: w.cfg.leaseNamespace, name: w.cfg.leaseName, identity: w.cfg.identity, onStartedLeading: () => setLeading(true), onStoppedLeading: () => setLeading(false) });
+}
+
+export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logger, onLostLeadership: () => void): Promise<RunningOperator> {
+  const w: Wiring = { cfg, kc, log, metrics: new OperatorMetrics(), own: new OwnWrites(), leading: !cfg.leaderElect, synced: false };
+  const enqueueNamespace = (ns: string): void => {
+    for (const p of policies.list(ns)) enqueue(w, 'policyQueue', objectKey(p));
+  };
+  const services = new NamespacedServices({
+    kubeConfig: kc,
+    onChange: (svc) => {
+      for (const p of policies.byIndex('service', objectKey(svc))) enqueue(w, 'policyQueue', objectKey(p));
+    },
+    onError: (namespace, err) => log.warn({ err: String(err), what: 'services', namespace }, 'list/watch failed; retrying'),
+  });
+  const releaseServices = (ns: string): void => {
+    if (policies.count('serviceNamespace', ns) === 0) void services.release(ns);
+  };
+  const policies = policyInformer(w, releaseServices);
+  const tenants = tenantInformer(w, enqueueNamespace);
+  const children = childInformers(w);
+  // Accepted: the engine's PolicyStore over every cached policy and tenant, shared by all reconciles.
+  w.validation = new PolicyValidation({ policies, tenants }, (k) => enqueue(w, 'policyQueue', k));
+  const targets = await watchTargets(kc, {
+    grantNamespace: cfg.outputs.service.namespace,
+    onRoute: enqueueNamespace,
+    onGrant: () => {
+      for (const p of policies.list()) enqueue(w, 'policyQueue', objectKey(p));
+    },
+    onError: (what) => onError(w, what),
+  });
+  const client = new OperatorClient(kc, {
+    own: w.own,
+    children: (kind, ns, policy) => children.get(kind)?.byIndex('owner', `${ns}/${policy}`) ?? [],
+    cached: (plural, ns, name) => (plural === PLURAL.ApiPolicy ? policies : tenants).get(name, ns),
+    requeue: (plural, ns, name) => enqueue(w, plural === PLURAL.Tenant ? 'tenantQueue' : 'policyQueue', `${ns}/${name}`),
+  });
+  const deps = { caches: { policies, tenants, services, targets: targets.caches }, client, outputs: cfg.outputs, validation: w.validation, log };
+  const policyReconciler = new PolicyReconciler(deps);
+  const tenantReconciler = new TenantReconciler(deps, () => undefined); // tenant events enqueue the namespace themselves
+  const timed = (kind: string, fn: (k: string) => Promise<void>): ((k: string) => Promise<void>) => timedReconcile({ metrics: w.metrics, log, isLeading: () => w.leading }, kind, fn);
+  w.policyQueue = new WorkQueue(timed('ApiPolicy', async (k) => {
+    const [ns, name] = splitKey(k);
+    const p = policies.get(name, ns);
+    if (p && serviceTargets(p).length > 0) await services.ensure(ns);
+    await policyReconciler.reconcile(k);
+  }), { workers: cfg.workers });
+  w.tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)), { workers: Math.min(cfg.workers, 4) });
+
+  const all = [policies, tenants, ...targets.informers, ...children.values()];
+  const http: Server = createProbeServer(() => all.every((i) => i.synced), w.metrics.registry);
+  await listen(http, cfg.httpAddress);
+
+  const enqueueAll = (): void => {
+    for (const p of policies.list()) enqueue(w, 'policyQueue', objectKey(p));
+    for (const t of tenants.list()) enqueue(w, 'tenantQueue', objectKey(t));
+  };
+  const elector = leaderElector(w, enqueueAll, onLostLeadership);
+  w.metrics.leader.set(elector ? 0 : 1);
   await Promise.all(all.map((i) => i.start()));
-  log.info({ outputs: cfg.outputs, leaderElect: cfg.leaderElect }, 'operator caches synced');
+  w.synced = true;
+  log.info({ outputs: cfg.outputs, leaderElect: cfg.leaderElect, policies: policies.size, tenants: tenants.size }, 'operator caches synced');
   if (elector) elector.start();
   else enqueueAll();
-  const depthTimer = setInterval(() => {
-    metrics.depth.set({ kind: 'ApiPolicy' }, policyQueue.depth);
-    metrics.depth.set({ kind: 'Tenant' }, tenantQueue.depth);
+  const gauges = setInterval(() => {
+    w.metrics.depth.set({ kind: 'ApiPolicy' }, w.policyQueue?.depth ?? 0);
+    w.metrics.depth.set({ kind: 'Tenant' }, w.tenantQueue?.depth ?? 0);
+    w.metrics.serviceNamespaces.set(services.namespaces.length);
   }, 1000);
-  depthTimer.unref();
+  gauges.unref();
 
   return {
     httpPort: (http.address() as AddressInfo).port,
     get isLeader() {
-      return leading;
+      return w.leading;
     },
     stop: async () => {
-      clearInterval(depthTimer);
-      policyQueue.stop();
-      tenantQueue.stop();
+      clearInterval(gauges);
+      w.policyQueue?.stop();
+      w.tenantQueue?.stop();
       await elector?.stop();
-      await Promise.all(all.map((i) => i.stop()));
+      await Promise.all([...all.map((i) => i.stop()), services.stop()]);
       await new Promise<void>((r) => http.close(() => r()));
     },
   };

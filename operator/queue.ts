@@ -1,12 +1,15 @@
 /**
  * A keyed work queue in the client-go style: duplicate keys merge while waiting, a key is never
  * processed by two workers at once (a key re-added while it runs is processed again after), and
- * failures back off per key (5 ms doubling to ~1000 s) under a global token bucket.
+ * only failures are rate limited — the delay of a retry is the larger of the key's exponential
+ * backoff (5 ms doubling to ~1000 s) and a global token bucket (10/s, burst 100), as client-go's
+ * DefaultControllerRateLimiter. A first add, or an add for a change, runs as soon as a worker is
+ * free: limiting those would make a cold start of 10,000 policies take 1,000 s.
  */
 export interface QueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
-  /** Global rate limit: sustained keys per second and burst. */
+  /** Global rate limit of retries: sustained keys per second and burst. */
   qps?: number;
   burst?: number;
   workers?: number;
@@ -15,18 +18,39 @@ export interface QueueOptions {
 
 export type Handler = (key: string) => Promise<void>;
 
+/** client-go's BucketRateLimiter: each retry reserves a token; the wait is until it exists. */
+class TokenBucket {
+  private tokens: number;
+  private last: number;
+  constructor(
+    private readonly qps: number,
+    private readonly burst: number,
+    private readonly now: () => number,
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  /** Reserves one token; returns how long until it is available (0: now). */
+  reserve(): number {
+    const now = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.qps);
+    this.last = now;
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.qps) * 1000);
+  }
+}
+
 export class WorkQueue {
   private readonly pending = new Set<string>();
   private readonly order: string[] = [];
+  private head = 0;
   private readonly running = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  private tokens: number;
-  private lastRefill: number;
-  private active = 0;
+  private readonly bucket: TokenBucket;
   private stopped = false;
-  private wake: NodeJS.Timeout | undefined;
   private readonly opts: Required<QueueOptions>;
 
   constructor(
@@ -34,12 +58,17 @@ export class WorkQueue {
     options: QueueOptions = {},
   ) {
     this.opts = { baseDelayMs: 5, maxDelayMs: 1_000_000, qps: 10, burst: 100, workers: 2, now: () => Date.now(), ...options };
-    this.tokens = this.opts.burst;
-    this.lastRefill = this.opts.now();
+    this.bucket = new TokenBucket(this.opts.qps, this.opts.burst, this.opts.now);
   }
 
+  /** Keys waiting for a worker (not those running or waiting out a backoff). */
   get depth(): number {
     return this.pending.size;
+  }
+
+  /** Keys waiting out a retry backoff. */
+  get retrying(): number {
+    return this.timers.size;
   }
 
   add(key: string): void {
@@ -54,18 +83,21 @@ export class WorkQueue {
     this.pump();
   }
 
-  /** Re-adds the key after its per-key backoff. */
-  addRateLimited(key: string): void {
+  /** Re-adds the key after max(its backoff, the global bucket's wait). Returns the delay. */
+  addRateLimited(key: string): number {
     const n = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, n);
-    const delay = Math.min(this.opts.baseDelayMs * 2 ** (n - 1), this.opts.maxDelayMs);
-    clearTimeout(this.timers.get(key));
+    const backoff = Math.min(this.opts.baseDelayMs * 2 ** (n - 1), this.opts.maxDelayMs);
+    const delay = Math.max(backoff, this.bucket.reserve());
+    if (this.timers.has(key)) return delay; // already scheduled: client-go keeps the earlier one
     this.timers.set(key, setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, delay));
+    return delay;
   }
 
+  /** The key succeeded: its next failure starts from the base delay again. */
   forget(key: string): void {
     this.failures.delete(key);
   }
@@ -73,29 +105,26 @@ export class WorkQueue {
   stop(): void {
     this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t);
-    clearTimeout(this.wake);
+    this.timers.clear();
   }
 
-  private takeToken(): boolean {
-    const now = this.opts.now();
-    this.tokens = Math.min(this.opts.burst, this.tokens + ((now - this.lastRefill) / 1000) * this.opts.qps);
-    this.lastRefill = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+  private next(): string | undefined {
+    if (this.head >= this.order.length) return undefined;
+    const key = this.order[this.head++];
+    // Compact now and then, so a long-lived queue's array does not grow without bound.
+    if (this.head > 1024 && this.head * 2 > this.order.length) {
+      this.order.splice(0, this.head);
+      this.head = 0;
+    }
+    return key;
   }
 
   private pump(): void {
-    while (!this.stopped && this.active < this.opts.workers && this.order.length > 0) {
-      if (!this.takeToken()) {
-        clearTimeout(this.wake);
-        this.wake = setTimeout(() => this.pump(), Math.ceil(1000 / this.opts.qps));
-        return;
-      }
-      const key = this.order.shift()!;
+    while (!this.stopped && this.running.size < this.opts.workers) {
+      const key = this.next();
+      if (key === undefined) return;
       this.pending.delete(key);
       this.running.add(key);
-      this.active++;
       void this.run(key);
     }
   }
@@ -108,7 +137,6 @@ export class WorkQueue {
       this.addRateLimited(key);
     } finally {
       this.running.delete(key);
-      this.active--;
       if (this.dirty.delete(key)) this.add(key);
       this.pump();
     }

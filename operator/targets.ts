@@ -6,8 +6,8 @@
  * grants, and an informer on an absent resource would never sync.
  */
 import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-import { ResilientInformer } from '../extauthz/kube/informer.js';
-import { httpCode } from './kube-client.js';
+import { ResilientInformer } from '../kube/informer.js';
+import { httpCode } from '../kube/errors.js';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 

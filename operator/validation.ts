@@ -11,7 +11,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { generationFingerprint, PolicyStore, type ObjectReport } from '../extauthz/policy/store.js';
 import { JwksCache, TenantDirectory } from '../extauthz/policy/tenants.js';
-import { sourcesFrom } from '../extauthz/kube/policy-source.js';
+import { sourcesFrom } from '../kube/objects.js';
 import type { PolicyError } from '../extauthz/errors.js';
 
 interface Lister {

@@ -7,44 +7,14 @@
  * that leave the generation alone (status writes, labels, annotations) schedule nothing. Ready
  * only after the first sync; while the API server is unreachable the last snapshot keeps serving.
  */
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { secretValues } from '../policy/load.js';
-import type { ApiPolicyObject, ObjectMeta, PolicySources, SecretObject, TenantObject } from '../policy/model.js';
+import { ResilientInformer } from '../../kube/informer.js';
+import { sourcesFrom, type Raw } from '../../kube/objects.js';
+import { API_KEY_SECRET_LABEL, customPath, listCustom, listSecrets, PLURAL } from '../../kube/resources.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
-import { JwksCache } from '../policy/tenants.js';
 import { generationFingerprint, PolicyStore, type ApplyResult, type StoreInput } from '../policy/store.js';
-import { ResilientInformer } from './informer.js';
-import { API_KEY_SECRET_LABEL, customPath, listCustom, listSecrets, PLURAL } from './resources.js';
-
-interface Raw extends KubernetesObject {
-  spec?: unknown;
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
-}
-
-export function toMeta(o: KubernetesObject): ObjectMeta {
-  const m = o.metadata ?? {};
-  const created = m.creationTimestamp as unknown;
-  return {
-    name: m.name ?? '',
-    namespace: m.namespace ?? 'default',
-    ...(m.generation !== undefined ? { generation: m.generation } : {}),
-    ...(m.uid ? { uid: m.uid } : {}),
-    ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
-    ...(created ? { creationTimestamp: created instanceof Date ? created.toISOString() : String(created) } : {}),
-    ...(m.labels ? { labels: m.labels } : {}),
-  };
-}
-
-/** Cluster objects → the same sources the folder loader produces. */
-export function sourcesFrom(policies: readonly Raw[], tenants: readonly Raw[], secrets: readonly Raw[]): PolicySources {
-  return {
-    policies: policies.filter((p) => p.spec).map((p): ApiPolicyObject => ({ kind: 'ApiPolicy', metadata: toMeta(p), spec: p.spec as ApiPolicyObject['spec'], origin: {} })),
-    tenants: tenants.filter((t) => t.spec).map((t): TenantObject => ({ kind: 'Tenant', metadata: toMeta(t), spec: t.spec as TenantObject['spec'], origin: {} })),
-    secrets: secrets.map((s): SecretObject => ({ kind: 'Secret', metadata: toMeta(s), values: secretValues(s.data, s.stringData), origin: {} })),
-  };
-}
+import { JwksCache } from '../policy/tenants.js';
 
 export interface KubeSourceOptions {
   kubeConfig: KubeConfig;

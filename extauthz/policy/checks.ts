@@ -20,8 +20,7 @@
  */
 import { PolicyError, type SourceLocation } from '../errors.js';
 import type { PathTemplate } from './paths.js';
-import type { CompiledTenant } from './tenants.js';
-import type { PrincipalType } from './model.js';
+import type { PrincipalType, TenantSpec } from './model.js';
 
 /** The parts of a compiled rule the checks read (CompiledRule fits). */
 export interface RuleShape {
@@ -38,8 +37,17 @@ export interface RuleShape {
   quotas?: readonly ({ kind: 'inline' } | { kind: 'tenant'; name: string })[];
 }
 
-export interface TenantEntry {
-  tenant: CompiledTenant;
+/** The parts of a compiled tenant the identity checks read (tenants.ts's CompiledTenant fits). */
+export interface IdentityClaimant {
+  key: string;
+  name: string;
+  spec: TenantSpec;
+  jwt?: { issuer: string; audiences: readonly string[] };
+  apiKeys?: { header: string; digests: readonly { id: string; digest: Buffer }[] };
+}
+
+export interface TenantEntry<T extends IdentityClaimant = IdentityClaimant> {
+  tenant: T;
   /** creationTimestamp, then namespace/name: the snapshot's age order. */
   age: string;
   where: SourceLocation;
@@ -98,13 +106,13 @@ export function subjectPatternsOverlap(a: string, b: string): boolean {
   return globsOverlap(a.toLowerCase(), b.toLowerCase());
 }
 
-function jwtOverlap(a: CompiledTenant, b: CompiledTenant): string | undefined {
+function jwtOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
   if (!a.jwt || !b.jwt || a.jwt.issuer !== b.jwt.issuer) return undefined;
   const shared = a.jwt.audiences.find((x) => b.jwt!.audiences.includes(x));
   return shared === undefined ? undefined : `both accept JWT issuer ${a.jwt.issuer} with audience ${shared}`;
 }
 
-function mtlsOverlap(a: CompiledTenant, b: CompiledTenant): string | undefined {
+function mtlsOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
   const ma = a.spec.identity.mtls;
   const mb = b.spec.identity.mtls;
   if (!ma || !mb) return undefined;
@@ -119,7 +127,7 @@ function mtlsOverlap(a: CompiledTenant, b: CompiledTenant): string | undefined {
   return undefined;
 }
 
-function apiKeyOverlap(a: CompiledTenant, b: CompiledTenant): string | undefined {
+function apiKeyOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
   if (!a.apiKeys || !b.apiKeys || a.apiKeys.header !== b.apiKeys.header) return undefined;
   const digests = new Set(a.apiKeys.digests.map((d) => d.digest.toString('hex')));
   const shared = b.apiKeys.digests.find((d) => digests.has(d.digest.toString('hex')));
@@ -127,7 +135,7 @@ function apiKeyOverlap(a: CompiledTenant, b: CompiledTenant): string | undefined
 }
 
 /** Why one credential could bind to both tenants, or undefined. */
-export function identityOverlap(a: CompiledTenant, b: CompiledTenant): string | undefined {
+export function identityOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
   return jwtOverlap(a, b) ?? mtlsOverlap(a, b) ?? apiKeyOverlap(a, b);
 }
 
@@ -135,8 +143,8 @@ export function identityOverlap(a: CompiledTenant, b: CompiledTenant): string | 
  * The tenants of one namespace in age order, each kept only when no older kept tenant shares an
  * identity with it; the refused ones get a POLICY_CONFLICT naming both and what they share.
  */
-export function resolveIdentityOverlaps(entries: readonly TenantEntry[]): { kept: TenantEntry[]; problems: PolicyError[] } {
-  const kept: TenantEntry[] = [];
+export function resolveIdentityOverlaps<T extends IdentityClaimant>(entries: readonly TenantEntry<T>[]): { kept: TenantEntry<T>[]; problems: PolicyError[] } {
+  const kept: TenantEntry<T>[] = [];
   const problems: PolicyError[] = [];
   for (const e of [...entries].sort(byAge)) {
     const clash = firstClash(kept, e);
@@ -205,12 +213,19 @@ export class HostClaims {
 
 // ---- references: tenants and quotas -------------------------------------------------------------
 
+/** A tenant as the reference checks read it (CompiledTenant fits). */
+interface ReferencedTenant {
+  name: string;
+  principalType: PrincipalType;
+  quotas?: ReadonlyMap<string, unknown>;
+}
+
 export interface TenantView {
-  byName: ReadonlyMap<string, CompiledTenant>;
+  byName: ReadonlyMap<string, ReferencedTenant>;
 }
 
 /** The tenants a rule can apply to: its tenant list and principal types, within the namespace. */
-function applicableTenants(rule: RuleShape, dir: TenantView): CompiledTenant[] {
+function applicableTenants(rule: RuleShape, dir: TenantView): ReferencedTenant[] {
   return [...dir.byName.values()].filter((t) => (!rule.tenants || rule.tenants.has(t.name)) && (!rule.types || rule.types.has(t.principalType)));
 }
 

@@ -279,7 +279,7 @@ export class PolicyStore {
     }
     for (const ns of touched) {
       const entries = (byNs.get(ns) ?? []).sort((a, b) => (a[1].age < b[1].age ? -1 : a[1].age > b[1].age ? 1 : 0));
-      const kept: TenantEntry[] = [];
+      const kept: TenantEntry<CompiledTenant>[] = [];
       for (const [key, state] of entries) this.chooseTenant(key, state, kept);
       const dir = kept.length > 0 ? directoryOf(kept.map((k) => k.tenant)) : undefined;
       if (dir) this.directories.set(ns, dir);
@@ -289,9 +289,9 @@ export class PolicyStore {
     return changes;
   }
 
-  private chooseTenant(key: string, state: TenantState, kept: TenantEntry[]): void {
+  private chooseTenant(key: string, state: TenantState, kept: TenantEntry<CompiledTenant>[]): void {
     const where = { ...(state.obj?.origin ?? {}), object: `Tenant ${key}` };
-    const entry = (tenant: CompiledTenant): TenantEntry => ({ tenant, age: state.age, where });
+    const entry = (tenant: CompiledTenant): TenantEntry<CompiledTenant> => ({ tenant, age: state.age, where });
     const chosen = pickTenant(state, (t) => firstClash(kept, entry(t)));
     state.serving = chosen;
     if (chosen) kept.push(entry(chosen));

@@ -206,7 +206,7 @@ export function compileTenants(
   opts: TenantCompileOptions = {},
 ): { directories: Map<string, TenantDirectory>; problems: PolicyError[] } {
   const secretMap = new Map(secrets.map((s) => [objectKey(s), s]));
-  const byNamespace = new Map<string, TenantEntry[]>();
+  const byNamespace = new Map<string, TenantEntry<CompiledTenant>[]>();
   const problems: PolicyError[] = [];
   for (const t of tenants) {
     const compiled = tryCompileTenant(t, secretMap, jwks, opts);

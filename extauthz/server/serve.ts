@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { ServeConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { FolderPolicySource } from '../policy/folder-source.js';
-import { loadKubeConfig } from '../kube/informer.js';
+import { loadKubeConfig } from '../../kube/config.js';
 import { KubernetesPolicySource } from '../kube/policy-source.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { AuditSink, QuotaPhase } from '../pipeline/hooks.js';

@@ -1,6 +1,6 @@
 /** Where the Portcullis resources live in the Kubernetes API. */
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-import { GROUP } from '../policy/model.js';
+import { GROUP } from '../extauthz/policy/model.js';
 
 export const VERSION = 'v1alpha1';
 export const PLURAL = { ApiPolicy: 'apipolicies', Tenant: 'tenants' } as const;

@@ -1,0 +1,190 @@
+/**
+ * Operator scale on the test control plane (real etcd + kube-apiserver with the upstream CRDs):
+ * N ApiPolicies exist before the operator starts; the clock runs from spawning the operator
+ * process (cold: no cache, no children) until every policy reports Ready=True for its current
+ * generation. Then, at that scale: a deleted child is restored (drift), and a child deleted while
+ * the operator was down is restored after a restart. The operator's peak RSS (VmHWM) sizes the
+ * chart's memory defaults.
+ *
+ *   node dist/test/bench/cluster-scale.js [--policies 10000] [--namespaces 20] [--workers 16] [--quick]
+ */
+import { CustomObjectsApi, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ResilientInformer } from '../../kube/informer.js';
+import { customPath, listCustom, PLURAL } from '../../kube/resources.js';
+import { freePort, startTestCluster, type TestCluster } from '../cluster/cluster.js';
+import { fmt, formatText, type Table } from './table.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '../../..');
+const argv = process.argv.slice(2);
+const arg = (name: string, d: string): string => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1]! : d;
+};
+const QUICK = argv.includes('--quick');
+const N = Number(arg('--policies', QUICK ? '1000' : '10000'));
+const NAMESPACES = Number(arg('--namespaces', '20'));
+const WORKERS = arg('--workers', '16');
+const READY_TIMEOUT_MS = 300_000;
+
+interface Policy extends KubernetesObject {
+  status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+}
+
+const ns = (j: number): string => `scale-${j}`;
+
+function policy(i: number): Policy & { spec: unknown } {
+  return {
+    apiVersion: 'portcullis.io/v1alpha1',
+    kind: 'ApiPolicy',
+    metadata: { name: `p${i}`, namespace: ns(i % NAMESPACES) },
+    spec: {
+      hosts: [`p${i}.scale.example`],
+      targetRefs: [{ kind: 'Service', name: 'api' }],
+      rules: [{ name: 'read', methods: ['GET'], principals: { types: ['consumer'] } }],
+    },
+  } as Policy & { spec: unknown };
+}
+
+/** Runs `fn` over 0..n-1 with `concurrency` in flight. */
+async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n) await fn(next++);
+  }));
+}
+
+async function seed(cluster: TestCluster, kc: KubeConfig): Promise<number> {
+  const docs = Array.from({ length: NAMESPACES }, (_, j) => `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${ns(j)} }\n---\napiVersion: v1\nkind: Service\nmetadata: { name: api, namespace: ${ns(j)} }\nspec: { selector: { app: api }, ports: [{ port: 8080 }] }\n`);
+  const r = await cluster.kubectl(['apply', '-f', '-'], docs.join('---\n'));
+  if (r.code !== 0) throw new Error(r.stderr);
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const t0 = Date.now();
+  await pool(N, 32, async (i) => {
+    const body = policy(i);
+    await api.createNamespacedCustomObject({ group: 'portcullis.io', version: 'v1alpha1', namespace: body.metadata!.namespace!, plural: 'apipolicies', body });
+  });
+  return (Date.now() - t0) / 1000;
+}
+
+function isReady(p: Policy): boolean {
+  return p.status?.observedGeneration === p.metadata?.generation && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** Counts Ready policies from a watch of the bench's own. */
+class ReadyCounter {
+  readonly ready = new Set<string>();
+  private waiters: (() => void)[] = [];
+  readonly informer: ResilientInformer<Policy>;
+  constructor(kc: KubeConfig) {
+    this.informer = new ResilientInformer<Policy>({
+      kubeConfig: kc, path: customPath(PLURAL.ApiPolicy), list: listCustom<Policy>(kc, PLURAL.ApiPolicy),
+      onChange: (p, ev) => {
+        const k = `${p.metadata?.namespace}/${p.metadata?.name}`;
+        if (ev !== 'delete' && isReady(p)) this.ready.add(k);
+        else this.ready.delete(k);
+        if (this.ready.size >= N) for (const w of this.waiters.splice(0)) w();
+      },
+    });
+  }
+  all(timeoutMs: number): Promise<boolean> {
+    if (this.ready.size >= N) return Promise.resolve(true);
+    return new Promise((res) => {
+      const t = setTimeout(() => res(false), timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        res(true);
+      });
+    });
+  }
+}
+
+interface Operator {
+  proc: ChildProcess;
+  port: number;
+  started: number;
+}
+
+async function startOperator(kubeconfig: string): Promise<Operator> {
+  const port = await freePort();
+  const started = Date.now();
+  const proc = spawn(process.execPath, [join(ROOT, 'dist/operator/main.js'), '--kubeconfig', kubeconfig, '--no-leader-elect', '--outputs', 'istio', '--http-address', `127.0.0.1:${port}`, '--log-level', 'warn', '--workers', WORKERS], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return { proc, port, started };
+}
+
+async function stopOperator(op: Operator): Promise<void> {
+  op.proc.kill('SIGTERM');
+  await new Promise((r) => op.proc.once('exit', r));
+}
+
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function metric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((a, l) => a + Number(l.split(' ').at(-1)), 0);
+}
+
+/** ms until `check` holds, polling every 100 ms. */
+async function timeUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (await check()) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return NaN;
+}
+
+async function childExists(cluster: TestCluster, name: string, namespace: string): Promise<boolean> {
+  return (await cluster.kubectl(['get', 'authorizationpolicies.security.istio.io', name, '-n', namespace, '-o', 'name'])).code === 0;
+}
+
+async function deleteChild(cluster: TestCluster, name: string, namespace: string): Promise<void> {
+  const r = await cluster.kubectl(['delete', 'authorizationpolicies.security.istio.io', name, '-n', namespace, '--wait=false']);
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+async function main(): Promise<void> {
+  const cluster = await startTestCluster({ crdFiles: [join(ROOT, 'crds/tenant.yaml'), join(ROOT, 'crds/apipolicy.yaml')], log: (s) => console.error(`[cluster] ${s}`) });
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+  const counter = new ReadyCounter(kc);
+  try {
+    const createS = await seed(cluster, kc);
+    await counter.informer.start();
+    let op = await startOperator(cluster.kubeconfig);
+    const allReady = await counter.all(READY_TIMEOUT_MS);
+    const readyS = (Date.now() - op.started) / 1000;
+    const reconciles = await metric(op.port, 'portcullis_operator_reconciles_total');
+    const echoes = await metric(op.port, 'portcullis_operator_own_write_events_total');
+    const drift = (await deleteChild(cluster, 'portcullis-p7', ns(7 % NAMESPACES)), await timeUntil(() => childExists(cluster, 'portcullis-p7', ns(7 % NAMESPACES))));
+    const rss = peakRssMiB(op.proc.pid!);
+    await stopOperator(op);
+    await deleteChild(cluster, 'portcullis-p8', ns(8 % NAMESPACES));
+    op = await startOperator(cluster.kubeconfig);
+    const restored = await timeUntil(() => childExists(cluster, 'portcullis-p8', ns(8 % NAMESPACES)), 120_000);
+    const rssWarm = peakRssMiB(op.proc.pid!);
+    await stopOperator(op);
+    const table: Table = {
+      title: `Operator scale: ${N} ApiPolicies in ${NAMESPACES} namespaces, cold start on the test control plane (--workers ${WORKERS}, Istio outputs)`,
+      headers: ['policies', 'create (s)', 'start → all Ready (s)', 'policies/s', 'reconciles', 'own-write echoes skipped', 'drift repair (ms)', 'restart: deleted child back (s)', 'peak RSS cold / restart (MiB)'],
+      rows: [[String(N), fmt(createS, 1), allReady ? fmt(readyS, 1) : `> ${READY_TIMEOUT_MS / 1000} (${counter.ready.size} Ready)`, fmt(N / readyS, 0), String(reconciles), String(echoes), fmt(drift, 0), fmt(restored / 1000, 1), `${fmt(rss, 0)} / ${fmt(rssWarm, 0)}`]],
+      notes: ['target: all Ready in < 60 s; reconciles ≈ policies means no policy was reconciled twice (own writes do not re-queue)', 'restart includes process start and the initial list of every policy and child'],
+    };
+    console.log(formatText(table));
+  } finally {
+    await counter.informer.stop();
+    await cluster.stop();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
