@@ -89,7 +89,7 @@ async function decide(args: string[], io: Io, explain: boolean): Promise<number>
   // The directive header is signed with a throwaway key: check shows what would be sent, not a usable token.
   const audit = await openCliAudit(values, io.err);
   const pipeline = new DecisionPipeline({ snapshot: () => compiled.snapshot, audit, directives: new DirectiveIssuer(MaskKey.generate()), quota: quotaAt(now) });
-  const d = await pipeline.check(request, now ? { now } : {});
+  const d = await pipeline.check(request, { ...(now ? { now } : {}), ...(explain ? { explain: true } : {}) });
   await audit.close();
   io.out(decisionOutput(d, explain));
   return d.allowed ? EXIT.OK : EXIT.DENY;
@@ -115,7 +115,8 @@ export const EXPLAIN: Command = {
   help: `Usage: portcullis explain --policies DIR --request FILE [--now RFC3339]
 
 Like check, and prints the policy chosen, the principal (type, tenant, subject) and, for
-every rule considered in order, whether it matched and why not.
+every rule considered in order, whether it matched and why not; for a condition that was
+false, the part of it that made it false (operands of && and || evaluated one by one).
 
 ${CLI_AUDIT_HELP}
 

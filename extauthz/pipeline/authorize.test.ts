@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { compileValid } from '../../test/helpers/policies.js';
 import { checkRequest, type RequestSpec } from '../../test/helpers/requests.js';
 import type { CompiledPolicy } from '../policy/compile.js';
-import { authorize } from './authorize.js';
+import { authorize, explainConditions } from './authorize.js';
 import { parseCheckRequest } from './context.js';
 import type { Principal } from './principal.js';
 
@@ -136,6 +136,30 @@ describe('authorize', () => {
       assert.ok(a.reason.length > 0);
     });
   }
+
+  test('a policy whose rules together loop past the runtime budget denies with CONDITION_BUDGET', () => {
+    // Each rule is cheap enough for the static bounds; one Check evaluating all of them is not.
+    const rules = Array.from({ length: 35 }, (_, i) => `    - name: loop-${i}\n      paths: ["/loop"]\n      when: "principal.claims.g.all(x, true) && request.method == 'NONE${i}'"\n`).join('');
+    const { snapshot: s } = compileValid({ 't.yaml': TENANTS, 'p.yaml': POLICY('loopy', 'deny', rules) });
+    const who = { ...principal('dept-revenue'), claims: { g: Array.from({ length: 6000 }, (_, i) => `g${i}`) } };
+    const ctx = parseCheckRequest(checkRequest({ host: 'loopy.example', path: '/loop' }), NOW);
+    const a = authorize(s.byKey.get('t/loopy')!, ctx, who);
+    assert.equal(a.allowed, false);
+    assert.equal(a.code, 'CONDITION_BUDGET', a.reason);
+    assert.match(a.reason, /evaluation exceeded (100000 steps|5 ms)/);
+    // The budget is per Check: the next Check starts afresh.
+    const small = { ...who, claims: { g: ['a'] } };
+    assert.equal(authorize(s.byKey.get('t/loopy')!, ctx, small).code, 'FORBIDDEN');
+  });
+
+  test('explainConditions names the operand that made each false condition false', () => {
+    const ctx = parseCheckRequest(checkRequest({ host: 'main.example', path: '/v1/purpose?year=2024', headers: { 'x-purpose-of-use': 'statistics' } }), NOW);
+    const policy = snapshot.byKey.get('t/main')!;
+    const a = authorize(policy, ctx, principal('dept-revenue'));
+    assert.equal(a.trace.find((t) => t.rule === 'purpose')!.reason, 'condition is false');
+    explainConditions(policy, ctx, principal('dept-revenue'), a.trace);
+    assert.equal(a.trace.find((t) => t.rule === 'purpose')!.reason, "condition is false: request.query['year'] == '2025' is false");
+  });
 
   test('the trace explains every rule considered, in order', () => {
     const ctx = parseCheckRequest(checkRequest({ host: 'main.example', path: '/v1/items/1' }), NOW);

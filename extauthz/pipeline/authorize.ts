@@ -6,7 +6,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { matchPath } from '../policy/paths.js';
-import { CelEvalError } from '../policy/cel.js';
+import { CelBudgetExceededError, CelEvalError, sharedBudget } from '../policy/cel.js';
 import type { RequestContext } from './context.js';
 import { principalCelValue, type Principal } from './principal.js';
 
@@ -28,7 +28,9 @@ export interface Authorization {
   trace: RuleTrace[];
 }
 
-type Outcome = { kind: 'match'; params: Record<string, string>; template?: string } | { kind: 'skip' | 'mfa' | 'error'; reason: string };
+type Outcome = { kind: 'match'; params: Record<string, string>; template?: string } | { kind: 'skip' | 'mfa'; reason: string } | { kind: 'error'; reason: string; code: ErrorCode };
+
+const CONDITION_FALSE = 'condition is false';
 
 export function celActivation(ctx: RequestContext, principal: Principal | undefined, params: Record<string, string>): Record<string, unknown> {
   return {
@@ -66,10 +68,10 @@ function evaluateCondition(rule: CompiledRule, ctx: RequestContext, principal: P
   try {
     const v = rule.when.evaluate(celActivation(ctx, principal, hit.params));
     if (v === true) return hit;
-    return { kind: 'skip', reason: v === false ? 'condition is false' : 'condition did not return a bool' };
+    return { kind: 'skip', reason: v === false ? CONDITION_FALSE : 'condition did not return a bool' };
   } catch (err) {
     const msg = err instanceof CelEvalError ? err.message : 'evaluation failed';
-    return { kind: 'error', reason: `condition error: ${msg}` };
+    return { kind: 'error', reason: `condition error: ${msg}`, code: err instanceof CelBudgetExceededError ? 'CONDITION_BUDGET' : 'CONDITION_ERROR' };
   }
 }
 
@@ -100,7 +102,7 @@ function denyPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Princ
     trace(steps, rule, o);
     if (o.kind === 'match') return { allowed: false, code: 'FORBIDDEN', reason: `denied by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
     // A deny rule that cannot be evaluated might have matched: fail closed.
-    if (o.kind === 'error') return { allowed: false, code: 'CONDITION_ERROR', reason: `deny rule ${rule.name}: ${o.reason}`, rule, params: {}, trace: steps };
+    if (o.kind === 'error') return { allowed: false, code: o.code, reason: `deny rule ${rule.name}: ${o.reason}`, rule, params: {}, trace: steps };
   }
   return undefined;
 }
@@ -108,7 +110,7 @@ function denyPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Princ
 /** An MFA requirement outranks a condition error; otherwise the first one seen is kept. */
 function nextPending(pending: Pending, rule: CompiledRule, o: Outcome): Pending {
   if (o.kind === 'mfa' && pending?.code !== 'MFA_REQUIRED') return { code: 'MFA_REQUIRED', reason: `rule ${rule.name}: ${o.reason}`, rule };
-  if (o.kind === 'error' && !pending) return { code: 'CONDITION_ERROR', reason: `rule ${rule.name}: ${o.reason}`, rule };
+  if (o.kind === 'error' && (!pending || (o.code === 'CONDITION_BUDGET' && pending.code !== 'MFA_REQUIRED'))) return { code: o.code, reason: `rule ${rule.name}: ${o.reason}`, rule };
   return pending;
 }
 
@@ -130,7 +132,22 @@ function defaultDecision(policy: CompiledPolicy, principal: Principal | undefine
   return { allowed: false, code, reason: principal ? 'no rule allows this request' : 'credentials required', params: {}, trace: steps };
 }
 
+/** The rules of one Check share one CEL runtime budget (cel-meter): a policy cannot multiply it by its rule count. */
 export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined): Authorization {
   const steps: RuleTrace[] = [];
-  return denyPhase(policy, ctx, principal, steps) ?? allowPhase(policy, ctx, principal, steps) ?? defaultDecision(policy, principal, steps);
+  return sharedBudget(() => denyPhase(policy, ctx, principal, steps) ?? allowPhase(policy, ctx, principal, steps) ?? defaultDecision(policy, principal, steps));
+}
+
+/**
+ * Explain only (never on the serving path): for each rule whose condition was false, name the
+ * sub-expression that made it false, evaluated again operand by operand.
+ */
+export function explainConditions(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, trace: RuleTrace[]): void {
+  const byName = new Map(policy.rules.map((r) => [r.name, r]));
+  for (const step of trace) {
+    const rule = byName.get(step.rule);
+    if (step.reason !== CONDITION_FALSE || !rule?.when) continue;
+    const params = pathParams(rule, ctx)?.params ?? {};
+    step.reason = `${CONDITION_FALSE}: ${rule.when.explain(celActivation(ctx, principal, params))}`;
+  }
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
-import { authorize, type Authorization } from './authorize.js';
+import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import type { Decision } from './decision.js';
@@ -49,6 +49,8 @@ interface State {
   deny?: { code: ErrorCode; reason: string };
   decision?: Decision;
   directives?: DirectiveIssuer;
+  /** explain: name the failing part of false conditions in the trace. */
+  explain?: boolean;
   /** Aborts when the caller's deadline passes (deadline.ts). */
   signal?: AbortSignal;
 }
@@ -80,6 +82,7 @@ const PHASES: readonly [PhaseName, Phase][] = [
   }],
   ['authorize', (s) => {
     s.authz = authorize(s.policy!, s.ctx!, s.principal);
+    if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
     if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
   }],
   ['quota', async (s, d) => {
@@ -100,6 +103,8 @@ function finalDecision(s: State): Decision {
 export interface CheckOptions {
   /** Evaluate at this time instead of the clock (CLI --now). */
   now?: Date;
+  /** Name the part of each false condition that made it false (CLI explain; costs extra evaluations). */
+  explain?: boolean;
   /** The caller's deadline: checked before every phase and passed to every awaited call. */
   signal?: AbortSignal;
 }
@@ -139,7 +144,7 @@ export class DecisionPipeline {
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
     const directives = this.options.directives;
-    return { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(directives ? { directives } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
+    return { input, now: opts.now ?? this.deps.clock(), requestId: randomUUID(), ...(directives ? { directives } : {}), ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.explain ? { explain: true } : {}) };
   }
 
   /** Runs the phases in order until one denies; a thrown error becomes a deny (fail). */

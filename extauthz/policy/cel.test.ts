@@ -1,6 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CelCompileError, CelEvalError, compileCel, MAX_REGEX_INPUT } from './cel.js';
+import { CelCompileError, CelEvalError, compileCel, MAX_REGEX_INPUT, type ParamScope } from './cel.js';
+
+const ID: ParamScope = { all: ['id'], some: ['id'], paths: ['/v1/citizens/{id}'] };
 
 const activation = (headers: Record<string, string> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   request: { method: 'GET', path: '/x', host: 'h', headers, query: {} },
@@ -23,7 +25,7 @@ describe('compileCel: valid conditions evaluate', () => {
     ['now > timestamp("2025-01-01T00:00:00Z")', activation(), true],
   ];
   for (const [source, act, expected] of cases) {
-    test(source, () => assert.equal(compileCel(source).evaluate(act), expected));
+    test(source, () => assert.equal(compileCel(source, { expect: 'bool', params: ID }).evaluate(act), expected));
   }
 });
 

@@ -1,21 +1,39 @@
 /**
- * CEL for rule conditions and quota expressions (@marcbachmann/cel-js, see docs/adr/0001).
- * Expressions are parsed and type-checked once when a policy loads; a Check only evaluates.
- *
- * Regular expressions: the library's built-in matches() compiles a JavaScript RegExp on every
- * call, which backtracks (^(a+)+$ blocked the event loop for 36 s). Policies must not be able to
- * do that, so every matches() call is rewritten to re2Matches(), backed by the linear-time RE2
- * port re2js; its pattern must be a string literal, compiled here once, and its input is bounded.
+ * CEL for rule conditions and quota expressions (@marcbachmann/cel-js, docs/adr/0001 and 0003).
+ * Compiled once when a policy loads, never on a Check:
+ *   1. parse and type-check in the policy environment (declared request/principal/tenant
+ *      types, so an unknown field is an error with line and column), then our checker pass
+ *      (params captured by the rule's paths; fields tested with has());
+ *   2. parse again in the evaluation environment, rewrite every matches() to RE2 on the AST,
+ *      type-check, and wrap comprehensions with the runtime step meter;
+ *   3. estimate the worst-case cost from the AST and the input limits; over MAX_EXPRESSION_COST
+ *      the expression is refused with its estimate.
  */
-import { Environment } from '@marcbachmann/cel-js';
-import { RE2JS } from 're2js';
+import { allNodes, position, type CelNode } from './cel-ast.js';
+import { checkScope, CelCheckError, NO_PARAMS, unknownFieldMessage, type ParamScope } from './cel-check.js';
+import { CostModelError, estimateCost } from './cel-cost.js';
+import { environments, objectVariableOfType, rootSizes, UNKNOWN_SIZE } from './cel-env.js';
+import { whyNotTrue } from './cel-explain.js';
+import { CelBudgetError, instrument, metered } from './cel-meter.js';
+import { hasBuiltinMatches, RegexCompileError, RegexInputError, rewriteMatches } from './cel-regex.js';
 
-export const MAX_REGEX_INPUT = 8192;
+export { MAX_REGEX_INPUT } from './cel-regex.js';
+export { NO_PARAMS, type ParamScope } from './cel-check.js';
+export { sharedBudget, RUNTIME_LIMITS } from './cel-meter.js';
+
+/** Static cost bound of one expression (units of about 0.1 µs; docs/adr/0003). */
+export const MAX_EXPRESSION_COST = 50_000;
+/** Static cost bound of all expressions of one policy together: what one Check can run. */
+export const MAX_POLICY_COST = 500_000;
 
 /** A compiled CEL program: evaluate with an activation, get a value or a thrown CelEvalError. */
 export interface CelProgram {
   readonly source: string;
+  /** Worst-case cost estimated at compile time. */
+  readonly cost: number;
   evaluate(activation: Record<string, unknown>): unknown;
+  /** Explain time only: the sub-expression that kept the condition from being true. */
+  explain(activation: Record<string, unknown>): string;
 }
 
 export class CelCompileError extends Error {
@@ -28,149 +46,176 @@ export class CelCompileError extends Error {
   }
 }
 
+/** The estimate is over the budget: refused at load, with the estimate. */
+export class CelCostError extends CelCompileError {
+  constructor(
+    readonly estimate: number,
+    readonly limit: number,
+  ) {
+    super(`estimated cost ${estimate} exceeds the limit of ${limit} (comprehensions multiply by their range sizes; bound inputs or simplify the expression)`, 1, 1);
+  }
+}
+
 export class CelEvalError extends Error {}
 
-interface AstNode {
-  op: string;
-  args: unknown;
-  start: number;
-  end: number;
-}
-
-const patterns = new Map<string, RE2JS>();
-
-function re2Matches(input: string, pattern: string): boolean {
-  if (input.length > MAX_REGEX_INPUT) throw new CelEvalError(`matches(): input longer than ${MAX_REGEX_INPUT} characters`);
-  let re = patterns.get(pattern);
-  if (!re) {
-    // Only reachable for patterns registered at compile time; compiled once and kept.
-    re = RE2JS.compile(pattern);
-    patterns.set(pattern, re);
-  }
-  return re.matcher(input).find();
-}
-
-/** Variables every rule condition sees. */
-export const RULE_VARIABLES = {
-  request: 'map<string, dyn>',
-  principal: 'map<string, dyn>',
-  tenant: 'map<string, dyn>',
-  params: 'map<string, string>',
-  now: 'google.protobuf.Timestamp',
-} as const;
-
-function ruleEnvironment(): Environment {
-  const env = new Environment({ limits: { maxAstNodes: 2000, maxDepth: 64, maxListElements: 1000, maxMapEntries: 1000, maxCallArguments: 16 } });
-  for (const [name, type] of Object.entries(RULE_VARIABLES)) env.registerVariable(name, type);
-  env.registerFunction('string.re2Matches(string): bool', re2Matches);
-  env.registerFunction('re2Matches(string, string): bool', re2Matches);
-  return env;
-}
-
-let shared: Environment | undefined;
-function environment(): Environment {
-  shared ??= ruleEnvironment();
-  return shared;
-}
-
-function position(source: string, offset: number): { line: number; column: number } {
-  const before = source.slice(0, Math.max(0, offset));
-  const line = before.split('\n').length;
-  const column = offset - (before.lastIndexOf('\n') + 1) + 1;
-  return { line, column };
-}
-
-function compileError(source: string, err: unknown): CelCompileError {
-  const e = err as { summary?: string; message?: string; range?: { start?: number }; node?: { start?: number; pos?: number } };
-  const offset = e.range?.start ?? e.node?.start ?? e.node?.pos ?? 0;
-  const { line, column } = position(source, offset);
-  return new CelCompileError(e.summary ?? e.message?.split('\n')[0] ?? 'invalid expression', line, column);
-}
-
-function isMatchesCall(n: AstNode): boolean {
-  return (n.op === 'rcall' || n.op === 'call') && Array.isArray(n.args) && n.args[0] === 'matches';
-}
-
-/** The literal pattern of a matches() call, validated and pre-compiled; anything else is an error. */
-function checkMatchesCall(n: AstNode, source: string): void {
-  const args = n.args as unknown[];
-  const argList = (n.op === 'rcall' ? args[2] : args[1]) as AstNode[];
-  const pattern = argList[argList.length - 1];
-  if (!pattern || pattern.op !== 'value' || typeof pattern.args !== 'string') {
-    const { line, column } = position(source, pattern?.start ?? n.start);
-    throw new CelCompileError('matches() needs a string literal pattern', line, column);
-  }
-  compilePattern(pattern.args, source, pattern.start);
-}
-
-/** Collects matches() calls; validates and pre-compiles their literal patterns. */
-function findMatchesCalls(node: unknown, source: string, out: AstNode[]): void {
-  if (!node || typeof node !== 'object') return;
-  if (Array.isArray(node)) {
-    for (const n of node) findMatchesCalls(n, source, out);
-    return;
-  }
-  const n = node as AstNode;
-  if (isMatchesCall(n)) {
-    checkMatchesCall(n, source);
-    out.push(n);
-  }
-  if (n.op !== undefined) findMatchesCalls(n.args, source, out);
-}
-
-function compilePattern(pattern: string, source: string, offset: number): void {
-  if (patterns.has(pattern)) return;
-  try {
-    patterns.set(pattern, RE2JS.compile(pattern));
-  } catch (err) {
-    const { line, column } = position(source, offset);
-    throw new CelCompileError(`invalid RE2 pattern: ${(err as Error).message}`, line, column);
-  }
-}
-
-/** Rewrites each matches call name to re2Matches, from the end so offsets stay valid. */
-function rewriteMatches(source: string, calls: AstNode[]): string {
-  let out = source;
-  for (const call of [...calls].sort((a, b) => b.start - a.start)) {
-    const from = call.op === 'rcall' ? ((call.args as unknown[])[1] as AstNode).end : call.start;
-    const idx = out.indexOf('matches', from);
-    if (idx < 0) continue;
-    out = out.slice(0, idx) + 're2Matches' + out.slice(idx + 'matches'.length);
-  }
-  return out;
-}
+/** The runtime budget was exhausted: the evaluation was stopped. */
+export class CelBudgetExceededError extends CelEvalError {}
 
 export interface CompileOptions {
   /** Type the expression must produce: bool for conditions, string or int for quota settings. */
   expect: 'bool' | 'string' | 'int';
+  /** Path parameters of the rule (default: none, so params.x is an error). */
+  params?: ParamScope;
 }
 
-/** Parses and type-checks once; throws CelCompileError with line and column. */
-export function compileCel(source: string, opts: CompileOptions = { expect: 'bool' }): CelProgram {
-  const env = environment();
-  let parsed: ReturnType<Environment['parse']>;
+interface LibError {
+  summary?: string;
+  message?: string;
+  code?: string;
+  range?: { start?: number };
+  node?: CelNode;
+}
+
+function at(source: string, message: string, offset: number): CelCompileError {
+  const { line, column } = position(source, offset);
+  return new CelCompileError(message, line, column);
+}
+
+/** Where the library's error points: the field name of a select, else the start of its range. */
+function errorOffset(e: LibError): number {
+  if (e.node?.op === '.') return e.node.pos;
+  return e.range?.start ?? e.node?.start ?? 0;
+}
+
+/** Our message for an unknown field of a declared type (request, principal, tenant). */
+function fieldMessage(e: LibError): string | undefined {
+  const node = e.node;
+  if (e.code !== 'no_such_key' || (node?.op !== '.' && node?.op !== '[]')) return undefined;
+  const [recv, key] = node.args as [CelNode, string | CelNode];
+  const v = objectVariableOfType(recv.checkedType?.name);
+  if (!v) return undefined;
+  return unknownFieldMessage(v, typeof key === 'string' ? key : String(key.args));
+}
+
+/** The library's error, with our field message when it is an unknown field of a declared type. */
+function libraryError(source: string, err: unknown): CelCompileError {
+  const e = err as LibError;
+  return at(source, fieldMessage(e) ?? e.summary ?? e.message?.split('\n')[0] ?? 'invalid expression', errorOffset(e));
+}
+
+/** Step 1: the expression as the author wrote it, checked with declared types and our pass. */
+function checkAuthored(source: string, opts: CompileOptions): void {
+  let parsed: ReturnType<ReturnType<typeof environments>['policy']['parse']>;
   try {
-    parsed = env.parse(source);
+    parsed = environments().policy.parse(source);
   } catch (err) {
-    throw compileError(source, err);
+    throw libraryError(source, err);
   }
-  const checked = env.check(source);
-  if (!checked.valid) throw compileError(source, checked.error);
+  const checked = parsed.check();
+  if (!checked.valid) throw libraryError(source, checked.error);
   if (checked.type !== opts.expect && checked.type !== 'dyn') {
     throw new CelCompileError(`expression must return ${opts.expect}, not ${String(checked.type)}`, 1, 1);
   }
-  const calls: AstNode[] = [];
-  findMatchesCalls((parsed as unknown as { ast: unknown }).ast, source, calls);
-  const program = calls.length > 0 ? env.parse(rewriteMatches(source, calls)) : parsed;
+  try {
+    checkScope(parsed.ast as unknown as CelNode, opts.params ?? NO_PARAMS);
+  } catch (err) {
+    if (err instanceof CelCheckError) throw at(source, err.message, err.offset);
+    throw err;
+  }
+}
+
+type Evaluable = ((activation: Record<string, unknown>) => unknown) & { ast: CelNode; check(): { valid: boolean; error?: unknown } };
+
+/** Step 2: the program that evaluates — RE2 for matches(), comprehensions metered. */
+function buildProgram(source: string): { program: Evaluable; loops: number } {
+  const program = environments().evaluation.parse(source) as unknown as Evaluable;
+  const nodes = allNodes(program.ast);
+  try {
+    rewriteMatches(nodes, source);
+  } catch (err) {
+    if (err instanceof RegexCompileError) throw new CelCompileError(err.message, err.line, err.column);
+    throw err;
+  }
+  const checked = program.check();
+  if (!checked.valid) throw libraryError(source, checked.error);
+  if (hasBuiltinMatches(nodes)) throw new CelCompileError('matches() could not be bound to RE2', 1, 1);
+  return { program, loops: instrument(nodes) };
+}
+
+function estimate(program: Evaluable, params: ParamScope): number {
+  try {
+    return estimateCost(program.ast, rootSizes(params.all), UNKNOWN_SIZE).cost;
+  } catch (err) {
+    if (err instanceof CostModelError) throw new CelCompileError(err.message, 1, 1);
+    throw err;
+  }
+}
+
+function evalError(err: unknown): CelEvalError {
+  if (err instanceof CelBudgetError) return new CelBudgetExceededError(err.message, { cause: err });
+  const inner = (err as { cause?: unknown }).cause;
+  if (inner instanceof RegexInputError) return new CelEvalError(inner.message, { cause: err });
+  const e = err as LibError;
+  return new CelEvalError(e.summary ?? e.message?.split('\n')[0] ?? 'evaluation failed', { cause: err });
+}
+
+/**
+ * Programs are immutable, so equal (source, expected type, params) compile once: a reload of
+ * thousands of policies built from a few templates reuses them. Bounded, least recently used out.
+ */
+export const MAX_CACHED_PROGRAMS = 4096;
+const cache = new Map<string, CelProgram>();
+
+/** Programs held by the compile cache (tests: it stays bounded). */
+export function cachedPrograms(): number {
+  return cache.size;
+}
+
+/** Parses, checks, rewrites and bounds once; throws CelCompileError with line and column. */
+export function compileCel(source: string, opts: CompileOptions = { expect: 'bool' }): CelProgram {
+  const params = opts.params ?? NO_PARAMS;
+  const key = JSON.stringify([source, opts.expect, params.all, params.some]);
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const program = compileUncached(source, opts);
+  cache.set(key, program);
+  if (cache.size > MAX_CACHED_PROGRAMS) cache.delete(cache.keys().next().value!);
+  return program;
+}
+
+function compileUncached(source: string, opts: CompileOptions): CelProgram {
+  checkAuthored(source, opts);
+  const { program, loops } = buildProgram(source);
+  const params = opts.params ?? NO_PARAMS;
+  const cost = estimate(program, params);
+  if (cost > MAX_EXPRESSION_COST) throw new CelCostError(cost, MAX_EXPRESSION_COST);
+  // Only programs that can loop need a meter; the rest are bounded by their size alone.
+  const run = loops > 0 ? (a: Record<string, unknown>) => metered(() => program(a)) : program;
+  const evaluate = (activation: Record<string, unknown>): unknown => {
+    try {
+      return run(activation);
+    } catch (err) {
+      throw evalError(err);
+    }
+  };
   return {
     source,
-    evaluate(activation: Record<string, unknown>): unknown {
-      try {
-        return program(activation);
-      } catch (err) {
-        const e = err as { summary?: string; message?: string };
-        throw new CelEvalError(e.summary ?? e.message?.split('\n')[0] ?? 'evaluation failed', { cause: err });
-      }
-    },
+    cost,
+    evaluate,
+    explain: (activation) => whyNotTrue(source, program.ast, subEvaluator(activation, params)),
+  };
+}
+
+function subEvaluator(activation: Record<string, unknown>, params: ParamScope): (source: string) => { value: unknown } | { error: string } {
+  return (sub) => {
+    try {
+      return { value: compileCel(sub, { expect: 'bool', params }).evaluate(activation) };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
   };
 }

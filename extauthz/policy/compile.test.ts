@@ -23,9 +23,21 @@ spec:
 describe('compiler: problems name the policy, rule, field and position', () => {
   const cases: [name: string, rules: string, code: string, path: string, message: RegExp, line?: number, column?: number][] = [
     ['CEL syntax error', '    - name: broken-cel\n      when: "principal.subject =="\n', 'POLICY_CEL', '/spec/rules/0/when', /./, 1],
-    ['CEL error on line 2 of a block', '    - name: multi\n      when: |\n        principal.subject == params.id &&\n        nosuchvar == 1\n', 'POLICY_CEL', '/spec/rules/0/when', /./, 2],
+    ['CEL error on line 2 of a block', '    - name: multi\n      paths: ["/v1/{id}"]\n      when: |\n        principal.subject == params.id &&\n        nosuchvar == 1\n', 'POLICY_CEL', '/spec/rules/0/when', /./, 2],
     ['CEL not bool', '    - name: not-bool\n      when: "params.id"\n', 'POLICY_CEL', '/spec/rules/0/when', /must return bool/, 1, 1],
     ['non-literal matches', '    - name: dyn-re\n      when: "request.path.matches(request.headers[\'x\'])"\n', 'POLICY_CEL', '/spec/rules/0/when', /string literal pattern/, 1, 22],
+    ['typo in a principal field', '    - name: typo\n      when: "principal.subjet == \'u\'"\n', 'POLICY_CEL', '/spec/rules/0/when', /principal has no field "subjet"; did you mean "subject"\?/, 1, 11],
+    ['typo in a request field', '    - name: typo\n      when: "request.heders[\'x\'] == \'u\'"\n', 'POLICY_CEL', '/spec/rules/0/when', /request has no field "heders"; did you mean "headers"\?/, 1, 9],
+    ['typo in a tenant field', '    - name: typo\n      when: "tenant.atributes.x == \'u\'"\n', 'POLICY_CEL', '/spec/rules/0/when', /tenant has no field "atributes"; did you mean "attributes"\?/, 1, 8],
+    ['has() of an unknown field', '    - name: has-typo\n      when: "has(principal.claim)"\n', 'POLICY_CEL', '/spec/rules/0/when', /principal has no field "claim"; did you mean "claims"\?/, 1, 15],
+    ['param the path does not capture', '    - name: param\n      paths: ["/v1/citizens/{id}"]\n      when: "principal.subject == params.ID"\n', 'POLICY_CEL', '/spec/rules/0/when', /params.ID: \{ID\} is not captured by every path of this rule \(paths \/v1\/citizens\/\{id\}\); did you mean "id"\?/, 1, 29],
+    ['param only one path captures', '    - name: param\n      paths: ["/v1/{id}", "/v2/all"]\n      when: "params.id == \'u\'"\n', 'POLICY_CEL', '/spec/rules/0/when', /not every path captures it/, 1, 8],
+    ['param on a rule without paths', '    - name: param\n      when: "params.id == \'u\'"\n', 'POLICY_CEL', '/spec/rules/0/when', /no paths/, 1, 8],
+    ['quota key with a field typo', '    - name: qkey\n      quotas: [{ name: q, limit: 5, per: 1s, key: "principal.subjct" }]\n', 'POLICY_CEL', '/spec/rules/0/quotas/0/key', /key: principal has no field "subjct"/, 1, 11],
+    ['quota cost with an uncaptured param', '    - name: qcost\n      paths: ["/v1/{id}"]\n      quotas: [{ name: q, limit: 5, per: 1s, cost: "size(params.page)" }]\n', 'POLICY_CEL', '/spec/rules/0/quotas/0/cost', /params.page/, 1, 13],
+    ['helper function the compiler adds', '    - name: helper\n      when: "request.path.portcullisRe2Matches(\'a\')"\n', 'POLICY_CEL', '/spec/rules/0/when', /no matching overload/, 1],
+    ['1e9-step condition', `    - name: runaway\n      when: "cel.bind(l, [${Array(1000).fill(0).join(',')}], l.all(a, l.all(b, l.all(c, a + b + c >= 0))))"\n`, 'POLICY_CEL_COST', '/spec/rules/0/when', /when: estimated cost \d{10,} exceeds the limit of 50000/],
+    ['runaway quota cost', '    - name: qrun\n      quotas: [{ name: q, limit: 5, per: 1s, cost: "request.headers.all(k, request.headers.all(j, true)) ? 1 : 2" }]\n', 'POLICY_CEL_COST', '/spec/rules/0/quotas/0/cost', /cost: estimated cost \d+ exceeds the limit/],
     ['bad path template', '    - name: bad-path\n      paths: ["/v1/**/x"]\n', 'POLICY_INVALID', '/spec/rules/0/paths', /\*\*/],
     ['unknown tenant', '    - name: who\n      principals: { tenants: [nobody] }\n', 'POLICY_INVALID', '/spec/rules/0/principals/tenants', /unknown tenant "nobody"/],
   ];
@@ -48,6 +60,24 @@ describe('compiler: problems name the policy, rule, field and position', () => {
       assert.deepEqual([...c.policyProblems.keys()], ['t/p']);
     });
   }
+});
+
+describe('compiler: the CEL expressions of one policy together are bounded', () => {
+  test('many rules each under the per-expression limit, together over the policy limit, are refused', () => {
+    const rule = (i: number): string => `    - name: r${i}\n      when: "principal.claims.scopes.exists(s, s == 'x${i}')"\n`;
+    const c = compileYaml({ 'p.yaml': policy('p', rulesOn('api.example', Array.from({ length: 20 }, (_, i) => rule(i)).join(''))) });
+    assert.equal(c.problems.length, 1, c.problems.map((p) => p.format()).join('\n'));
+    const p = c.problems[0]!;
+    assert.equal(p.code, 'POLICY_CEL_COST');
+    assert.match(p.message, /together have an estimated cost of \d+, more than the limit of 500000 \(largest: r\d+ \d+/);
+    assert.equal(c.snapshot.byKey.has('t/p'), false);
+  });
+
+  test('a few such rules load', () => {
+    const rule = (i: number): string => `    - name: r${i}\n      when: "principal.claims.scopes.exists(s, s == 'x${i}')"\n`;
+    const c = compileYaml({ 'p.yaml': policy('p', rulesOn('api.example', Array.from({ length: 3 }, (_, i) => rule(i)).join(''))) });
+    assert.deepEqual(c.problems, []);
+  });
 });
 
 describe('compiler: tenant problems', () => {

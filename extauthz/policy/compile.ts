@@ -5,7 +5,7 @@
  * policies with exactly the engine that will run them.
  */
 import { PolicyError } from '../errors.js';
-import { compileCel, CelCompileError, type CelProgram } from './cel.js';
+import { compileCel, CelCompileError, CelCostError, MAX_POLICY_COST, type CelProgram, type ParamScope } from './cel.js';
 import { compilePathTemplate, PathTemplateError, type PathTemplate } from './paths.js';
 import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type Origin, type PrincipalType } from './model.js';
 import { TenantDirectory } from './tenants.js';
@@ -64,34 +64,63 @@ function ruleMatchers(rule: ApiPolicyRule): Pick<CompiledRule, 'methods' | 'path
   };
 }
 
-/** The rule's compiled programs: the when condition and its quotas. */
-function rulePrograms(rule: ApiPolicyRule): Pick<CompiledRule, 'when' | 'quotas'> {
+/** The path parameters the rule's templates capture: CEL sees exactly these as params. */
+export function paramScope(paths: readonly PathTemplate[] | undefined): ParamScope {
+  const sets = (paths ?? []).map((t) => t.segments.flatMap((s) => (s.kind === 'param' ? [s.name] : [])));
+  const some = [...new Set(sets.flat())];
+  const all = sets.length === 0 ? [] : some.filter((n) => sets.every((names) => names.includes(n)));
+  return { all, some, paths: (paths ?? []).map((t) => t.source) };
+}
+
+/** The rule's compiled programs: the when condition and its quotas, with the rule's params. */
+function rulePrograms(rule: ApiPolicyRule, params: ParamScope): Pick<CompiledRule, 'when' | 'quotas'> {
   return {
-    ...(rule.when ? { when: compileCel(rule.when) } : {}),
-    ...(rule.quotas?.length ? { quotas: compileRuleQuotas(rule.quotas) } : {}),
+    ...(rule.when ? { when: compileCel(rule.when, { expect: 'bool', params }) } : {}),
+    ...(rule.quotas?.length ? { quotas: compileRuleQuotas(rule.quotas, params) } : {}),
   };
 }
 
 function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
+  const matchers = ruleMatchers(rule);
   return {
     name: rule.name,
     index,
     effect: rule.effect ?? 'allow',
-    ...ruleMatchers(rule),
+    ...matchers,
     anonymous: rule.principals?.anonymous ?? false,
     requireMfa: rule.requireMfa ?? false,
-    ...rulePrograms(rule),
+    ...rulePrograms(rule, paramScope(matchers.paths)),
     spec: rule,
   };
+}
+
+function quotaPrograms(r: CompiledRule): CelProgram[] {
+  return (r.quotas ?? []).flatMap((q) => {
+    const cost = q.kind === 'inline' ? q.quota.cost : q.cost;
+    const key = q.kind === 'inline' ? q.quota.key : undefined;
+    return [cost, key].filter((p): p is CelProgram => typeof p === 'object');
+  });
+}
+
+/** One Check may evaluate every expression of the policy: their estimates together are bounded too. */
+function policyCostProblems(found: readonly PolicyError[], rules: readonly CompiledRule[], base: PolicyError['location']): PolicyError[] {
+  if (found.length > 0) return [];
+  const costs = rules.map((r) => ({ rule: r.name, cost: [...(r.when ? [r.when] : []), ...quotaPrograms(r)].reduce((t, p) => t + p.cost, 0) }));
+  const total = costs.reduce((t, c) => t + c.cost, 0);
+  if (total <= MAX_POLICY_COST) return [];
+  const top = [...costs].sort((a, b) => b.cost - a.cost).slice(0, 3).map((c) => `${c.rule} ${c.cost}`).join(', ');
+  return [new PolicyError('POLICY_CEL_COST', `the CEL expressions of this policy together have an estimated cost of ${total}, more than the limit of ${MAX_POLICY_COST} (largest: ${top})`, { ...base, path: '/spec/rules' })];
 }
 
 function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolicyRule, i: number): PolicyError {
   if (err instanceof IndexedQuotaError) {
     const at = { ...base, path: `/spec/rules/${i}/${err.pointer}`, rule: rule.name, ...(err.cel ? { line: err.cel.line, column: err.cel.column } : {}) };
-    return new PolicyError(err.cel ? 'POLICY_CEL' : 'POLICY_INVALID', err.message, at, { cause: err });
+    const code = err.overBudget ? 'POLICY_CEL_COST' : err.cel ? 'POLICY_CEL' : 'POLICY_INVALID';
+    return new PolicyError(code, err.message, at, { cause: err });
   }
   if (err instanceof CelCompileError) {
-    return new PolicyError('POLICY_CEL', err.message, { ...base, path: `/spec/rules/${i}/when`, rule: rule.name, line: err.line, column: err.column });
+    const code = err instanceof CelCostError ? 'POLICY_CEL_COST' : 'POLICY_CEL';
+    return new PolicyError(code, `when: ${err.message}`, { ...base, path: `/spec/rules/${i}/when`, rule: rule.name, line: err.line, column: err.column });
   }
   const path = err instanceof PathTemplateError ? `/spec/rules/${i}/paths` : `/spec/rules/${i}`;
   return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });
@@ -116,6 +145,7 @@ export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: Compiled
       problems.push(ruleProblem(err, base, rule, i));
     }
   });
+  problems.push(...policyCostProblems(problems, rules, base));
   if (problems.length > 0) return { problems, warnings: [] };
   return {
     problems,

@@ -186,7 +186,7 @@ export function tryCompileTenant(t: TenantObject, secrets: ReadonlyMap<string, S
     return compileTenant(t, secrets, jwks, opts);
   } catch (err) {
     const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : '/spec/identity';
-    const code = err instanceof IndexedQuotaError && err.cel ? 'POLICY_CEL' : 'POLICY_INVALID';
+    const code = err instanceof IndexedQuotaError && err.cel ? (err.overBudget ? 'POLICY_CEL_COST' : 'POLICY_CEL') : 'POLICY_INVALID';
     return new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err });
   }
 }

@@ -3,7 +3,7 @@
  * and cost compiled. A Check only looks these up. Bad values raise QuotaConfigError with the
  * field that is wrong; the policy compiler turns it into a PolicyError with the full path.
  */
-import { compileCel, CelCompileError, type CelProgram } from '../policy/cel.js';
+import { compileCel, CelCompileError, CelCostError, NO_PARAMS, type CelProgram, type ParamScope } from '../policy/cel.js';
 import type { PrincipalType, RuleQuota, TenantQuota } from '../policy/model.js';
 import { parseDuration } from './duration.js';
 
@@ -36,6 +36,8 @@ export class QuotaConfigError extends Error {
     /** Field below the quota entry, e.g. "per" or "cost". */
     readonly field: string,
     readonly cel?: { line: number; column: number },
+    /** The expression's estimated cost is over the budget (POLICY_CEL_COST). */
+    readonly overBudget = false,
   ) {
     super(message);
     this.name = 'QuotaConfigError';
@@ -53,25 +55,26 @@ function positiveInt(v: unknown, field: string): number {
   return v;
 }
 
-function cel(source: string, field: string, expect: 'string' | 'int'): CelProgram {
+function cel(source: string, field: string, expect: 'string' | 'int', params: ParamScope): CelProgram {
   try {
-    return compileCel(source, { expect });
+    return compileCel(source, { expect, params });
   } catch (err) {
-    if (err instanceof CelCompileError) throw new QuotaConfigError(`${field}: ${err.message}`, field, { line: err.line, column: err.column });
+    if (err instanceof CelCompileError) throw new QuotaConfigError(`${field}: ${err.message}`, field, { line: err.line, column: err.column }, err instanceof CelCostError);
     throw err;
   }
 }
 
-function compileKey(key: string | undefined): KeyKind | CelProgram {
+function compileKey(key: string | undefined, params: ParamScope): KeyKind | CelProgram {
   if (key === undefined) return 'principal';
   if (KEY_KINDS.has(key)) return key as KeyKind;
-  return cel(key, 'key', 'string');
+  return cel(key, 'key', 'string', params);
 }
 
-export function compileCost(cost: number | string | undefined): number | CelProgram {
+/** params: the path parameters of the rule the expression belongs to (a tenant quota: none). */
+export function compileCost(cost: number | string | undefined, params: ParamScope = NO_PARAMS): number | CelProgram {
   if (cost === undefined) return 1;
   if (typeof cost === 'number') return positiveInt(cost, 'cost');
-  return cel(cost, 'cost', 'int');
+  return cel(cost, 'cost', 'int', params);
 }
 
 function compileAlgorithm(q: RuleQuota | TenantQuota): Algorithm {
@@ -90,7 +93,7 @@ function periodOf(per: string): number {
 }
 
 /** A complete quota: a tenant's, or a rule's inline one. */
-export function compileQuota(q: TenantQuota | RuleQuota): CompiledQuota {
+export function compileQuota(q: TenantQuota | RuleQuota, params: ParamScope = NO_PARAMS): CompiledQuota {
   if (q.limit === undefined || q.per === undefined) throw new QuotaConfigError('limit and per go together', q.limit === undefined ? 'limit' : 'per');
   const limit = positiveInt(q.limit, 'limit');
   const algorithm = compileAlgorithm(q);
@@ -103,8 +106,8 @@ export function compileQuota(q: TenantQuota | RuleQuota): CompiledQuota {
     periodMs: periodOf(q.per),
     algorithm,
     capacity,
-    key: compileKey(q.key),
-    cost: compileCost(q.cost),
+    key: compileKey(q.key, params),
+    cost: compileCost(q.cost, params),
     onBackendError,
     appliesTo: new Set((q as TenantQuota).appliesTo ?? []),
   };
@@ -113,11 +116,11 @@ export function compileQuota(q: TenantQuota | RuleQuota): CompiledQuota {
 const REF_FIELDS = ['algorithm', 'burst', 'key', 'onBackendError'] as const;
 
 /** A rule entry: limit+per make it inline; a bare name (optionally with cost) refers to the tenant's quota. */
-export function compileRuleQuota(q: RuleQuota): RuleQuotaRef {
-  if (q.limit !== undefined || q.per !== undefined) return { kind: 'inline', quota: compileQuota(q) };
+export function compileRuleQuota(q: RuleQuota, params: ParamScope = NO_PARAMS): RuleQuotaRef {
+  if (q.limit !== undefined || q.per !== undefined) return { kind: 'inline', quota: compileQuota(q, params) };
   const extra = REF_FIELDS.find((f) => q[f] !== undefined);
   if (extra) throw new QuotaConfigError(`${extra} needs limit and per; a reference to the tenant quota "${q.name}" may only set cost`, extra);
-  return { kind: 'tenant', name: q.name, ...(q.cost !== undefined ? { cost: compileCost(q.cost) } : {}) };
+  return { kind: 'tenant', name: q.name, ...(q.cost !== undefined ? { cost: compileCost(q.cost, params) } : {}) };
 }
 
 /** Every quota of a tenant, by name; throws for the first bad one with its index. */
@@ -135,13 +138,13 @@ export function compileTenantQuotas(quotas: readonly TenantQuota[]): ReadonlyMap
 }
 
 /** Compiles a rule's entries; throws for the first bad one with its index. */
-export function compileRuleQuotas(quotas: readonly RuleQuota[]): RuleQuotaRef[] {
+export function compileRuleQuotas(quotas: readonly RuleQuota[], params: ParamScope = NO_PARAMS): RuleQuotaRef[] {
   const names = new Set<string>();
   return quotas.map((q, i) => {
     try {
       if (names.has(q.name)) throw new QuotaConfigError(`duplicate quota name "${q.name}"`, 'name');
       names.add(q.name);
-      return compileRuleQuota(q);
+      return compileRuleQuota(q, params);
     } catch (err) {
       throw indexed(err, i);
     }
@@ -154,7 +157,7 @@ export class IndexedQuotaError extends QuotaConfigError {
     readonly index: number,
     inner: QuotaConfigError,
   ) {
-    super(inner.message, inner.field, inner.cel);
+    super(inner.message, inner.field, inner.cel, inner.overBudget);
     this.name = 'IndexedQuotaError';
   }
   /** JSON pointer relative to the owner of the list: quotas/<i>/<field>. */

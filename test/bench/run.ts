@@ -3,7 +3,7 @@
  *
  *   node dist/test/bench/run.js [--quick] [--markdown FILE] [--chart FILE]
  *
- * 1. CEL libraries (cel-compare.ts)  2. per-phase cost in process (phases.ts)
+ * 1. CEL libraries (cel-compare.ts) and the CEL cost estimate vs time (cel-cost.ts)  2. per-phase cost in process (phases.ts)
  * 3. load: Portcullis vs no-op grpc-js vs OPA, ghz at fixed concurrency and duration (load.ts)
  * 4. scale: 10 / 1,000 / 10,000 ApiPolicies (scale.ts)
  * 5. the other engineers' benchmarks when built: quota.js, masking.js, audit.js (own tables)
@@ -16,6 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envoyProtos } from '../../proto/envoy.js';
 import { celCompare } from './cel-compare.js';
+import { celCostTable } from './cel-cost.js';
 import { writeChart } from './chart.js';
 import { LOAD_HEADERS, loadRow, runGhz, startChild, writeDataFile, type LoadResult, type ServerSpec } from './load.js';
 import { writeOpaFiles } from './opa-policy.js';
@@ -154,6 +155,7 @@ async function main(): Promise<void> {
   console.log(`Portcullis benchmarks (${quick ? 'quick' : 'full'}): Node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'CPU'}, load average ${loadavg()[0]?.toFixed(2)}\n`);
   const tools = buildTools();
   for (const t of celCompare(quick)) emit(t);
+  emit(celCostTable(quick));
   const w = await createWorkload(50, 100);
   try {
     emit(await phaseTable(loadSnapshot(w.dir), w, CFG.phaseIterations));
