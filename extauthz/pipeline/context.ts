@@ -7,14 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { PortcullisError } from '../errors.js';
 import { normalizeHost } from '../policy/hosts.js';
 import type { CheckRequestInput, HeaderValue } from './check-request.js';
+import { LIMITS } from '../policy/input-limits.js';
 
-export const LIMITS = {
-  headerCount: 200,
-  headerValueBytes: 16 * 1024,
-  headersTotalBytes: 64 * 1024,
-  pathBytes: 8 * 1024,
-  hostBytes: 255,
-} as const;
+// The limits live with the policy engine: the CEL cost estimator bounds expressions by them.
+export { LIMITS } from '../policy/input-limits.js';
 
 const HEADER_NAME = /^:?[a-z0-9!#$%&'*+.^_`|~-]+$/;
 const METHOD = /^[A-Z]{1,16}$/;

@@ -10,7 +10,7 @@
  * (taken from the request parser's limits and the CRD), used by the checker and the cost estimate.
  */
 import { Environment } from '@marcbachmann/cel-js';
-import { LIMITS } from '../pipeline/context.js';
+import { LIMITS } from './input-limits.js';
 import { dynOf, list, map, message, SCALAR, str, type Size } from './cel-cost.js';
 import { CompiledPattern, re2Matches, RE2_METHOD, RE2_TYPE } from './cel-regex.js';
 
