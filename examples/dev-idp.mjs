@@ -4,6 +4,9 @@
 // is ever committed.
 //
 //   node examples/dev-idp.mjs serve [--port 8089]          serve /.well-known/jwks.json
+//   node examples/dev-idp.mjs jwks                         print the public JWKS
+//   node examples/dev-idp.mjs cluster-tenant               print examples/policies' citizen-app Tenant with
+//                                                          this JWKS inline (for a cluster: examples/cluster)
 //   node examples/dev-idp.mjs token --sub ID [--amr mfa,pwd] [--acr A] [--aud records-api] [--ttl 3600] [--alg ES256|RS256]
 //   node examples/dev-idp.mjs request FILE [same flags]    print FILE with {{TOKEN}} replaced
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import { parseAllDocuments, stringify } from 'yaml';
 
 export const ISSUER = 'https://id.c2g.example';
 const KEY_DIR = process.env.PORTCULLIS_DEV_IDP_KEYS ?? join(dirname(fileURLToPath(import.meta.url)), '.keys');
@@ -50,12 +54,30 @@ export async function token({ sub, amr = 'pwd', acr, aud = 'records-api', ttl = 
     .sign(await importJWK(k.private, alg));
 }
 
+/**
+ * The citizen-app Tenant of examples/policies for a cluster: the same object, its jwksUri (a
+ * loopback address only `make run` can reach) replaced by the public JWKS inline, which every
+ * ext_authz pod has without a network call.
+ */
+export async function clusterTenant() {
+  const file = join(dirname(fileURLToPath(import.meta.url)), 'policies', '10-tenants.yaml');
+  const docs = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS());
+  const tenant = docs.find((d) => d?.kind === 'Tenant' && d.metadata?.name === 'citizen-app');
+  if (!tenant) throw new Error(`no citizen-app Tenant in ${file}`);
+  const jwt = { ...tenant.spec.identity.jwt, jwks: await jwks() };
+  delete jwt.jwksUri;
+  tenant.spec.identity.jwt = jwt;
+  return stringify(tenant);
+}
+
 const FLAGS = { sub: { type: 'string' }, amr: { type: 'string' }, acr: { type: 'string' }, aud: { type: 'string' }, ttl: { type: 'string' }, alg: { type: 'string' }, port: { type: 'string' } };
 
 async function main() {
   const { values, positionals } = parseArgs({ options: FLAGS, allowPositionals: true });
   const [cmd, file] = positionals;
   if (cmd === 'token') return console.log(await token(values));
+  if (cmd === 'jwks') return console.log(JSON.stringify(await jwks()));
+  if (cmd === 'cluster-tenant') return process.stdout.write(await clusterTenant());
   if (cmd === 'request') {
     if (!file) throw new Error('request needs a FILE');
     return console.log(readFileSync(file, 'utf8').replace('{{TOKEN}}', await token(values)).trimEnd());
@@ -73,7 +95,7 @@ async function main() {
     }).listen(port, '127.0.0.1', () => console.error(`dev-idp: JWKS on http://127.0.0.1:${port}/.well-known/jwks.json`));
     return;
   }
-  console.error('usage: dev-idp.mjs serve [--port N] | token --sub ID [...] | request FILE --sub ID [...]');
+  console.error('usage: dev-idp.mjs serve [--port N] | jwks | cluster-tenant | token --sub ID [...] | request FILE --sub ID [...]');
   process.exitCode = 2;
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { mergeConditions, policyConditions, statusEqual, tenantConditions } from './conditions.js';
+import { controllerReport, mergeConditions, policyConditions, programmedVerdict, statusEqual, tenantConditions } from './conditions.js';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
 const T1 = new Date('2026-01-01T01:00:00Z');
@@ -16,7 +16,7 @@ describe('conditions', () => {
   });
 
   test('statusEqual sees no change when nothing changed, and sees every field change', () => {
-    const c = mergeConditions(undefined, policyConditions({ problems: [], programmed: { ok: true, reason: 'Applied', message: 'm' } }), 4, T0);
+    const c = mergeConditions(undefined, policyConditions({ problems: [], programmed: { status: 'True', reason: 'Applied', message: 'm' } }), 4, T0);
     const a = { observedGeneration: 4, conditions: c };
     assert.equal(statusEqual(a, { observedGeneration: 4, conditions: c.map((x) => ({ ...x })) }), true);
     assert.equal(statusEqual(a, { observedGeneration: 5, conditions: c }), false);
@@ -25,9 +25,11 @@ describe('conditions', () => {
   });
 
   const cases = [
-    { name: 'compiled and applied', outcome: { problems: [], programmed: { ok: true, reason: 'Applied', message: '' } }, ready: 'True', reason: 'Ready' },
+    { name: 'compiled and programmed', outcome: { problems: [], programmed: { status: 'True', reason: 'Applied', message: '' } }, ready: 'True', reason: 'Ready' },
     { name: 'compile problems', outcome: { problems: ['rule x: bad CEL'] }, ready: 'False', reason: 'Invalid' },
-    { name: 'apply failed', outcome: { problems: [], programmed: { ok: false, reason: 'ApplyFailed', message: 'no CRD' } }, ready: 'False', reason: 'ApplyFailed' },
+    { name: 'apply failed', outcome: { problems: [], programmed: { status: 'False', reason: 'ApplyFailed', message: 'no CRD' } }, ready: 'False', reason: 'ApplyFailed' },
+    { name: 'no controller has reported', outcome: { problems: [], programmed: { status: 'Unknown', reason: 'AwaitingEnvoyGateway', message: '' } }, ready: 'Unknown', reason: 'AwaitingEnvoyGateway' },
+    { name: 'compile problems win over an unknown programming', outcome: { problems: ['x'], programmed: { status: 'Unknown', reason: 'AwaitingEnvoyGateway', message: '' } }, ready: 'False', reason: 'Invalid' },
   ] as const;
   for (const c of cases) {
     test(`policy conditions: ${c.name}`, () => {
@@ -37,6 +39,35 @@ describe('conditions', () => {
       assert.equal(ready.status, c.ready);
       assert.equal(ready.reason, c.reason);
     });
+  }
+
+  const sp = 'SecurityPolicy/portcullis-p';
+  const verdicts = [
+    { name: 'all applied, no Envoy Gateway objects', facts: { problems: [], objects: ['AuthorizationPolicy/a'], controller: [] }, status: 'True', reason: 'Applied' },
+    { name: 'apply failure first', facts: { applyFailure: 'x not installed', problems: [{ reason: 'TargetNotFound', message: 'm' }], objects: [], controller: [] }, status: 'False', reason: 'ApplyFailed' },
+    { name: 'translation problem', facts: { problems: [{ reason: 'ReferenceGrantMissing', message: 'm' }, { reason: 'TargetNotFound', message: 'n' }], objects: [sp], controller: [] }, status: 'False', reason: 'ReferenceGrantMissing' },
+    { name: 'Envoy Gateway rejected', facts: { problems: [], objects: [sp], controller: [{ object: sp, accepted: 'False', message: 'backend not allowed' }] }, status: 'False', reason: 'RejectedByEnvoyGateway' },
+    { name: 'Envoy Gateway silent', facts: { problems: [], objects: [sp], controller: [{ object: sp, accepted: 'Unknown', message: '' }] }, status: 'Unknown', reason: 'AwaitingEnvoyGateway' },
+    { name: 'Envoy Gateway accepted', facts: { problems: [], objects: [sp], controller: [{ object: sp, accepted: 'True', message: '' }] }, status: 'True', reason: 'Applied' },
+  ] as const;
+  for (const v of verdicts) {
+    test(`programmed: ${v.name}`, () => {
+      const got = programmedVerdict(v.facts as never);
+      assert.equal(got.status, v.status);
+      assert.equal(got.reason, v.reason);
+    });
+  }
+
+  const accepted = (status: string, message = ''): unknown => ({ type: 'Accepted', status, message });
+  const reports = [
+    { name: 'no status', status: undefined, want: 'Unknown' },
+    { name: 'no ancestors yet', status: { ancestors: [] }, want: 'Unknown' },
+    { name: 'an ancestor without Accepted', status: { ancestors: [{ conditions: [] }] }, want: 'Unknown' },
+    { name: 'accepted by every ancestor', status: { ancestors: [{ conditions: [accepted('True')] }, { conditions: [accepted('True')] }] }, want: 'True' },
+    { name: 'refused by one ancestor', status: { ancestors: [{ conditions: [accepted('True')] }, { conditions: [accepted('False', 'no ReferenceGrant')] }] }, want: 'False' },
+  ];
+  for (const r of reports) {
+    test(`Envoy Gateway status: ${r.name}`, () => assert.equal(controllerReport(sp, r.status).accepted, r.want));
   }
 
   test('tenant conditions carry the problems', () => {

@@ -1,6 +1,7 @@
 /**
- * Status conditions, computed as pure functions: Accepted (the engine compiled the object),
- * Programmed (the mesh configuration is applied), Ready (both). lastTransitionTime moves only
+ * Status conditions, computed as pure functions: Accepted (the engine compiled the object, with
+ * its cross-object checks), Programmed (the mesh configuration is applied, wired and accepted by
+ * the data plane's controller where one reports), Ready (both). lastTransitionTime moves only
  * when a condition's status flips, and `statusEqual` lets the writer skip no-op updates.
  */
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -46,32 +47,104 @@ export function statusEqual(a: ObjectStatus | undefined, b: ObjectStatus): boole
   });
 }
 
+/** A condition's verdict before it is merged into status. */
+export interface Verdict {
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+}
+
 export interface PolicyOutcome {
   /** Compile problems (formatted); empty when accepted. */
   problems: string[];
-  /** Result of applying the outputs; undefined when not attempted. */
-  programmed?: { ok: boolean; reason: string; message: string };
+  /** Engine warnings (unreachable rules, quotas some tenants lack): shown, nothing refused. */
+  warnings?: string[];
+  /** The generation that keeps serving while the current one is refused. */
+  servingGeneration?: number;
+  /** Whether the outputs are in force; undefined when not attempted. */
+  programmed?: Verdict;
 }
+
+function acceptedMessage(ok: string, o: { problems: string[]; warnings?: string[]; servingGeneration?: number }): string {
+  if (o.problems.length > 0) {
+    const serving = o.servingGeneration !== undefined ? `\nGeneration ${o.servingGeneration}, the last good version, keeps serving.` : '';
+    return o.problems.join('\n') + serving;
+  }
+  const w = o.warnings ?? [];
+  return w.length === 0 ? ok : `${ok} ${w.length} warning(s):\n${w.join('\n')}`;
+}
+
+/** What Envoy Gateway's own controller reported on one generated policy (status.ancestors). */
+export interface ControllerReport {
+  object: string;
+  accepted: ConditionStatus;
+  message: string;
+}
+
+export interface ProgrammingFacts {
+  /** Set when an apply failed (a kind not installed, or the API server rejected an object). */
+  applyFailure?: string;
+  /** What the translation could not wire (reason, message), in order. */
+  problems: readonly { reason: string; message: string }[];
+  /** "Kind/name" of every object applied. */
+  objects: readonly string[];
+  /** Envoy Gateway's verdict on each generated Envoy Gateway policy. */
+  controller: readonly ControllerReport[];
+}
+
+/**
+ * Programmed means enforced as far as the operator can know: every object applied, every target
+ * wired and present, and Envoy Gateway's controller has accepted its policies. Istio writes no
+ * status, so applied Istio objects count; an Envoy Gateway policy nobody reported on is Unknown.
+ */
+export function programmedVerdict(f: ProgrammingFacts): Verdict {
+  if (f.applyFailure) return { status: 'False', reason: 'ApplyFailed', message: f.applyFailure };
+  const first = f.problems[0];
+  if (first) return { status: 'False', reason: first.reason, message: f.problems.map((p) => p.message).join('; ') };
+  const rejected = f.controller.filter((c) => c.accepted === 'False');
+  if (rejected.length > 0) return { status: 'False', reason: 'RejectedByEnvoyGateway', message: rejected.map((c) => `${c.object}: ${c.message}`).join('; ') };
+  const pending = f.controller.filter((c) => c.accepted === 'Unknown');
+  if (pending.length > 0) {
+    return { status: 'Unknown', reason: 'AwaitingEnvoyGateway', message: `applied; no Envoy Gateway controller has accepted ${pending.map((c) => c.object).join(', ')} yet` };
+  }
+  return { status: 'True', reason: 'Applied', message: `${f.objects.length} object(s) applied: ${f.objects.join(', ')}` };
+}
+
+interface AncestorStatus {
+  conditions?: { type?: string; status?: string; message?: string }[];
+}
+
+/** Envoy Gateway's verdict from a generated policy's status: every ancestor must be Accepted. */
+export function controllerReport(object: string, status: unknown): ControllerReport {
+  const ancestors = ((status as { ancestors?: AncestorStatus[] } | undefined)?.ancestors ?? []).filter((a) => a && typeof a === 'object');
+  const accepted = ancestors.map((a) => (a.conditions ?? []).find((c) => c.type === 'Accepted'));
+  if (ancestors.length === 0 || accepted.some((c) => !c)) return { object, accepted: 'Unknown', message: 'no controller status' };
+  const bad = accepted.find((c) => c!.status !== 'True');
+  if (bad) return { object, accepted: bad.status === 'False' ? 'False' : 'Unknown', message: String(bad.message ?? '').slice(0, 500) };
+  return { object, accepted: 'True', message: '' };
+}
+
+const NOT_ACCEPTED: Verdict = { status: 'False', reason: 'NotAccepted', message: 'Outputs are not generated for a policy that does not compile.' };
 
 export function policyConditions(o: PolicyOutcome): ConditionInput[] {
-  const accepted: ConditionInput =
-    o.problems.length === 0
-      ? { type: 'Accepted', status: 'True', reason: 'Compiled', message: 'The policy compiled with the Portcullis engine.' }
-      : { type: 'Accepted', status: 'False', reason: 'Invalid', message: o.problems.join('\n') };
-  const programmed: ConditionInput = o.programmed
-    ? { type: 'Programmed', status: o.programmed.ok ? 'True' : 'False', reason: o.programmed.reason, message: o.programmed.message }
-    : { type: 'Programmed', status: 'False', reason: 'NotAccepted', message: 'Outputs are not generated for a policy that does not compile.' };
-  const ready: ConditionInput =
-    accepted.status === 'True' && programmed.status === 'True'
-      ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'The policy is compiled and programmed.' }
-      : { type: 'Ready', status: 'False', reason: accepted.status !== 'True' ? accepted.reason : programmed.reason, message: accepted.status !== 'True' ? accepted.message : programmed.message };
-  return [accepted, programmed, ready];
+  const message = acceptedMessage('The policy compiled with the Portcullis engine.', o);
+  const accepted: ConditionInput = o.problems.length === 0 ? { type: 'Accepted', status: 'True', reason: 'Compiled', message } : { type: 'Accepted', status: 'False', reason: 'Invalid', message };
+  const programmed: ConditionInput = { type: 'Programmed', ...(o.programmed ?? NOT_ACCEPTED) };
+  return [accepted, programmed, readyOf(accepted, programmed)];
 }
 
-export function tenantConditions(problems: string[]): ConditionInput[] {
+/** Ready only when both hold; otherwise the first condition that does not, with its status. */
+function readyOf(accepted: ConditionInput, programmed: ConditionInput): ConditionInput {
+  if (accepted.status === 'True' && programmed.status === 'True') return { type: 'Ready', status: 'True', reason: 'Ready', message: 'The policy is compiled and enforced by the mesh.' };
+  const failing = accepted.status !== 'True' ? accepted : programmed;
+  return { type: 'Ready', status: failing.status, reason: failing.reason, message: failing.message };
+}
+
+export function tenantConditions(problems: string[], extra: { warnings?: string[]; servingGeneration?: number } = {}): ConditionInput[] {
   const ok = problems.length === 0;
+  const o = { problems, ...extra };
   return [
-    ok ? { type: 'Accepted', status: 'True', reason: 'Valid', message: 'The tenant is valid.' } : { type: 'Accepted', status: 'False', reason: 'Invalid', message: problems.join('\n') },
-    ok ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'The tenant can authenticate principals.' } : { type: 'Ready', status: 'False', reason: 'Invalid', message: problems.join('\n') },
+    ok ? { type: 'Accepted', status: 'True', reason: 'Valid', message: acceptedMessage('The tenant is valid.', o) } : { type: 'Accepted', status: 'False', reason: 'Invalid', message: acceptedMessage('', o) },
+    ok ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'The tenant can authenticate principals.' } : { type: 'Ready', status: 'False', reason: 'Invalid', message: acceptedMessage('', o) },
   ];
 }

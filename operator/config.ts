@@ -25,6 +25,8 @@ export const OPERATOR_HELP = `Usage: node dist/operator/main.js [options]
 Reconciles ApiPolicy and Tenant resources into Istio and/or Envoy Gateway configuration and
 reports status conditions (Accepted, Programmed, Ready).
 
+Commands: (none) runs the operator; "cleanup" removes what it generated (cleanup --help).
+
 Options (environment variable in brackets):
   --kubeconfig FILE           kubeconfig (default: in-cluster or ~/.kube/config) [KUBECONFIG]
   --outputs LIST              istio,envoy-gateway (default both) [PORTCULLIS_OPERATOR_OUTPUTS]
@@ -33,6 +35,7 @@ Options (environment variable in brackets):
   --authz-port N              its ext_authz gRPC port, default 9001
   --ext-proc-port N           its ext_proc gRPC port, default 9002
   --timeout DURATION          ext_authz / ext_proc budget written into outputs, default 500ms
+  --cluster-domain DOMAIN     the cluster's DNS domain (Istio's ext_proc cluster name), default cluster.local
   --leader-elect / --no-leader-elect   use a Lease so only one replica writes (default on)
   --lease-namespace NS        default: the pod's namespace [POD_NAMESPACE], else portcullis-system
   --lease-name NAME           default portcullis-operator
@@ -64,7 +67,7 @@ function count(name: string, v: string, max: number): number {
 
 const OPTIONS = {
   kubeconfig: { type: 'string' }, outputs: { type: 'string' }, 'istio-provider': { type: 'string' }, service: { type: 'string' },
-  'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'leader-elect': { type: 'boolean' },
+  'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'cluster-domain': { type: 'string' }, 'leader-elect': { type: 'boolean' },
   'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
   'http-address': { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
@@ -87,11 +90,14 @@ function parseOutputConfig(values: Values, env: NodeJS.ProcessEnv): OutputConfig
   if (!name || !namespace) throw new PortcullisError('USAGE', '--service must be NAME.NAMESPACE');
   const timeout = str(values, 'timeout', '500ms');
   if (!DURATION.test(timeout)) throw new PortcullisError('USAGE', '--timeout must be a duration such as 500ms or 1s');
+  const clusterDomain = str(values, 'cluster-domain', 'cluster.local');
+  if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(clusterDomain)) throw new PortcullisError('USAGE', '--cluster-domain must be a DNS name such as cluster.local');
   return {
     ...parseOutputs(str(values, 'outputs', env.PORTCULLIS_OPERATOR_OUTPUTS ?? 'istio,envoy-gateway')),
     istioProvider: str(values, 'istio-provider', env.PORTCULLIS_ISTIO_PROVIDER ?? 'portcullis'),
     service: { name, namespace, authzPort: port('--authz-port', str(values, 'authz-port', '9001')), extProcPort: port('--ext-proc-port', str(values, 'ext-proc-port', '9002')) },
     timeout,
+    clusterDomain,
   };
 }
 
@@ -110,4 +116,44 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     workers: count('--workers', str(values, 'workers', env.PORTCULLIS_OPERATOR_WORKERS ?? '16'), 256),
     outputs: parseOutputConfig(values, env),
   };
+}
+
+export const CLEANUP_HELP = `Usage: node dist/operator/main.js cleanup [options]
+
+Uninstall path: stops the operator Deployment (scale to 0), deletes every mesh object the operator
+generated (label app.kubernetes.io/managed-by=portcullis-operator, all namespaces) and marks every
+ApiPolicy and Tenant Ready=False reason Uninstalled. Afterwards the protected workloads are no
+longer decided by Portcullis: see docs/operator.md, "Uninstall".
+
+Options:
+  --kubeconfig FILE           kubeconfig (default: in-cluster or ~/.kube/config) [KUBECONFIG]
+  --operator-deployment NS/NAME   the operator's Deployment to stop first (omit if already stopped)
+  --timeout-seconds N         how long to wait for the operator's pods to go, default 60
+  -h, --help`;
+
+export interface CleanupConfig {
+  kubeconfig?: string;
+  deployment?: { namespace: string; name: string };
+  timeoutMs: number;
+}
+
+function parseDeployment(d: string | undefined): { namespace: string; name: string } | undefined {
+  if (d === undefined) return undefined;
+  const [namespace, name, extra] = d.split('/');
+  if (!namespace || !name || extra !== undefined) throw new PortcullisError('USAGE', '--operator-deployment must be NAMESPACE/NAME');
+  return { namespace, name };
+}
+
+function parseSeconds(v: string | undefined): number {
+  const seconds = Number(v ?? '60');
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new PortcullisError('USAGE', '--timeout-seconds must be an integer from 1 to 3600');
+  return seconds;
+}
+
+export function parseCleanupArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): CleanupConfig | 'help' {
+  const { values } = parseArgs({ args: argv, strict: true, options: { kubeconfig: { type: 'string' }, 'operator-deployment': { type: 'string' }, 'timeout-seconds': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return 'help';
+  const kubeconfig = values.kubeconfig ?? env.KUBECONFIG;
+  const deployment = parseDeployment(values['operator-deployment']);
+  return { ...(kubeconfig ? { kubeconfig } : {}), ...(deployment ? { deployment } : {}), timeoutMs: parseSeconds(values['timeout-seconds']) * 1000 };
 }

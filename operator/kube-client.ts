@@ -46,8 +46,25 @@ export class OperatorClient {
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
-  async apply(obj: GeneratedObject): Promise<void> {
-    const send = async (): Promise<string | undefined> => (await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)).metadata?.resourceVersion;
+  /** Server-side apply; returns the object as stored (status included, read for the controller's verdict). */
+  async apply(obj: GeneratedObject): Promise<KubernetesObject & { status?: unknown }> {
+    let live: KubernetesObject | undefined;
+    const send = async (): Promise<string | undefined> => {
+      live = await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      return live.metadata?.resourceVersion;
+    };
+    await this.tracked(obj, send);
+    return live ?? {};
+  }
+
+  /** A JSON merge patch (null removes a field), for fields another manager added that weaken an object. */
+  async mergePatch(obj: GeneratedObject, patch: Record<string, unknown>): Promise<void> {
+    const body = { apiVersion: obj.apiVersion, kind: obj.kind, ...patch, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, ...((patch.metadata as object | undefined) ?? {}) } };
+    await this.tracked(obj, async () => (await this.objects.patch(body as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch)).metadata?.resourceVersion);
+  }
+
+  /** Sends a write of a generated object, recorded so its own watch event does not re-queue the policy. */
+  private async tracked(obj: GeneratedObject, send: () => Promise<string | undefined>): Promise<void> {
     const caches = this.caches;
     if (!caches) {
       await send();

@@ -5,10 +5,34 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { PortcullisError } from '../extauthz/errors.js';
 import { loadKubeConfig } from '../kube/config.js';
-import { OPERATOR_HELP, parseOperatorArgs } from './config.js';
+import { cleanup } from './cleanup.js';
+import { CLEANUP_HELP, OPERATOR_HELP, parseCleanupArgs, parseOperatorArgs } from './config.js';
 import { runOperator } from './manager.js';
 
+async function runCleanup(argv: string[]): Promise<number> {
+  let cfg;
+  try {
+    cfg = parseCleanupArgs(argv);
+  } catch (err) {
+    process.stderr.write(`portcullis-operator cleanup: ${(err as Error).message}\n\n${CLEANUP_HELP}\n`);
+    return 2;
+  }
+  if (cfg === 'help') {
+    process.stdout.write(CLEANUP_HELP + '\n');
+    return 0;
+  }
+  try {
+    await cleanup(loadKubeConfig(cfg.kubeconfig), { ...(cfg.deployment ? { deployment: cfg.deployment } : {}), timeoutMs: cfg.timeoutMs, log: (l) => process.stdout.write(`cleanup: ${l}\n`) });
+    return 0;
+  } catch (err) {
+    const code = err instanceof PortcullisError ? `${err.code}: ` : '';
+    process.stderr.write(`portcullis-operator cleanup: ${code}${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'cleanup') return runCleanup(argv.slice(1));
   let cfg;
   try {
     cfg = parseOperatorArgs(argv);

@@ -20,6 +20,8 @@ import { OwnWrites } from './own-writes.js';
 import { WorkQueue } from './queue.js';
 import { PolicyReconciler, TenantReconciler } from './reconcile.js';
 import { NamespacedServices } from './services.js';
+import { watchTargets } from './targets.js';
+import { PolicyValidation } from './validation.js';
 import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS } from './translate.js';
 
 class OperatorMetrics {
@@ -83,6 +85,8 @@ interface Wiring {
   synced: boolean;
   policyQueue?: WorkQueue;
   tenantQueue?: WorkQueue;
+  /** Sees every ApiPolicy and Tenant event (it ignores status-only ones itself). */
+  validation?: PolicyValidation;
 }
 
 function enqueue(w: Wiring, queue: 'policyQueue' | 'tenantQueue', key: string): void {
@@ -128,6 +132,7 @@ function policyInformer(w: Wiring, onTargetsChanged: (namespace: string) => void
     kubeConfig: w.kc, path: customPath(PLURAL.ApiPolicy), list: listCustom<PolicyLike>(w.kc, PLURAL.ApiPolicy), onError: onError(w, 'apipolicies'),
     indexes: { service: serviceTargets, serviceNamespace: (p) => (serviceTargets(p).length > 0 ? [p.metadata?.namespace ?? ''] : []) },
     onChange: (p, event) => {
+      w.validation?.observe('ApiPolicy', p, event);
       const ns = p.metadata?.namespace ?? '';
       const sk = statusKey(PLURAL.ApiPolicy, ns, p.metadata?.name ?? '');
       if (event !== 'add') onTargetsChanged(ns);
@@ -144,6 +149,7 @@ function tenantInformer(w: Wiring, enqueueNamespace: (ns: string) => void): Resi
   return new ResilientInformer<KubernetesObject>({
     kubeConfig: w.kc, path: customPath(PLURAL.Tenant), list: listCustom(w.kc, PLURAL.Tenant), onError: onError(w, 'tenants'),
     onChange: (t, event) => {
+      w.validation?.observe('Tenant', t, event);
       if (event !== 'delete' && ownEcho(w, 'Tenant', statusKey(PLURAL.Tenant, t.metadata?.namespace ?? '', t.metadata?.name ?? ''), t)) return;
       if (event !== 'delete') enqueue(w, 'tenantQueue', objectKey(t));
       // The namespace's policies validate against its tenants.
@@ -186,13 +192,23 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   const policies = policyInformer(w, releaseServices);
   const tenants = tenantInformer(w, enqueueNamespace);
   const children = childInformers(w);
+  // Accepted: the engine's PolicyStore over every cached policy and tenant, shared by all reconciles.
+  w.validation = new PolicyValidation({ policies, tenants }, (k) => enqueue(w, 'policyQueue', k));
+  const targets = await watchTargets(kc, {
+    grantNamespace: cfg.outputs.service.namespace,
+    onRoute: enqueueNamespace,
+    onGrant: () => {
+      for (const p of policies.list()) enqueue(w, 'policyQueue', objectKey(p));
+    },
+    onError: (what) => onError(w, what),
+  });
   const client = new OperatorClient(kc, {
     own: w.own,
     children: (kind, ns, policy) => children.get(kind)?.byIndex('owner', `${ns}/${policy}`) ?? [],
     cached: (plural, ns, name) => (plural === PLURAL.ApiPolicy ? policies : tenants).get(name, ns),
     requeue: (plural, ns, name) => enqueue(w, plural === PLURAL.Tenant ? 'tenantQueue' : 'policyQueue', `${ns}/${name}`),
   });
-  const deps = { caches: { policies, tenants, services }, client, outputs: cfg.outputs, log };
+  const deps = { caches: { policies, tenants, services, targets: targets.caches }, client, outputs: cfg.outputs, validation: w.validation, log };
   const policyReconciler = new PolicyReconciler(deps);
   const tenantReconciler = new TenantReconciler(deps, () => undefined); // tenant events enqueue the namespace themselves
   const timed = (kind: string, fn: (k: string) => Promise<void>): ((k: string) => Promise<void>) => timedReconcile({ metrics: w.metrics, log, isLeading: () => w.leading }, kind, fn);
@@ -204,7 +220,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   }), { workers: cfg.workers });
   w.tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)), { workers: Math.min(cfg.workers, 4) });
 
-  const all = [policies, tenants, ...children.values()];
+  const all = [policies, tenants, ...targets.informers, ...children.values()];
   const http: Server = createProbeServer(() => all.every((i) => i.synced), w.metrics.registry);
   await listen(http, cfg.httpAddress);
 

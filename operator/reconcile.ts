@@ -5,26 +5,30 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { compilePolicy } from '../extauthz/policy/compile.js';
 import { API_VERSION, type ApiPolicyObject, type TenantObject } from '../extauthz/policy/model.js';
-import { compileTenants, JwksCache, TenantDirectory } from '../extauthz/policy/tenants.js';
+import type { TenantDirectory } from '../extauthz/policy/tenants.js';
 import { httpCode } from '../kube/errors.js';
 import { sourcesFrom } from '../kube/objects.js';
 import { PLURAL } from '../kube/resources.js';
-import { mergeConditions, policyConditions, tenantConditions, type ConditionInput, type ObjectStatus } from './conditions.js';
+import { controllerReport, mergeConditions, policyConditions, programmedVerdict, tenantConditions, type ConditionInput, type ControllerReport, type ObjectStatus, type Verdict } from './conditions.js';
+import { repairPatch } from './drift.js';
 import type { OperatorClient } from './kube-client.js';
+import { grantedKinds, presentRoutes, type TargetCaches } from './targets.js';
 import { translate, type OutputConfig, type GeneratedObject } from './translate.js';
+import type { PolicyValidation } from './validation.js';
 
 export interface Caches {
   policies: { list(ns?: string): readonly KubernetesObject[]; get(name: string, ns?: string): KubernetesObject | undefined };
   tenants: { list(ns?: string): readonly KubernetesObject[]; get(name: string, ns?: string): KubernetesObject | undefined };
   services: { get(name: string, ns?: string): KubernetesObject | undefined };
+  targets: TargetCaches;
 }
 
 export interface ReconcilerDeps {
   caches: Caches;
   client: OperatorClient;
   outputs: OutputConfig;
+  validation: PolicyValidation;
   log: Logger;
   now?: () => Date;
 }
@@ -38,18 +42,6 @@ function statusFor(current: Record<string, unknown>, desired: ConditionInput[], 
   const generation = Number((current.metadata as { generation?: number }).generation ?? 0);
   const previous = (current.status as ObjectStatus | undefined)?.conditions;
   return { observedGeneration: generation, conditions: mergeConditions(previous, desired, generation, now) };
-}
-
-/** The namespace's tenants compiled for validation (Secrets are ext_authz's business). */
-function tenantDirectory(caches: Caches, ns: string): { dir: TenantDirectory; problems: Map<string, string[]> } {
-  const sources = sourcesFrom([], caches.tenants.list(ns) as never, []);
-  const { directories, problems } = compileTenants(sources.tenants, [], new JwksCache(), { requireSecrets: false });
-  const byTenant = new Map<string, string[]>();
-  for (const p of problems) {
-    const key = p.location.object?.split(' ')[1] ?? '';
-    byTenant.set(key, [...(byTenant.get(key) ?? []), p.message]);
-  }
-  return { dir: directories.get(ns) ?? new TenantDirectory(), problems: byTenant };
 }
 
 function agencyReachable(policy: ApiPolicyObject, dir: TenantDirectory): boolean {
@@ -75,6 +67,8 @@ function serviceSelectors(policy: ApiPolicyObject, caches: Caches): Map<string, 
   return selectors;
 }
 
+const ENVOY_GATEWAY_API = 'gateway.envoyproxy.io/';
+
 export class PolicyReconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -84,32 +78,47 @@ export class PolicyReconciler {
     if (!raw) return; // Deleted: ownerReferences let the garbage collector remove the children.
     const [policy] = sourcesFrom([raw], [], []).policies;
     if (!policy) return;
-    const { dir } = tenantDirectory(this.deps.caches, ns);
-    const { problems } = compilePolicy(policy, dir);
-    const formatted = problems.map((p) => p.format().replace(/^ApiPolicy \S+ /, ''));
-    // A broken policy keeps its previous outputs: traffic still reaches Portcullis, which denies
-    // (the policy is left out of its snapshot). Removing them would let requests bypass it.
-    const programmed = problems.length === 0 ? await this.program(policy, raw, dir) : undefined;
-    await this.writeStatus(policy, raw, policyConditions({ problems: formatted, ...(programmed ? { programmed } : {}) }));
+    const verdict = await this.deps.validation.policy(key);
+    // A refused policy keeps its previous outputs: traffic still reaches Portcullis, which serves
+    // the last good version or, with none, denies. Removing them would let requests bypass it.
+    const programmed = verdict.errors.length === 0 ? await this.program(policy, raw) : undefined;
+    await this.writeStatus(policy, raw, policyConditions({ problems: verdict.errors, warnings: verdict.warnings, ...(verdict.servingGeneration !== undefined ? { servingGeneration: verdict.servingGeneration } : {}), ...(programmed ? { programmed } : {}) }));
   }
 
-  private async program(policy: ApiPolicyObject, raw: KubernetesObject, dir: TenantDirectory): Promise<{ ok: boolean; reason: string; message: string }> {
-    const { outputs, client, caches } = this.deps;
-    const selectors = serviceSelectors(policy, caches);
-    const input = { policy: { apiVersion: API_VERSION, kind: 'ApiPolicy', metadata: { name: policy.metadata.name, namespace: policy.metadata.namespace, uid: raw.metadata?.uid ?? '' }, spec: policy.spec }, serviceSelectors: selectors, agencyReachable: agencyReachable(policy, dir) };
-    const { objects, problems } = translate(input, outputs);
-    const failed = await this.applyAll(objects);
-    if (failed) return { ok: false, reason: 'ApplyFailed', message: failed };
+  private async translateInput(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Parameters<typeof translate>[0]> {
+    const { caches, outputs, validation } = this.deps;
+    const ns = policy.metadata.namespace;
+    return {
+      policy: { apiVersion: API_VERSION, kind: 'ApiPolicy', metadata: { name: policy.metadata.name, namespace: ns, uid: raw.metadata?.uid ?? '' }, spec: policy.spec },
+      serviceSelectors: serviceSelectors(policy, caches),
+      presentRoutes: presentRoutes(caches.targets, ns),
+      grantedKinds: grantedKinds(caches.targets.referenceGrants.list(outputs.service.namespace), ns, outputs.service.name),
+      agencyReachable: agencyReachable(policy, await validation.directory(ns)),
+    };
+  }
+
+  private async program(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Verdict> {
+    const { outputs, client } = this.deps;
+    const { objects, problems } = translate(await this.translateInput(policy, raw), outputs);
+    const applied = await this.applyAll(objects);
+    if (typeof applied === 'string') return programmedVerdict({ applyFailure: applied, problems, objects: [], controller: [] });
     const enabled = new Set([...(outputs.istio ? ['istio'] : []), ...(outputs.envoyGateway ? ['envoyGateway'] : [])]);
     await client.prune(policy.metadata.namespace, policy.metadata.name, enabled, objects);
-    if (problems.length > 0) return { ok: false, reason: 'TargetNotFound', message: problems.join('; ') };
-    return { ok: true, reason: 'Applied', message: `${objects.length} object(s) applied: ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}` };
+    return programmedVerdict({ problems, objects: objects.map((o) => `${o.kind}/${o.metadata.name}`), controller: applied });
   }
 
-  private async applyAll(objects: readonly GeneratedObject[]): Promise<string | undefined> {
+  /** Applies every object, repairs weakening fields others added; returns Envoy Gateway's reports, or why it failed. */
+  private async applyAll(objects: readonly GeneratedObject[]): Promise<ControllerReport[] | string> {
+    const reports: ControllerReport[] = [];
     for (const o of objects) {
       try {
-        await this.deps.client.apply(o);
+        const live = await this.deps.client.apply(o);
+        const repair = repairPatch(o, live);
+        if (repair) {
+          this.deps.log.warn({ object: `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`, removed: repair.removed }, 'removed fields that weaken a generated object');
+          await this.deps.client.mergePatch(o, repair.patch);
+        }
+        if (o.apiVersion.startsWith(ENVOY_GATEWAY_API)) reports.push(controllerReport(`${o.kind}/${o.metadata.name}`, live?.status));
       } catch (err) {
         const code = httpCode(err);
         if (code === 404) return `${o.apiVersion} ${o.kind} is not installed in the cluster`;
@@ -117,7 +126,7 @@ export class PolicyReconciler {
         throw err;
       }
     }
-    return undefined;
+    return reports;
   }
 
   private async writeStatus(policy: ApiPolicyObject, raw: KubernetesObject, desired: ConditionInput[]): Promise<void> {
@@ -146,8 +155,8 @@ export class TenantReconciler {
     this.enqueuePolicies(ns);
     const raw = this.deps.caches.tenants.get(name, ns);
     if (!raw) return;
-    const { problems } = tenantDirectory(this.deps.caches, ns);
-    const desired = tenantConditions(problems.get(key) ?? []);
+    const v = await this.deps.validation.tenant(key);
+    const desired = tenantConditions(v.errors, { warnings: v.warnings, ...(v.servingGeneration !== undefined ? { servingGeneration: v.servingGeneration } : {}) });
     const now = (this.deps.now ?? (() => new Date()))();
     await this.deps.client.writeStatus(PLURAL.Tenant, ns, name, (current) => statusFor(current, desired, now));
   }

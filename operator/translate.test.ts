@@ -1,54 +1,78 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { parse, stringify } from 'yaml';
-import { childName, istioPath, translate, type OutputConfig, type TranslateInput } from './translate.js';
+import { stringify } from 'yaml';
+import { GOLDEN_CONFIG, GOLDEN_DIR as DIR, goldenCases } from '../test/helpers/golden.js';
+import { policyConditions, programmedVerdict } from './conditions.js';
+import { childName, envoyDuration, translate, type TranslateInput, type Translation } from './translate.js';
 
-// Golden files live beside the sources: operator/testdata/translate/<case>/{input,output}.yaml.
-// Regenerate with UPDATE_GOLDEN=1 and review the diff.
-const DIR = fileURLToPath(new URL('../../operator/testdata/translate/', import.meta.url));
+// Golden files live beside the sources: operator/testdata/translate/<case>/{input,output}.yaml,
+// the output with the status it implies. Regenerate with UPDATE_GOLDEN=1 and review the diff.
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
-const CONFIG: OutputConfig = {
-  istio: true,
-  envoyGateway: true,
-  istioProvider: 'portcullis',
-  service: { name: 'portcullis-extauthz', namespace: 'portcullis-system', authzPort: 9001, extProcPort: 9002 },
-  timeout: '500ms',
-};
-
-interface GoldenInput {
-  policy: TranslateInput['policy'];
-  services: Record<string, Record<string, string> | null>;
-  agencyReachable: boolean;
-  outputs?: Partial<OutputConfig>;
+/**
+ * The status the translation implies for a policy that compiled, once every object is applied
+ * and Envoy Gateway (when its policies are generated) has accepted them.
+ */
+function impliedStatus(t: Translation): string[] {
+  const controller = t.objects.filter((o) => o.apiVersion.startsWith('gateway.envoyproxy.io/')).map((o) => ({ object: `${o.kind}/${o.metadata.name}`, accepted: 'True' as const, message: '' }));
+  const programmed = programmedVerdict({ problems: t.problems, objects: t.objects.map((o) => `${o.kind}/${o.metadata.name}`), controller });
+  return policyConditions({ problems: [], programmed }).map((c) => `${c.type}=${c.status} ${c.reason}`);
 }
 
 describe('translate (golden files)', () => {
-  for (const name of readdirSync(DIR).sort()) {
+  for (const { name, input, config } of goldenCases()) {
     test(name, () => {
-      const input = parse(readFileSync(`${DIR}${name}/input.yaml`, 'utf8')) as GoldenInput;
-      const services = new Map(Object.entries(input.services).map(([k, v]) => [k, v ?? undefined]));
-      const out = translate({ policy: input.policy, serviceSelectors: services, agencyReachable: input.agencyReachable }, { ...CONFIG, ...(input.outputs ?? {}) });
-      const actual = stringify(out, { sortMapEntries: false, aliasDuplicateObjects: false });
+      const out = translate(input, config);
+      const actual = stringify({ ...out, status: impliedStatus(out) }, { sortMapEntries: false, aliasDuplicateObjects: false });
       const file = `${DIR}${name}/output.yaml`;
       if (UPDATE) writeFileSync(file, actual);
       assert.equal(actual, readFileSync(file, 'utf8'), `golden ${name} differs; rerun with UPDATE_GOLDEN=1 and review`);
     });
   }
+
+  test('every output kind and every problem reason has a golden case', () => {
+    const kinds = new Set<string>();
+    const reasons = new Set<string>();
+    for (const { input, config } of goldenCases()) {
+      const out = translate(input, config);
+      for (const o of out.objects) kinds.add(`${o.kind}${o.kind === 'AuthorizationPolicy' ? (o.spec.selector ? '/selector' : '/targetRefs') : ''}`);
+      for (const p of out.problems) reasons.add(p.reason);
+    }
+    assert.deepEqual([...kinds].sort(), ['AuthorizationPolicy/selector', 'AuthorizationPolicy/targetRefs', 'EnvoyExtensionPolicy', 'EnvoyFilter', 'PeerAuthentication', 'SecurityPolicy']);
+    assert.deepEqual([...reasons].sort(), ['MaskingNotWired', 'NoTargets', 'ReferenceGrantMissing', 'TargetNotFound', 'TargetNotWired']);
+  });
 });
 
-describe('translate helpers', () => {
-  const cases: [string, string][] = [
-    ['/v1/citizens/{id}/records', '/v1/citizens/{*}/records'],
-    ['/v1/stats/**', '/v1/stats/{**}'],
-    ['/a/*/b', '/a/{*}/b'],
-    ['/plain', '/plain'],
-  ];
-  for (const [template, expected] of cases) {
-    test(`istioPath ${template}`, () => assert.equal(istioPath(template), expected));
-  }
+describe('translate invariants', () => {
+  test('every generated Istio CUSTOM policy has exactly one empty rule: no request of the workload escapes the decision', () => {
+    for (const { name, input, config } of goldenCases()) {
+      for (const o of translate(input, config).objects.filter((x) => x.kind === 'AuthorizationPolicy')) {
+        assert.equal(o.spec.action, 'CUSTOM', name);
+        assert.deepEqual(o.spec.rules, [{}], `${name}: ${o.metadata.name} narrows its rules`);
+      }
+    }
+  });
+
+  test('a masking policy never yields Programmed=True unless ext_proc is wired on every mesh it is translated for', () => {
+    for (const { name, input, config } of goldenCases()) {
+      const out = translate(input, config);
+      const masks = input.policy.spec.rules.some((r) => (r.mask?.length ?? 0) > 0) || (input.policy.spec.defaultMask?.length ?? 0) > 0;
+      if (!masks || out.problems.length > 0) continue;
+      const selectors = out.objects.filter((o) => o.kind === 'AuthorizationPolicy' && o.spec.selector).length;
+      assert.equal(out.objects.filter((o) => o.kind === 'EnvoyFilter').length, selectors, `${name}: one EnvoyFilter per workload`);
+      const sp = out.objects.filter((o) => o.kind === 'SecurityPolicy').length;
+      assert.equal(out.objects.filter((o) => o.kind === 'EnvoyExtensionPolicy').length, sp, `${name}: an EnvoyExtensionPolicy beside each SecurityPolicy`);
+      for (const eep of out.objects.filter((o) => o.kind === 'EnvoyExtensionPolicy')) {
+        const mode = (eep.spec.extProc as { processingMode: Record<string, unknown> }[])[0]!.processingMode;
+        assert.ok(mode.request, `${name}: request headers must reach ext_proc (the directive)`);
+      }
+    }
+  });
+
+  const durations: [string, string][] = [['500ms', '0.500s'], ['1s', '1.000s'], ['1m30s', '90.000s'], ['2s250ms', '2.250s']];
+  for (const [d, want] of durations) test(`envoyDuration ${d}`, () => assert.equal(envoyDuration(d), want));
+
   test('childName stays within 63 characters and unique', () => {
     const long = 'x'.repeat(80);
     const a = childName(long);
@@ -57,12 +81,15 @@ describe('translate helpers', () => {
     assert.notEqual(a, b);
     assert.equal(childName('short'), 'portcullis-short');
   });
+
   test('the translation is pure: same input, same output', () => {
     const input: TranslateInput = {
       policy: { apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy', metadata: { name: 'p', namespace: 'n', uid: 'u' }, spec: { hosts: ['a.example'], rules: [{ name: 'r' }], targetRefs: [{ kind: 'Service', name: 's' }] } },
       serviceSelectors: new Map([['s', { app: 's' }]]),
+      presentRoutes: new Set(),
+      grantedKinds: new Set(),
       agencyReachable: false,
     };
-    assert.deepEqual(translate(input, CONFIG), translate(input, CONFIG));
+    assert.deepEqual(translate(input, GOLDEN_CONFIG), translate(input, GOLDEN_CONFIG));
   });
 });

@@ -1,14 +1,21 @@
 /**
  * ApiPolicy → mesh configuration, as a pure function (golden-file tested). The outputs route
- * requests of the targeted workloads through Portcullis:
- * - Istio: an AuthorizationPolicy with action CUSTOM and the single Portcullis provider, and a
- *   STRICT PeerAuthentication where agency principals (mTLS) can reach the workload;
+ * every request of the targeted workloads through Portcullis:
+ * - Istio: an AuthorizationPolicy with action CUSTOM, the single Portcullis provider and one
+ *   empty rule, a STRICT PeerAuthentication where agency principals (mTLS) can reach the
+ *   workload, and, for policies that mask, an EnvoyFilter inserting ext_proc after ext_authz on
+ *   the workload's inbound listener;
  * - Envoy Gateway: a SecurityPolicy with extAuth (gRPC, fail closed, a real timeout, the policy
- *   named in contextExtensions) and, for rules with masks, an EnvoyExtensionPolicy with extProc.
+ *   named in contextExtensions) and, for policies that mask, an EnvoyExtensionPolicy whose
+ *   ext_proc sees the request headers (the signed directive) and the buffered response body.
  *
- * With defaultAction deny the CUSTOM rules match every path and method of the policy's hosts:
- * narrowing them to the rules' paths would let unmatched requests bypass the decision (fail
- * open). Only a defaultAction allow policy narrows them to its rules' paths and methods.
+ * Istio sends a CUSTOM provider only the requests its rules match and allows the rest, so the
+ * rules are never narrowed (not to hosts, paths or methods): a request by the Service's cluster
+ * name, its IP or any other Host still reaches Portcullis, which denies hosts it does not know.
+ *
+ * What cannot be wired (a target no enabled output handles, masks on an Istio Gateway, a missing
+ * target, a backend reference without a ReferenceGrant) is reported as a problem with a reason:
+ * the policy is then Programmed=False, never Ready with parts unenforced.
  */
 import { createHash } from 'node:crypto';
 import type { ApiPolicySpec } from '../extauthz/policy/model.js';
@@ -27,6 +34,8 @@ export interface OutputConfig {
   service: { name: string; namespace: string; authzPort: number; extProcPort: number };
   /** Budget for ext_authz and ext_proc calls (never the 600 s Istio default). */
   timeout: string;
+  /** The cluster's DNS domain: Istio names the sidecar's cluster for the ext_proc Service by it. */
+  clusterDomain: string;
 }
 
 export interface PolicyRef {
@@ -40,6 +49,10 @@ export interface TranslateInput {
   policy: PolicyRef;
   /** Selectors of Services in the policy's namespace (undefined: the Service does not exist). */
   serviceSelectors: ReadonlyMap<string, Readonly<Record<string, string>> | undefined>;
+  /** HTTPRoutes and Gateways of the policy's namespace that exist, as "Kind/name". */
+  presentRoutes: ReadonlySet<string>;
+  /** Envoy Gateway policy kinds of this namespace a ReferenceGrant lets reference the Portcullis Service. */
+  grantedKinds: ReadonlySet<string>;
   /** Some rule can admit agency principals (mTLS), so the workload needs STRICT mTLS. */
   agencyReachable: boolean;
 }
@@ -51,21 +64,33 @@ export interface GeneratedObject {
   spec: Record<string, unknown>;
 }
 
+/** Why (part of) a policy is not programmed; the first problem's reason becomes Programmed's. */
+export type ProblemReason = 'NoTargets' | 'TargetNotFound' | 'TargetNotWired' | 'MaskingNotWired' | 'ReferenceGrantMissing';
+
+export interface TranslationProblem {
+  reason: ProblemReason;
+  message: string;
+}
+
 export interface Translation {
   objects: GeneratedObject[];
-  /** Targets that could not be resolved; the policy is then not (fully) Programmed. */
-  problems: string[];
+  /** What could not be wired or resolved; the policy is then not Programmed. */
+  problems: TranslationProblem[];
 }
 
 /** The kinds the operator may write, for pruning and RBAC. */
 export const OUTPUT_KINDS = [
   { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', output: 'istio' },
   { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', plural: 'peerauthentications', output: 'istio' },
+  { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', plural: 'envoyfilters', output: 'istio' },
   { apiVersion: 'gateway.envoyproxy.io/v1alpha1', kind: 'SecurityPolicy', plural: 'securitypolicies', output: 'envoyGateway' },
   { apiVersion: 'gateway.envoyproxy.io/v1alpha1', kind: 'EnvoyExtensionPolicy', plural: 'envoyextensionpolicies', output: 'envoyGateway' },
 ] as const;
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+/** The name Istio gives the CUSTOM provider's filter in a sidecar's HTTP filter chain. */
+export const ISTIO_EXT_AUTHZ_FILTER = 'envoy.filters.http.ext_authz';
+export const EXT_PROC_FILTER = 'envoy.filters.http.ext_proc';
 
 /** Kubernetes names are at most 253 characters; long ones keep a hash suffix to stay unique. */
 export function childName(policyName: string): string {
@@ -85,54 +110,109 @@ function meta(input: TranslateInput, name: string): GeneratedObject['metadata'] 
   };
 }
 
-/** Path template → Istio path template ({*} one segment, {**} the rest). */
-export function istioPath(template: string): string {
-  return template
-    .split('/')
-    .map((s) => (s === '**' ? '{**}' : s === '*' || /^\{[^}]+\}$/.test(s) ? '{*}' : s))
-    .join('/');
+/** A rule with masks or allowFields, or a defaultMask: responses must pass through ext_proc. */
+export function policyMasks(spec: ApiPolicySpec): boolean {
+  return spec.rules.some((r) => (r.mask?.length ?? 0) > 0 || (r.allowFields?.length ?? 0) > 0) || (spec.defaultMask?.length ?? 0) > 0;
 }
 
-function istioHosts(hosts: readonly string[]): string[] {
-  return hosts.flatMap((h) => [h, `${h}:*`]);
+/** The one Istio rule: empty, so it matches every request of the selected workload or gateway. */
+const MATCH_EVERY_REQUEST: Record<string, unknown>[] = [{}];
+
+/**
+ * The ext_proc filter as Envoy's HttpFilter: the same processing mode as docs/envoy's fragment
+ * (request headers carry the signed directive; the whole response body in one message).
+ */
+export function extProcHttpFilter(cfg: OutputConfig, clusterName: string): Record<string, unknown> {
+  return {
+    name: EXT_PROC_FILTER,
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+      grpc_service: { envoy_grpc: { cluster_name: clusterName } },
+      failure_mode_allow: false,
+      message_timeout: envoyDuration(cfg.timeout),
+      processing_mode: {
+        request_header_mode: 'SEND',
+        request_body_mode: 'NONE',
+        request_trailer_mode: 'SKIP',
+        response_header_mode: 'SEND',
+        response_body_mode: 'BUFFERED',
+        response_trailer_mode: 'SKIP',
+      },
+      metadata_options: { forwarding_namespaces: { untyped: [ISTIO_EXT_AUTHZ_FILTER] } },
+    },
+  };
 }
 
-function istioRules(spec: ApiPolicySpec): Record<string, unknown>[] {
-  const hosts = istioHosts(spec.hosts);
-  if ((spec.defaultAction ?? 'deny') === 'deny' || spec.rules.some((r) => !r.paths?.length)) return [{ to: [{ operation: { hosts } }] }];
-  return spec.rules.map((r) => ({
-    to: [{ operation: { hosts, paths: (r.paths ?? []).map(istioPath), ...(r.methods?.length ? { methods: r.methods } : {}) } }],
-  }));
+/** "500ms" / "1s" / "1m30s" → protobuf JSON duration ("0.500s"). */
+export function envoyDuration(d: string): string {
+  const unit: Record<string, number> = { h: 3600_000, m: 60_000, s: 1000, ms: 1 };
+  let ms = 0;
+  for (const m of d.matchAll(/([0-9]+)(ms|h|m|s)/g)) ms += Number(m[1]) * unit[m[2]!]!;
+  return `${(ms / 1000).toFixed(3)}s`;
 }
 
-function serviceTargets(input: TranslateInput, problems: string[]): Record<string, string>[] {
+/** Istio's name for the sidecar's outbound cluster of a Service port. */
+function istioCluster(cfg: OutputConfig, port: number): string {
+  return `outbound|${port}||${cfg.service.name}.${cfg.service.namespace}.svc.${cfg.clusterDomain}`;
+}
+
+function envoyFilter(input: TranslateInput, cfg: OutputConfig, name: string, labels: Record<string, string>): GeneratedObject {
+  return {
+    apiVersion: 'networking.istio.io/v1alpha3',
+    kind: 'EnvoyFilter',
+    metadata: meta(input, name),
+    spec: {
+      workloadSelector: { labels },
+      configPatches: [
+        {
+          applyTo: 'HTTP_FILTER',
+          match: {
+            context: 'SIDECAR_INBOUND',
+            listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: ISTIO_EXT_AUTHZ_FILTER } } } },
+          },
+          patch: { operation: 'INSERT_AFTER', value: extProcHttpFilter(cfg, istioCluster(cfg, cfg.service.extProcPort)) },
+        },
+      ],
+    },
+  };
+}
+
+function serviceTargets(input: TranslateInput, problems: TranslationProblem[]): Record<string, string>[] {
   const out: Record<string, string>[] = [];
   for (const ref of input.policy.spec.targetRefs ?? []) {
     if (ref.kind !== 'Service') continue;
     const selector = input.serviceSelectors.get(ref.name);
-    if (!selector) problems.push(`Service ${ref.name} not found or has no selector`);
+    if (!selector) problems.push({ reason: 'TargetNotFound', message: `Service ${ref.name} not found or has no selector` });
     else out.push({ ...selector });
   }
   return out;
 }
 
-function istioObjects(input: TranslateInput, cfg: OutputConfig, problems: string[]): GeneratedObject[] {
+function customPolicy(input: TranslateInput, cfg: OutputConfig, name: string, target: Record<string, unknown>): GeneratedObject {
+  return { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta(input, name), spec: { ...target, action: 'CUSTOM', provider: { name: cfg.istioProvider }, rules: MATCH_EVERY_REQUEST } };
+}
+
+function istioObjects(input: TranslateInput, cfg: OutputConfig, problems: TranslationProblem[]): GeneratedObject[] {
   const spec = input.policy.spec;
   const selectors = serviceTargets(input, problems);
   const gateways = (spec.targetRefs ?? []).filter((r) => r.kind === 'Gateway').map((r) => ({ group: GATEWAY_GROUP, kind: 'Gateway', name: r.name }));
+  const masks = policyMasks(spec);
   const out: GeneratedObject[] = [];
   const base = childName(input.policy.metadata.name);
-  const rules = istioRules(spec);
-  // One AuthorizationPolicy per workload selector (an Istio policy has at most one selector).
+  // One object per workload selector (an Istio policy has at most one selector).
   selectors.forEach((matchLabels, i) => {
     const name = selectors.length > 1 ? `${base}-${i}` : base;
-    out.push({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta(input, name), spec: { selector: { matchLabels }, action: 'CUSTOM', provider: { name: cfg.istioProvider }, rules } });
+    out.push(customPolicy(input, cfg, name, { selector: { matchLabels } }));
     if (input.agencyReachable) {
       out.push({ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: meta(input, name), spec: { selector: { matchLabels }, mtls: { mode: 'STRICT' } } });
     }
+    if (masks) out.push(envoyFilter(input, cfg, name, matchLabels));
   });
   if (gateways.length > 0) {
-    out.push({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta(input, `${base}-gateway`), spec: { targetRefs: gateways, action: 'CUSTOM', provider: { name: cfg.istioProvider }, rules } });
+    out.push(customPolicy(input, cfg, `${base}-gateway`, { targetRefs: gateways }));
+    if (masks) {
+      problems.push({ reason: 'MaskingNotWired', message: `Istio: ext_proc is wired only into the sidecars of Service targets; masks would not be enforced on Gateway ${gateways.map((g) => g.name).join(', ')}` });
+    }
   }
   return out;
 }
@@ -159,8 +239,7 @@ function envoyGatewayObjects(input: TranslateInput, cfg: OutputConfig): Generate
       },
     },
   ];
-  const masks = spec.rules.some((r) => (r.mask?.length ?? 0) > 0 || (r.allowFields?.length ?? 0) > 0) || (spec.defaultMask?.length ?? 0) > 0;
-  if (masks) {
+  if (policyMasks(spec)) {
     out.push({
       apiVersion: 'gateway.envoyproxy.io/v1alpha1',
       kind: 'EnvoyExtensionPolicy',
@@ -172,8 +251,10 @@ function envoyGatewayObjects(input: TranslateInput, cfg: OutputConfig): Generate
             backendRefs: [backend(cfg.service.extProcPort)],
             failOpen: false,
             messageTimeout: cfg.timeout,
-            processingMode: { response: { body: 'Buffered' } },
-            metadata: { accessibleNamespaces: ['envoy.filters.http.ext_authz'] },
+            // request: the signed directive travels in a request header; without it every masked
+            // response fails closed. response.body Buffered: the whole JSON body in one message.
+            processingMode: { request: {}, response: { body: 'Buffered' } },
+            metadata: { accessibleNamespaces: [ISTIO_EXT_AUTHZ_FILTER] },
           },
         ],
       },
@@ -182,9 +263,31 @@ function envoyGatewayObjects(input: TranslateInput, cfg: OutputConfig): Generate
   return out;
 }
 
+/** Every target must be wired by an enabled output and, for routes and gateways, exist. */
+function targetProblems(input: TranslateInput, cfg: OutputConfig): TranslationProblem[] {
+  const out: TranslationProblem[] = [];
+  for (const ref of input.policy.spec.targetRefs ?? []) {
+    const wired = ref.kind === 'Service' ? cfg.istio : ref.kind === 'HTTPRoute' ? cfg.envoyGateway : cfg.istio || cfg.envoyGateway;
+    if (!wired) out.push({ reason: 'TargetNotWired', message: `${ref.kind} ${ref.name}: no enabled output wires this kind (${ref.kind === 'Service' ? 'istio' : 'envoy-gateway'} is off)` });
+    else if (ref.kind !== 'Service' && !input.presentRoutes.has(`${ref.kind}/${ref.name}`)) out.push({ reason: 'TargetNotFound', message: `${ref.kind} ${ref.name} not found in namespace ${input.policy.metadata.namespace}` });
+  }
+  return out;
+}
+
+/** Envoy Gateway policies outside the Portcullis namespace need a ReferenceGrant to use its Service. */
+function grantProblems(input: TranslateInput, cfg: OutputConfig, objects: readonly GeneratedObject[]): TranslationProblem[] {
+  if (input.policy.metadata.namespace === cfg.service.namespace) return [];
+  const kinds = [...new Set(objects.filter((o) => o.apiVersion.startsWith('gateway.envoyproxy.io/')).map((o) => o.kind))];
+  const missing = kinds.filter((k) => !input.grantedKinds.has(k));
+  if (missing.length === 0) return [];
+  return [{ reason: 'ReferenceGrantMissing', message: `no ReferenceGrant in namespace ${cfg.service.namespace} lets ${missing.join(' and ')} from namespace ${input.policy.metadata.namespace} reference Service ${cfg.service.name}` }];
+}
+
 export function translate(input: TranslateInput, cfg: OutputConfig): Translation {
-  const problems: string[] = [];
+  const problems: TranslationProblem[] = [];
+  if ((input.policy.spec.targetRefs ?? []).length === 0) problems.push({ reason: 'NoTargets', message: 'spec.targetRefs is empty: no mesh configuration generated' });
+  problems.push(...targetProblems(input, cfg));
   const objects = [...(cfg.istio ? istioObjects(input, cfg, problems) : []), ...(cfg.envoyGateway ? envoyGatewayObjects(input, cfg) : [])];
-  if ((input.policy.spec.targetRefs ?? []).length === 0) problems.push('spec.targetRefs is empty: no mesh configuration generated');
+  problems.push(...grantProblems(input, cfg, objects));
   return { objects, problems };
 }

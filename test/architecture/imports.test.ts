@@ -80,7 +80,12 @@ function reachable(g: ReadonlyMap<string, readonly string[]>, from: readonly str
   return seen;
 }
 
-/** extauthz/ modules that are the service, not the policy engine. */
+/**
+ * extauthz/ modules that are the service, not the policy engine. The identity pattern grammars
+ * (pipeline/identify/dn.ts, dns-name.ts, spiffe.ts) import nothing else and are compiled by the
+ * engine's tenants.ts, so they count as engine.
+ */
+const ENGINE_GRAMMARS = /^extauthz\/pipeline\/identify\/(dn|dns-name|spiffe)\.ts$/;
 const NOT_ENGINE = [/^extauthz\/(server|kube|cli|pipeline|audit|extproc)\//, /^extauthz\/(logger|config)\.ts$/];
 /**
  * Pure identity grammars (SPIFFE ID, RFC 4514 DN, DNS name patterns): no I/O, no state. The

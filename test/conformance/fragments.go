@@ -168,6 +168,9 @@ func portcullisRules(msg proto.Message) []string {
 	var out []string
 	visit(msg.ProtoReflect(), func(m proto.Message) {
 		switch c := m.(type) {
+		case *hcmv3.HttpConnectionManager:
+			out = append(out, pathRules(c)...)
+			out = append(out, hcmRules(c)...)
 		case *extauthzv3.ExtAuthz:
 			if c.GetGrpcService().GetTimeout() == nil {
 				out = append(out, "ext_authz grpc_service.timeout must be set (Envoy's default is 200ms)")
@@ -175,8 +178,6 @@ func portcullisRules(msg proto.Message) []string {
 			if c.GetFailureModeAllow() {
 				out = append(out, "ext_authz failure_mode_allow must be false (fail closed)")
 			}
-		case *hcmv3.HttpConnectionManager:
-			out = append(out, hcmRules(c)...)
 		case *extprocv3.ExternalProcessor:
 			if c.GetMessageTimeout() == nil {
 				out = append(out, "ext_proc message_timeout must be set (Envoy's default is 200ms)")
@@ -191,18 +192,8 @@ func portcullisRules(msg proto.Message) []string {
 
 // hcmRules: the request handling docs/security.md says Portcullis assumes the proxy did.
 func hcmRules(c *hcmv3.HttpConnectionManager) []string {
+	// normalize_path, merge_slashes and the escaped-slash action are pathRules' (one rule each).
 	var out []string
-	if !c.GetNormalizePath().GetValue() {
-		out = append(out, "http_connection_manager normalize_path must be true (Portcullis decides on the normalised path)")
-	}
-	if !c.GetMergeSlashes() {
-		out = append(out, "http_connection_manager merge_slashes must be true")
-	}
-	switch c.GetPathWithEscapedSlashesAction() {
-	case hcmv3.HttpConnectionManager_REJECT_REQUEST, hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT:
-	default:
-		out = append(out, "http_connection_manager path_with_escaped_slashes_action must be REJECT_REQUEST or UNESCAPE_AND_REDIRECT")
-	}
 	switch c.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction().String() {
 	case "REJECT_REQUEST", "DROP_HEADER":
 	default:
@@ -221,4 +212,20 @@ func visit(m protoreflect.Message, fn func(proto.Message)) {
 		return
 	}
 	children(m, func(c protoreflect.Message) { visit(c, fn) })
+}
+
+// pathRules: ext_authz must decide on the path the upstream is routed with, so the connection
+// manager normalises it, merges slashes and decodes escaped slashes before any filter runs.
+func pathRules(c *hcmv3.HttpConnectionManager) []string {
+	var out []string
+	if !c.GetNormalizePath().GetValue() {
+		out = append(out, "http_connection_manager normalize_path must be true")
+	}
+	if !c.GetMergeSlashes() {
+		out = append(out, "http_connection_manager merge_slashes must be true")
+	}
+	if c.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD {
+		out = append(out, "http_connection_manager path_with_escaped_slashes_action must be UNESCAPE_AND_FORWARD (as Istio's DECODE_AND_MERGE_SLASHES)")
+	}
+	return out
 }

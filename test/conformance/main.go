@@ -5,7 +5,9 @@
 // validates the documented Envoy configuration fragments with Envoy's validation rules.
 //
 //	conformance --authz 127.0.0.1:9001 [--extproc ADDR] [--fragments docs/envoy]
-//	            [--tokens tokens.json] [--mask-key FILE] [--run REGEXP]
+//	            [--mesh DIR] [--tokens tokens.json] [--mask-key FILE] [--run REGEXP]
+//
+// --mesh validates mesh objects the operator generated (mesh.go).
 //
 // One line per scenario on stdout: "PASS <name>", "FAIL <name>: <reasons>" or
 // "SKIP <name>: <reason>", then a summary. Exit status 1 when anything failed, 2 on bad usage.
@@ -30,6 +32,7 @@ import (
 
 type options struct {
 	authz, extproc, fragments, tokens string
+	mesh                              string
 	maskKey                           string
 	run                               *regexp.Regexp
 	callTimeout                       time.Duration
@@ -61,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.authz, "authz", "", "host:port of the ext_authz gRPC service")
 	fs.StringVar(&o.extproc, "extproc", "", "host:port of the ext_proc gRPC service (optional)")
 	fs.StringVar(&o.fragments, "fragments", "", "folder of Envoy configuration fragments to validate (optional)")
+	fs.StringVar(&o.mesh, "mesh", "", "folder of generated Istio objects to check with Istio's types (optional)")
 	fs.StringVar(&o.tokens, "tokens", "", "JSON file {name: JWT} with the citizen tokens (optional)")
 	fs.StringVar(&o.maskKey, "mask-key", "", "the service's --mask-key-file, to sign an expired directive (optional)")
 	fs.StringVar(&run, "run", "", "only scenarios whose name matches this regular expression")
@@ -68,8 +72,8 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.authz == "" && o.fragments == "" {
-		return o, errors.New("nothing to do: give --authz and/or --fragments")
+	if o.authz == "" && o.fragments == "" && o.mesh == "" {
+		return o, errors.New("nothing to do: give --authz, --fragments and/or --mesh")
 	}
 	re, err := regexp.Compile(run)
 	if err != nil {
@@ -175,6 +179,7 @@ func main() {
 		run func(options, *tally) error
 	}{
 		{o.fragments != "", runFragments},
+		{o.mesh != "", runMesh},
 		{o.authz != "", runChecks},
 		{o.extproc != "", runExtProc},
 	}

@@ -138,6 +138,25 @@ func istioScenarios() []scenario {
 			want: withReply(denied(401, "UNAUTHENTICATED", codes.Unauthenticated), "www-authenticate", "Bearer"),
 		},
 		{
+			// The generated CUSTOM policy sends every request of the workload (mesh.go proves it
+			// with Istio's rule semantics); a request by the Service's cluster name is still
+			// decided, and Portcullis denies a host no policy lists.
+			name: "istio/unlisted-host-cluster-name-denied",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return istioSidecar(httpCall{method: "GET", host: "records-api.c2g.svc.cluster.local:8080", path: "/v1/citizens/1984/records",
+					headers: map[string]string{"x-purpose-of-use": "tax-audit"}}, revenueAuditor, "istio-req-0009")
+			},
+			want: denied(403, "NO_POLICY", codes.PermissionDenied),
+		},
+		{
+			name: "istio/unlisted-host-ip-denied",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return istioSidecar(httpCall{method: "GET", host: "10.96.14.7:8080", path: "/v1/citizens/1984/records",
+					headers: map[string]string{"x-purpose-of-use": "tax-audit"}}, revenueAuditor, "istio-req-0010")
+			},
+			want: denied(403, "NO_POLICY", codes.PermissionDenied),
+		},
+		{
 			// A client-forged XFCC header without a verified peer identity must not identify an
 			// agency (the example tenant does not set trustXfcc).
 			name: "istio/forged-xfcc-denied",
@@ -202,6 +221,16 @@ func gatewayScenarios() []scenario {
 			want: expect{allow: true, grpcCode: codes.OK,
 				upstream: identity("", "", "anonymous", "c2g/open-data", "public-health", "gw-req-0005"),
 				metadata: allowMeta("", "anonymous", "c2g/open-data", "public-health", "gw-req-0005")},
+		},
+		{
+			// Envoy Gateway's extAuth covers every request of the route it targets, whatever its
+			// Host: the route's policy (named in contextExtensions) still decides, here a refusal.
+			name: "gateway/unlisted-host-still-decided",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return envoyGateway(httpCall{method: "POST", host: "10.96.14.7:10443", path: "/v1/datasets/population",
+					headers: map[string]string{"x-api-key": "demo-partner-key-not-a-secret", "content-type": "application/json"}}, openData, "gw-req-0007")
+			},
+			want: denied(403, "FORBIDDEN", codes.PermissionDenied),
 		},
 		{
 			name: "gateway/unknown-policy-extension-denied",

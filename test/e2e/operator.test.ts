@@ -4,10 +4,14 @@
  * Gateway API and Envoy Gateway, so every generated object is validated by the upstream schemas.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { parseAllDocuments } from 'yaml';
 import { startTestCluster, type TestCluster } from '../cluster/cluster.js';
 import { loadKubeConfig } from '../../kube/config.js';
 import { resolveMaskingConfig, resolveServeConfig } from '../../extauthz/config.js';
@@ -20,14 +24,18 @@ const silent = pino({ level: 'silent' });
 
 /** The parts of kubectl's JSON output these tests read. */
 interface KubeJson {
-  metadata: { name: string; generation?: number; ownerReferences?: { kind: string }[] };
+  metadata: { name: string; generation?: number; ownerReferences?: { kind: string }[]; annotations?: Record<string, string> };
   spec: Record<string, unknown> & {
     action?: string;
     provider?: { name: string };
     mtls?: { mode: string };
     holderIdentity?: string;
     extAuth?: { failOpen: boolean; contextExtensions: { value: string }[] };
-    extProc?: { processingMode: { response: { body: string } } }[];
+    extProc?: { processingMode: { request?: Record<string, unknown>; response: { body: string } } }[];
+    rules?: unknown[];
+    portLevelMtls?: unknown;
+    configPatches?: { match: { context: string; listener: { filterChain: { filter: { subFilter: { name: string } } } } }; patch: { operation: string; value: { name: string } } }[];
+    workloadSelector?: { labels: Record<string, string> };
   };
   status?: { observedGeneration?: number; conditions?: { type: string; status: string; reason: string; message: string }[] };
   items: KubeJson[];
@@ -58,13 +66,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
   }
 }
 
-const SERVICES = ['records-api:records', 'stats-api:stats', 'open-data-api:open-data']
-  .map((s) => {
-    const [name, app] = s.split(':');
-    return `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: c2g }\nspec:\n  selector: { app: ${app} }\n  ports: [{ port: 8080 }]\n`;
-  })
-  .join('---\n');
-
 describe('operator on a real API server', { timeout: 600_000 }, () => {
   let cluster: TestCluster;
   let operator: RunningOperator;
@@ -87,13 +88,26 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
     cluster = await startTestCluster({ withControllerManager: true, crdFiles: [`${ROOT}crds/tenant.yaml`, `${ROOT}crds/apipolicy.yaml`] });
     const r = await cluster.kubectl(['apply', '-f', `${ROOT}examples/policies`]);
     assert.equal(r.code, 0, r.stderr);
-    await apply(SERVICES);
+    // The cluster examples: the Services the policies target, and the citizen tenant with its
+    // JWKS inline (examples/cluster/README.md), as a platform team would apply them.
+    const c = await cluster.kubectl(['apply', '-f', `${ROOT}examples/cluster`]);
+    assert.equal(c.code, 0, c.stderr);
+    keys = mkdtempSync(path.join(tmpdir(), 'portcullis-dev-idp-'));
+    const tenant = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [`${ROOT}examples/dev-idp.mjs`, 'cluster-tenant'], { env: { ...process.env, PORTCULLIS_DEV_IDP_KEYS: keys } }, (err, out) => (err ? reject(err) : resolve(out)));
+    });
+    await apply(tenant);
+    // The namespace of the Portcullis Service, where ReferenceGrants for Envoy Gateway policies live.
+    await apply('apiVersion: v1\nkind: Namespace\nmetadata: { name: portcullis-system }\n');
     const cfg = parseOperatorArgs(['--kubeconfig', cluster.kubeconfig, '--identity', 'op-main', '--lease-namespace', 'default', '--lease-name', 'main', '--http-address', '127.0.0.1:0', '--log-level', 'silent']) as OperatorConfig;
     operator = await runOperator(cfg, loadKubeConfig(cluster.kubeconfig), silent, () => undefined);
   });
 
+  let stopped = false;
+  let keys: string | undefined;
   after(async () => {
-    await operator?.stop();
+    if (keys) rmSync(keys, { recursive: true, force: true });
+    if (!stopped) await operator?.stop();
     await cluster?.stop();
   });
 
@@ -109,6 +123,24 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
     for (const name of ['citizen-app', 'dept-revenue', 'partner-acme']) {
       await until(`tenant ${name} Ready`, async () => (await condition('tenant', name))?.status === 'True');
     }
+  });
+
+  test('examples/cluster holds every Service the examples target, and the cluster tenant carries its JWKS inline', async () => {
+    const policies = parseAllDocuments(readdirSync(`${ROOT}examples/policies`).map((f) => readFileSync(`${ROOT}examples/policies/${f}`, 'utf8')).join('\n---\n'))
+      .map((d) => d.toJS() as { kind?: string; metadata?: { name: string }; spec?: { targetRefs?: { kind: string; name: string }[] } } | null)
+      .filter((o) => o !== null);
+    const targets = policies.filter((o) => o.kind === 'ApiPolicy').flatMap((o) => o.spec?.targetRefs ?? []).filter((t) => t.kind === 'Service').map((t) => t.name);
+    assert.ok(targets.length >= 3);
+    for (const t of targets) assert.equal((await cluster.kubectl(['get', 'service', t, '-n', 'c2g'])).code, 0, `Service ${t}`);
+    const tenant = await kubectlJson(['get', 'tenant', 'citizen-app', '-n', 'c2g']);
+    const jwt = (tenant.spec as { identity: { jwt: { jwks?: { keys: unknown[] }; jwksUri?: string } } }).identity.jwt;
+    assert.equal(jwt.jwksUri, undefined);
+    assert.equal(jwt.jwks?.keys.length, 2);
+  });
+
+  test('docs/envoy: the Envoy Gateway ClientTrafficPolicy fragment is valid against Envoy Gateway\'s CRD', async () => {
+    const r = await cluster.kubectl(['apply', '--dry-run=server', '-f', `${ROOT}docs/envoy/envoy-gateway-client-traffic-policy.yaml`]);
+    assert.equal(r.code, 0, r.stderr);
   });
 
   test('generated Istio objects exist and were accepted by the upstream schemas', async () => {
@@ -129,7 +161,26 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
     assert.equal(pas.items[0]?.spec.mtls?.mode, 'STRICT');
   });
 
-  test('Envoy Gateway outputs for an HTTPRoute target, with ext_proc for masks', async () => {
+  test('no bypass by construction: every generated CUSTOM policy has one empty rule (all requests of the workload)', async () => {
+    const aps = await kubectlJson(['get', 'authorizationpolicies.security.istio.io', '-n', 'c2g', '-l', 'app.kubernetes.io/managed-by=portcullis-operator']);
+    assert.ok(aps.items.length >= 3);
+    for (const ap of aps.items) assert.deepEqual(ap.spec.rules, [{}], `${ap.metadata.name} narrows its rules`);
+  });
+
+  test('Istio masking: an EnvoyFilter inserts ext_proc after ext_authz on the inbound sidecar listener of the masking workload only', async () => {
+    const efs = await kubectlJson(['get', 'envoyfilters.networking.istio.io', '-n', 'c2g']);
+    // citizen-records masks (taxId); agency-statistics and open-data do not.
+    assert.deepEqual(efs.items.map((e) => e.metadata.name), ['portcullis-citizen-records']);
+    const ef = efs.items[0]!;
+    assert.deepEqual(ef.spec.workloadSelector?.labels, { app: 'records' });
+    const patch = ef.spec.configPatches?.[0];
+    assert.equal(patch?.match.context, 'SIDECAR_INBOUND');
+    assert.equal(patch?.match.listener.filterChain.filter.subFilter.name, 'envoy.filters.http.ext_authz');
+    assert.equal(patch?.patch.operation, 'INSERT_AFTER');
+    assert.equal(patch?.patch.value.name, 'envoy.filters.http.ext_proc');
+  });
+
+  test('Envoy Gateway: TargetNotFound, then ReferenceGrantMissing, then Unknown until its controller reports, Ready only once it accepted', async () => {
     await apply(`apiVersion: portcullis.io/v1alpha1
 kind: ApiPolicy
 metadata: { name: gw-records, namespace: c2g }
@@ -144,12 +195,126 @@ spec:
       when: "principal.subject == params.id"
       mask: [{ field: "$.taxId", action: partial, keepLast: 4 }]
 `);
-    await until('gw-records Ready', async () => (await condition('apipolicy', 'gw-records'))?.status === 'True');
+    const programmed = async (reason: string, status: string): Promise<ConditionView> =>
+      until(`gw-records Programmed ${status} ${reason}`, async () => {
+        const c = await condition('apipolicy', 'gw-records', 'Programmed');
+        return c?.reason === reason && c.status === status ? c : undefined;
+      });
+    const missing = await programmed('TargetNotFound', 'False');
+    assert.match(missing.message, /HTTPRoute records-route not found/);
+    assert.equal((await condition('apipolicy', 'gw-records'))?.status, 'False');
+    // The generated objects exist already (Envoy Gateway attaches them when the route appears),
+    // accepted by Envoy Gateway's CRD schema: ext_proc sees request headers (the directive).
     const sp = await kubectlJson(['get', 'securitypolicies.gateway.envoyproxy.io', 'portcullis-gw-records', '-n', 'c2g']);
     assert.equal(sp.spec.extAuth?.failOpen, false);
     assert.equal(sp.spec.extAuth?.contextExtensions[0]?.value, 'c2g/gw-records');
     const eep = await kubectlJson(['get', 'envoyextensionpolicies.gateway.envoyproxy.io', 'portcullis-gw-records', '-n', 'c2g']);
     assert.equal(eep.spec.extProc?.[0]?.processingMode.response.body, 'Buffered');
+    assert.ok(eep.spec.extProc?.[0]?.processingMode.request, 'request headers are sent to ext_proc');
+
+    await apply(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: records-route, namespace: c2g }
+spec:
+  parentRefs: [{ name: edge, namespace: c2g }]
+  rules: [{ backendRefs: [{ name: records-api, port: 8080 }] }]
+`);
+    const grant = await programmed('ReferenceGrantMissing', 'False');
+    assert.match(grant.message, /SecurityPolicy and EnvoyExtensionPolicy from namespace c2g/);
+
+    await apply(`apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: { name: portcullis-extauthz, namespace: portcullis-system }
+spec:
+  from:
+    - { group: gateway.envoyproxy.io, kind: SecurityPolicy, namespace: c2g }
+    - { group: gateway.envoyproxy.io, kind: EnvoyExtensionPolicy, namespace: c2g }
+  to: [{ group: "", kind: Service, name: portcullis-extauthz }]
+`);
+    // No Envoy Gateway controller runs on the test control plane: honestly Unknown.
+    const waiting = await programmed('AwaitingEnvoyGateway', 'Unknown');
+    assert.match(waiting.message, /SecurityPolicy\/portcullis-gw-records/);
+    assert.equal((await condition('apipolicy', 'gw-records'))?.status, 'Unknown');
+
+    // Play Envoy Gateway's controller: write its Accepted condition on both generated policies.
+    const report = async (kind: string, status: string, message: string): Promise<void> => {
+      const body = { status: { ancestors: [{ ancestorRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'edge', namespace: 'c2g' }, controllerName: 'gateway.envoyproxy.io/gatewayclass-controller', conditions: [{ type: 'Accepted', status, reason: status === 'True' ? 'Accepted' : 'Invalid', message, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] }] } };
+      const r = await cluster.kubectl(['patch', kind, 'portcullis-gw-records', '-n', 'c2g', '--subresource=status', '--type=merge', '-p', JSON.stringify(body)]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await report('securitypolicies.gateway.envoyproxy.io', 'True', 'Policy has been accepted.');
+    await report('envoyextensionpolicies.gateway.envoyproxy.io', 'True', 'Policy has been accepted.');
+    await until('gw-records Ready', async () => (await condition('apipolicy', 'gw-records'))?.status === 'True');
+    await report('envoyextensionpolicies.gateway.envoyproxy.io', 'False', 'ext_proc backend not found');
+    const rejected = await programmed('RejectedByEnvoyGateway', 'False');
+    assert.match(rejected.message, /EnvoyExtensionPolicy\/portcullis-gw-records: ext_proc backend not found/);
+  });
+
+  test('Ready=False cases: a missing Service, a host claimed twice (the newer policy), an unknown tenant, a quota no tenant defines', async () => {
+    await apply(`apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: ghost, namespace: c2g }
+spec:
+  hosts: [ghost.c2g.example]
+  targetRefs: [{ kind: Service, name: nowhere }]
+  rules: [{ name: anyone, principals: { types: [agency] } }]
+---
+apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: records-again, namespace: c2g }
+spec:
+  hosts: [records.c2g.example]
+  targetRefs: [{ kind: Service, name: records-api }]
+  rules: [{ name: same-path, paths: ["/v1/citizens/{id}/records"], principals: { types: [agency] } }]
+---
+apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: stranger, namespace: c2g }
+spec:
+  hosts: [stranger.c2g.example]
+  targetRefs: [{ kind: Service, name: stats-api }]
+  rules: [{ name: nobody, principals: { tenants: [no-such-tenant] } }]
+---
+apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: quota-typo, namespace: c2g }
+spec:
+  hosts: [quota.c2g.example]
+  targetRefs: [{ kind: Service, name: stats-api }]
+  rules: [{ name: agencies, principals: { types: [agency] }, quotas: [{ name: daly }] }]
+`);
+    const ready = (name: string): Promise<ConditionView> => until(`${name} Ready=False`, async () => {
+      const c = await condition('apipolicy', name);
+      return c?.status === 'False' ? c : undefined;
+    });
+    const ghost = await ready('ghost');
+    assert.equal(ghost.reason, 'TargetNotFound');
+    assert.match(ghost.message, /Service nowhere not found/);
+    const again = await ready('records-again');
+    assert.equal(again.reason, 'Invalid');
+    assert.match(again.message, /already claimed by the older policy c2g\/citizen-records/);
+    assert.equal((await condition('apipolicy', 'citizen-records'))?.status, 'True', 'the older policy keeps winning and stays Ready');
+    const stranger = await ready('stranger');
+    assert.match(stranger.message, /unknown tenant "no-such-tenant"/);
+    const quota = await ready('quota-typo');
+    assert.match(quota.message, /quota "daly" is not defined by any tenant/);
+    const d = await cluster.kubectl(['delete', 'apipolicy', 'ghost', 'records-again', 'stranger', 'quota-typo', '-n', 'c2g']);
+    assert.equal(d.code, 0, d.stderr);
+  });
+
+  test('drift repair removes weakening fields others add: istio.io/dry-run and port-level mTLS exceptions', async () => {
+    const ann = await cluster.kubectl(['annotate', 'authorizationpolicies.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g', 'istio.io/dry-run=true']);
+    assert.equal(ann.code, 0, ann.stderr);
+    await until('dry-run removed', async () => {
+      const ap = await kubectlJson(['get', 'authorizationpolicies.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g']);
+      return !ap.metadata.annotations?.['istio.io/dry-run'];
+    });
+    const pa = await cluster.kubectl(['patch', 'peerauthentications.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g', '--type', 'merge', '-p', '{"spec":{"portLevelMtls":{"8080":{"mode":"DISABLE"}}}}']);
+    assert.equal(pa.code, 0, pa.stderr);
+    await until('portLevelMtls removed', async () => {
+      const obj = await kubectlJson(['get', 'peerauthentications.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g']);
+      return obj.spec.portLevelMtls === undefined && obj.spec.mtls?.mode === 'STRICT';
+    });
   });
 
   test('broken CEL: Ready=False naming the rule and the column', async () => {
@@ -270,4 +435,45 @@ spec:
       process.stderr.write(`# change after an API server restart decided ${Date.now() - back} ms after the API was back\n`);
     });
   });
+
+  describe('uninstall: operator cleanup', () => {
+    test('stops the operator Deployment, deletes every generated object, and leaves no stale Ready', async () => {
+      await operator.stop();
+      stopped = true;
+      await apply(`apiVersion: apps/v1
+kind: Deployment
+metadata: { name: portcullis-operator, namespace: portcullis-system }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: op } }
+  template:
+    metadata: { labels: { app: op } }
+    spec: { containers: [{ name: op, image: portcullis-operator:test }] }
+`);
+      const before = await kubectlJson(['get', 'authorizationpolicies.security.istio.io', '-A', '-l', 'app.kubernetes.io/managed-by=portcullis-operator']);
+      assert.ok(before.items.length > 0, 'there is something to clean up');
+      const r = await new Promise<{ code: number; out: string }>((resolve) => {
+        const p = spawn(process.execPath, [`${ROOT}dist/operator/main.js`, 'cleanup', '--kubeconfig', cluster.kubeconfig, '--operator-deployment', 'portcullis-system/portcullis-operator', '--timeout-seconds', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('close', (code) => resolve({ code: code ?? 1, out }));
+      });
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /cleanup: deleted \d+ generated object\(s\)/);
+      const scale = await kubectlJson(['get', 'deployment', 'portcullis-operator', '-n', 'portcullis-system']);
+      assert.equal((scale.spec as { replicas?: number }).replicas, 0, 'the operator was stopped first');
+      for (const kind of ['authorizationpolicies.security.istio.io', 'peerauthentications.security.istio.io', 'envoyfilters.networking.istio.io', 'securitypolicies.gateway.envoyproxy.io', 'envoyextensionpolicies.gateway.envoyproxy.io']) {
+        const left = await kubectlJson(['get', kind, '-A', '-l', 'app.kubernetes.io/managed-by=portcullis-operator']);
+        assert.deepEqual(left.items.map((i) => i.metadata.name), [], `${kind} left behind`);
+      }
+      for (const name of ['citizen-records', 'agency-statistics', 'open-data']) {
+        const c = await condition('apipolicy', name);
+        assert.equal(c?.status, 'False', name);
+        assert.equal(c?.reason, 'Uninstalled', name);
+      }
+      assert.equal((await condition('tenant', 'dept-revenue'))?.reason, 'Uninstalled');
+    });
+  });
+
 });

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
 import { main as portcullisMain } from '../../extauthz/cli/main.js';
-import { parseOperatorArgs } from '../../operator/config.js';
+import { parseCleanupArgs, parseOperatorArgs } from '../../operator/config.js';
 import { CHART, EVERYTHING, helmOrSkip, meaningfulStderr, render, repoRoot, runHelm, valueSets, valuesArgs, type K8sObject } from './helm.js';
 
 const tools = await helmOrSkip();
@@ -111,10 +111,15 @@ void describe('secure defaults', { skip }, () => {
       rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
     assert.deepEqual(verbsOf('portcullis.io', 'apipolicies'), ['get', 'list', 'watch']);
     assert.deepEqual(verbsOf('portcullis.io', 'apipolicies/status'), ['get', 'patch', 'update']);
-    for (const [g, res] of [['security.istio.io', 'authorizationpolicies'], ['security.istio.io', 'peerauthentications'], ['gateway.envoyproxy.io', 'securitypolicies'], ['gateway.envoyproxy.io', 'envoyextensionpolicies']] as const) {
+    for (const [g, res] of [['security.istio.io', 'authorizationpolicies'], ['security.istio.io', 'peerauthentications'], ['networking.istio.io', 'envoyfilters'], ['gateway.envoyproxy.io', 'securitypolicies'], ['gateway.envoyproxy.io', 'envoyextensionpolicies']] as const) {
       assert.deepEqual(verbsOf(g, res), ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], `${g}/${res}`);
     }
     assert.deepEqual(verbsOf('', 'events'), ['create', 'patch']);
+    for (const res of ['httproutes', 'gateways']) assert.deepEqual(verbsOf('gateway.networking.k8s.io', res), ['get', 'list', 'watch'], res);
+    assert.ok(!rules.some((r) => r.resources.includes('referencegrants')), 'ReferenceGrants: a Role in the release namespace, not cluster-wide');
+    const grants = named(objs, 'Role', '-operator-referencegrants');
+    assert.equal(grants.metadata.namespace, 'portcullis-system');
+    assert.deepEqual((grants['rules'] as Rule[]).flatMap((r) => r.resources), ['referencegrants'], 'no Deployment scaling without the uninstall hook');
     assert.ok(!rules.some((r) => r.resources.includes('secrets') || r.resources.includes('*') || r.verbs.includes('*')));
     const lease = named(objs, 'Role', '-operator-leader-election');
     assert.equal(lease.metadata.namespace, 'portcullis-system', 'Leases only in the release namespace');
@@ -191,6 +196,67 @@ void describe('the everything-enabled value set', { skip }, () => {
     const rules = named(objs, 'ClusterRole', '-operator')['rules'] as Rule[];
     assert.ok(!rules.some((r) => r.apiGroups.includes('gateway.envoyproxy.io')));
     assert.ok(rules.some((r) => r.apiGroups.includes('security.istio.io')));
+  });
+});
+
+void describe('uninstall hook', { skip }, () => {
+  void test('off by default: no Job', async () => {
+    const objs = await render(helm, []);
+    assert.equal(byKind(objs, 'Job').length, 0);
+  });
+
+  void test('enabled: a pre-delete Job running the operator cleanup with arguments it accepts, allowed to stop only the operator', async () => {
+    const objs = await render(helm, ['--set', 'uninstall.removeGeneratedObjects=true']);
+    const job = named(objs, 'Job', '-operator-uninstall');
+    assert.equal(job.metadata.annotations?.['helm.sh/hook'], 'pre-delete');
+    const pod = podSpec(job) as PodSpec & { serviceAccountName: string; containers: { args: string[] }[] };
+    assert.equal(pod.serviceAccountName, 'portcullis-operator');
+    const args = pod.containers[0]!.args;
+    assert.deepEqual(args.slice(0, 2), ['dist/operator/main.js', 'cleanup']);
+    const cfg = parseCleanupArgs(args.slice(2), {});
+    assert.notEqual(cfg, 'help');
+    if (cfg !== 'help') assert.deepEqual(cfg.deployment, { namespace: 'portcullis-system', name: 'portcullis-operator' });
+    const role = named(objs, 'Role', '-operator-referencegrants');
+    const scale = (role['rules'] as (Rule & { resourceNames?: string[] })[]).find((r) => r.resources.includes('deployments/scale'));
+    assert.deepEqual(scale?.resourceNames, ['portcullis-operator']);
+  });
+});
+
+/** "500ms", "0.5s", "1m30s" → milliseconds. */
+function durationMs(d: string): number {
+  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+  let ms = 0;
+  for (const m of d.matchAll(/([0-9.]+)(ms|h|m|s)/g)) ms += Number(m[1]) * unit[m[2]!]!;
+  return ms;
+}
+
+void describe('docs/envoy names what the chart creates (NOTES: test/helm/install.test.ts)', { skip }, () => {
+  const docs = (f: string): string => fs.readFileSync(path.join(repoRoot(), 'docs', 'envoy', f), 'utf8');
+  let objs: K8sObject[];
+  before(async () => {
+    objs = await render(helm, []);
+  });
+
+  void test('the Service the chart creates is the one NOTES and every docs/envoy fragment name', () => {
+    const svc = named(objs, 'Service', '-extauthz');
+    const host = `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`;
+    assert.equal(host, 'portcullis-extauthz.portcullis-system.svc.cluster.local');
+    const clusters = docs('portcullis-cluster.yaml').split(/^---$/m).map((d) => parse(d) as { load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] }[] } });
+    const addresses = clusters.map((c) => c.load_assignment.endpoints[0]!.lb_endpoints[0]!.endpoint.address.socket_address);
+    assert.deepEqual(addresses.map((a) => a.address), [host, host]);
+    const ports = (svc['spec'] as { ports: { port: number }[] }).ports.map((p) => p.port);
+    for (const a of addresses) assert.ok(ports.includes(a.port_value), `port ${a.port_value} is a port of the Service`);
+    assert.ok(docs('README.md').includes(host));
+  });
+
+  void test('one real budget everywhere: the operator flag, the Istio provider fragment, and every Envoy fragment', () => {
+    const op = named(objs, 'Deployment', '-operator') as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    const flag = op.spec.template.spec.containers[0]!.args.find((a) => a.startsWith('--timeout='));
+    assert.equal(flag, '--timeout=500ms');
+    const timeouts = ['ext-authz-filter.yaml', 'ext-proc-filter.yaml', 'http-connection-manager.yaml'].flatMap((f) => [...docs(f).matchAll(/(?:^|\s)(?:timeout|message_timeout): (\S+)/g)].map((m) => m[1]!));
+    timeouts.push((parse(docs('istio-mesh-config.yaml')) as { meshConfig: { extensionProviders: { envoyExtAuthzGrpc: { timeout: string } }[] } }).meshConfig.extensionProviders[0]!.envoyExtAuthzGrpc.timeout);
+    assert.ok(timeouts.length >= 5);
+    for (const t of timeouts) assert.equal(durationMs(t), 500, t);
   });
 });
 

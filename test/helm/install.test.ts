@@ -8,8 +8,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { startTestCluster, type TestCluster } from '../cluster/cluster.js';
 import { CHART, EVERYTHING, helmOrSkip, meaningfulStderr, repoRoot, runHelm, type K8sObject } from './helm.js';
 
@@ -131,8 +132,9 @@ spec:
     assert.equal(meaningfulStderr(r.stderr), '', 'no warnings from the API server');
     assert.match(r.stdout, /STATUS: deployed/);
     // NOTES.txt: the exact Istio extension provider and the checks.
-    assert.match(r.stdout, /extensionProviders:\n\s+- name: portcullis\n\s+envoyExtAuthzGrpc:\n\s+service: portcullis-extauthz\.portcullis-system\.svc\.cluster\.local\n\s+port: 9001\n\s+timeout: 200ms/);
+    assert.match(r.stdout, /extensionProviders:\n\s+- name: portcullis\n\s+envoyExtAuthzGrpc:\n\s+service: portcullis-extauthz\.portcullis-system\.svc\.cluster\.local\n\s+port: 9001\n\s+timeout: 500ms/);
     assert.match(r.stdout, /kubectl -n portcullis-system rollout status deployment\/portcullis-extauthz/);
+    assertNotesMatchDocs(r.stdout);
 
     const objs = objectsOf(await helmOk(['get', 'manifest', 'portcullis', '-n', NS]));
     const kinds = new Set(objs.map((o) => o.kind));
@@ -164,11 +166,18 @@ spec:
       ['patch', 'securitypolicies.gateway.envoyproxy.io', ['-n', 'c2g']],
       ['watch', 'envoyextensionpolicies.gateway.envoyproxy.io', ['-A']],
       ['create', 'leases.coordination.k8s.io', ['-n', NS]],
+      ['patch', 'envoyfilters.networking.istio.io', ['-n', 'c2g']],
+      ['watch', 'httproutes.gateway.networking.k8s.io', ['-A']],
+      ['watch', 'gateways.gateway.networking.k8s.io', ['-A']],
+      ['watch', 'referencegrants.gateway.networking.k8s.io', ['-n', NS]],
     ];
     for (const [verb, resource, scope] of operatorCalls) {
       const r = await k().kubectl(['auth', 'can-i', verb, resource, ...scope, '--as', op]);
       assert.equal(r.stdout.trim(), 'yes', `operator may ${verb} ${resource}`);
     }
+    // ReferenceGrants only beside the Service; no Deployment scaling without the uninstall hook.
+    assert.equal((await k().kubectl(['auth', 'can-i', 'list', 'referencegrants.gateway.networking.k8s.io', '--as', op, '-n', 'c2g'])).stdout.trim(), 'no');
+    assert.equal((await k().kubectl(['auth', 'can-i', 'update', 'deployments/scale', '--as', op, '-n', NS])).stdout.trim(), 'no');
   });
 
   void test('helm upgrade keeps the audit signing key; uninstall keeps its Secret', async () => {
@@ -184,7 +193,8 @@ spec:
   });
 
   void test('helm install with everything enabled creates every object', async () => {
-    await helmOk(['install', 'everything', CHART(), '--namespace', 'portcullis-everything', '-f', EVERYTHING()]);
+    const out = await helmOk(['install', 'everything', CHART(), '--namespace', 'portcullis-everything', '-f', EVERYTHING()]);
+    assert.match(out, /a pre-delete hook stops the operator and deletes the\nmesh objects it generated/);
     const objs = objectsOf(await helmOk(['get', 'manifest', 'everything', '-n', 'portcullis-everything']));
     const kinds = new Set(objs.map((o) => o.kind));
     for (const kind of ['HorizontalPodAutoscaler', 'PodDisruptionBudget', 'ServiceMonitor', 'ConfigMap', 'ReferenceGrant', 'NetworkPolicy']) {
@@ -203,3 +213,20 @@ spec:
     assert.notEqual(cr.code, 0);
   });
 });
+
+/**
+ * NOTES.txt of the default install against docs/envoy: the Service the chart created, the Istio
+ * provider entry (timeout and path normalisation included) exactly as the docs fragment, and the
+ * fail-closed uninstall note with its command.
+ */
+function assertNotesMatchDocs(stdout: string): void {
+  const notes = stdout.slice(stdout.indexOf('NOTES:'));
+  assert.match(notes, /Decision Service:\s+portcullis-extauthz \(namespace portcullis-system\), budget 500ms per call/);
+  const block = notes.slice(notes.indexOf('meshConfig:'));
+  const fromNotes = parse(block.slice(0, block.indexOf('\n\n')));
+  const fromDocs = parse(readFileSync(path.join(repoRoot(), 'docs', 'envoy', 'istio-mesh-config.yaml'), 'utf8'));
+  assert.deepEqual(fromNotes, fromDocs, 'NOTES and docs/envoy/istio-mesh-config.yaml differ');
+  assert.match(notes, /protected workloads fail closed \(every request refused\) until they are removed/);
+  assert.match(notes, /kubectl delete authorizationpolicies,peerauthentications,envoyfilters,securitypolicies,envoyextensionpolicies \\\n\s+-A -l app\.kubernetes\.io\/managed-by=portcullis-operator/);
+}
+

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { PolicyValidation } from './validation.js';
+
+function policy(name: string, generation: number, hosts: string[], created: string): KubernetesObject {
+  return {
+    apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy',
+    metadata: { name, namespace: 'c2g', generation, uid: name, creationTimestamp: new Date(created) },
+    spec: { hosts, targetRefs: [{ kind: 'Service', name: 's' }], rules: [{ name: 'r', paths: ['/v1/x'], principals: { types: ['agency'] } }] },
+  } as KubernetesObject;
+}
+
+function fixture(tenants: KubernetesObject[] = []): { items: KubernetesObject[]; v: PolicyValidation; changed: string[]; compiles: () => number } {
+  const items: KubernetesObject[] = [];
+  const changed: string[] = [];
+  let lists = 0;
+  const v = new PolicyValidation({ policies: { list: () => (lists++, items) }, tenants: { list: () => tenants } }, (k) => changed.push(k));
+  return { items, v, changed, compiles: () => lists };
+}
+
+const errors = async (v: PolicyValidation, key: string): Promise<string> => (await v.policy(key)).errors.join('\n');
+
+describe('policy validation (the engine over every cached object)', () => {
+  test('a host claimed twice: the newer policy is refused, the older is not; the policy is re-enqueued when it clears', async () => {
+    const { items, v, changed } = fixture();
+    const old = policy('old', 1, ['a.example'], '2026-01-01T00:00:00Z');
+    items.push(old);
+    v.observe('ApiPolicy', old, 'add');
+    assert.equal(await errors(v, 'c2g/old'), '');
+    const dup = policy('dup', 1, ['a.example'], '2026-01-02T00:00:00Z');
+    items.push(dup);
+    v.observe('ApiPolicy', dup, 'add');
+    assert.match(await errors(v, 'c2g/dup'), /c2g\/old/);
+    assert.equal(await errors(v, 'c2g/old'), '');
+    assert.ok(changed.includes('c2g/dup'));
+    changed.length = 0;
+    const moved = policy('dup', 2, ['b.example'], '2026-01-02T00:00:00Z');
+    items[1] = moved;
+    v.observe('ApiPolicy', moved, 'update');
+    assert.equal(await errors(v, 'c2g/dup'), '');
+    assert.deepEqual(changed, ['c2g/dup']);
+  });
+
+  test('status-only updates (same generation) reuse the compile; a spec change or a delete recompiles', async () => {
+    const { items, v, compiles } = fixture();
+    const p = policy('p', 1, ['a.example'], '2026-01-01T00:00:00Z');
+    items.push(p);
+    v.observe('ApiPolicy', p, 'add');
+    await v.policy('c2g/p');
+    const after = compiles();
+    v.observe('ApiPolicy', { ...p, status: { conditions: [] } } as KubernetesObject, 'update');
+    await Promise.all([v.policy('c2g/p'), v.policy('c2g/p')]);
+    assert.equal(compiles(), after, 'no recompile for a status write');
+    v.observe('ApiPolicy', policy('p', 2, ['a.example'], '2026-01-01T00:00:00Z'), 'update');
+    await Promise.all([v.policy('c2g/p'), v.policy('c2g/p')]);
+    assert.equal(compiles(), after + 1, 'concurrent callers share one recompile');
+    items.length = 0;
+    v.observe('ApiPolicy', p, 'delete');
+    assert.equal(await errors(v, 'c2g/p'), '');
+    assert.equal(compiles(), after + 2);
+  });
+
+  test('an unknown tenant is reported on the policy; tenants are validated without their Secrets', async () => {
+    const { items, v } = fixture();
+    const p = policy('p', 1, ['a.example'], '2026-01-01T00:00:00Z');
+    (p as { spec: { rules: { principals: unknown }[] } }).spec.rules[0]!.principals = { tenants: ['ghost'] };
+    items.push(p);
+    v.observe('ApiPolicy', p, 'add');
+    assert.match(await errors(v, 'c2g/p'), /unknown tenant "ghost"/);
+    // A partner whose API-key Secret the operator cannot (and need not) read is still a tenant.
+    const partner = { apiVersion: 'portcullis.io/v1alpha1', kind: 'Tenant', metadata: { name: 'ghost', namespace: 'c2g', generation: 1, uid: 't' }, spec: { type: 'partner', identity: { apiKeys: { secretRef: { name: 'unreadable' } } } } } as KubernetesObject;
+    const withTenant = fixture([partner]);
+    withTenant.items.push(p);
+    assert.deepEqual((await withTenant.v.tenant('c2g/ghost')).errors, []);
+    assert.equal(await errors(withTenant.v, 'c2g/p'), '');
+  });
+
+  test('a broken edit of a policy that compiled before: refused, and the last good generation is named', async () => {
+    const { items, v } = fixture();
+    const good = policy('p', 1, ['a.example'], '2026-01-01T00:00:00Z');
+    items.push(good);
+    v.observe('ApiPolicy', good, 'add');
+    assert.equal(await errors(v, 'c2g/p'), '');
+    const broken = policy('p', 2, ['a.example'], '2026-01-01T00:00:00Z');
+    (broken as { spec: { rules: { when?: string }[] } }).spec.rules[0]!.when = 'principal.subject == ';
+    items[0] = broken;
+    v.observe('ApiPolicy', broken, 'update');
+    const verdict = await v.policy('c2g/p');
+    assert.match(verdict.errors.join('\n'), /POLICY_CEL/);
+    assert.equal(verdict.servingGeneration, 1);
+  });
+});
