@@ -72,9 +72,25 @@ function globsOverlap(a: string, b: string): boolean {
   return (pa.startsWith(pb) || pb.startsWith(pa)) && (xa.endsWith(xb) || xb.endsWith(xa));
 }
 
-function globMatch(glob: string, text: string): boolean {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`, 's').test(text);
+/**
+ * `*` matches any run of characters. Decided piece by piece (the fixed pieces in order, leftmost
+ * first, which is exact for star-only globs) instead of through a RegExp: a Tenant author's glob
+ * must never reach a backtracking engine (`a*a*a*…b` is exponential there).
+ */
+export function globMatch(glob: string, text: string): boolean {
+  const pieces = glob.split('*');
+  const first = pieces[0]!;
+  if (pieces.length === 1) return glob === text;
+  const last = pieces[pieces.length - 1]!;
+  if (text.length < first.length + last.length || !text.startsWith(first) || !text.endsWith(last)) return false;
+  let at = first.length;
+  const end = text.length - last.length;
+  for (const piece of pieces.slice(1, -1)) {
+    const found = text.indexOf(piece, at);
+    if (found < 0 || found + piece.length > end) return false;
+    at = found + piece.length;
+  }
+  return true;
 }
 
 interface SpiffeShape {

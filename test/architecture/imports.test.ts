@@ -87,12 +87,6 @@ function reachable(g: ReadonlyMap<string, readonly string[]>, from: readonly str
  */
 const ENGINE_GRAMMARS = /^extauthz\/pipeline\/identify\/(dn|dns-name|spiffe)\.ts$/;
 const NOT_ENGINE = [/^extauthz\/(server|kube|cli|pipeline|audit|extproc)\//, /^extauthz\/(logger|config)\.ts$/];
-/**
- * Pure identity grammars (SPIFFE ID, RFC 4514 DN, DNS name patterns): no I/O, no state. The
- * compiler parses a Tenant's patterns with exactly the parser that matches them per request, so
- * they belong to the engine although they sit beside the identify phase that uses them.
- */
-const ENGINE_GRAMMARS = /^extauthz\/pipeline\/identify\/(spiffe|dn|dns-name)\.ts$/;
 
 describe('module graph', () => {
   const g = graph();
