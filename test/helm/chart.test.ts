@@ -255,7 +255,8 @@ void describe('docs/envoy names what the chart creates (NOTES: test/helm/install
     assert.equal(flag, '--timeout=500ms');
     const timeouts = ['ext-authz-filter.yaml', 'ext-proc-filter.yaml', 'http-connection-manager.yaml'].flatMap((f) => [...docs(f).matchAll(/(?:^|\s)(?:timeout|message_timeout): (\S+)/g)].map((m) => m[1]!));
     timeouts.push((parse(docs('istio-mesh-config.yaml')) as { meshConfig: { extensionProviders: { envoyExtAuthzGrpc: { timeout: string } }[] } }).meshConfig.extensionProviders[0]!.envoyExtAuthzGrpc.timeout);
-    assert.ok(timeouts.length >= 5);
+    // ext_authz in the HCM sample and in its own fragment, ext_proc's fragment, Istio's provider.
+    assert.ok(timeouts.length >= 4, `${timeouts.length} budgets found`);
     for (const t of timeouts) assert.equal(durationMs(t), 500, t);
   });
 });
