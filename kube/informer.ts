@@ -3,7 +3,7 @@
  * watch from its resourceVersion, relists on 410 with proper add/update/delete diffs, and keeps
  * its cache across a restart of the same ListWatch; what it leaves to the caller is an error
  * (refused watch, failed list): it reports it and stops. This class restarts it — waiting what
- * the server's Retry-After asks, else an exponential backoff capped low enough (3 s) that a
+ * the server's Retry-After asks, else an exponential backoff capped low enough (1 s) that a
  * change made after an API server restart arrives within seconds — and resets the backoff once a
  * list/watch succeeds. It also keeps indexes, so consumers look objects up instead of scanning.
  */
@@ -205,7 +205,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const asked = retryAfterMs(err);
     if (asked !== undefined) return Math.min(asked, this.opts.maxRetryAfterMs ?? 60_000);
     const d = this.backoffMs;
-    this.backoffMs = Math.min(d * 2, this.opts.maxBackoffMs ?? 3000);
+    this.backoffMs = Math.min(d * 2, this.opts.maxBackoffMs ?? 1000);
     return d;
   }
 
