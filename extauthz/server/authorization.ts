@@ -7,7 +7,7 @@
  *
  * The method is registered with the lean codec (codec.ts): the request is decoded straight from
  * the wire into what the pipeline reads and the response encoded straight from the Decision, so
- * no proto-loader message objects are built per call (ADR 0003).
+ * no proto-loader message objects are built per call (ADR 0005).
  */
 import * as grpc from '@grpc/grpc-js';
 import { CATALOGUE } from '../errors.js';

@@ -5,7 +5,7 @@
  * (external_auth.proto, attribute_context.proto, base.proto, address.proto, struct.proto); the
  * conformance client (Envoy's own Go types) and the codec tests against the proto files keep
  * them honest. Unknown and unread fields are skipped by wire type, as proto3 requires.
- * ADR 0003 records why this beats proto-loader and generated static code on the hot path.
+ * ADR 0005 records why this beats proto-loader and generated static code on the hot path.
  */
 import protobuf from 'protobufjs';
 import type { CheckRequestInput, HeaderValue, HttpRequestAttributes, Peer } from '../pipeline/check-request.js';

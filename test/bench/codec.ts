@@ -1,5 +1,5 @@
 /**
- * The Check codec in isolation (ADR 0003): per-message CPU of decoding the sidecar-shaped
+ * The Check codec in isolation (ADR 0005): per-message CPU of decoding the sidecar-shaped
  * CheckRequests and encoding a typical allow CheckResponse, three ways:
  *   proto-loader   what a grpc-js service gets by default: Type.decode + toObject (requests),
  *                  fromObject + encode (responses);
