@@ -59,6 +59,8 @@ export interface DecisionEntry extends Chained {
   quota: unknown;
   masks: string[];
   latencyMs: number | null;
+  /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
+  validation?: { check: string; pointer: string };
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -118,7 +120,7 @@ function round(ms: number | undefined): number | null {
 
 export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
-  return {
+  const fields: DecisionFields = {
     source,
     requestId: d.requestId,
     tenant: d.principal?.tenant ?? null,
@@ -136,4 +138,6 @@ export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined,
     masks: a.masks ?? [],
     latencyMs: round(a.latencyMs),
   };
+  if (a.validation) fields.validation = a.validation;
+  return fields;
 }

@@ -78,6 +78,12 @@ export class ServiceMetrics {
   readonly reloads = new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy snapshot loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly policies = new Gauge({ name: 'portcullis_policies', help: 'ApiPolicies in the active snapshot.', registers: [this.registry] });
   readonly snapshotVersion = new Gauge({ name: 'portcullis_snapshot_version', help: 'Version of the active policy snapshot.', registers: [this.registry] });
+  readonly requestInvalid = new Counter({
+    name: 'portcullis_request_invalid_total',
+    help: 'Requests denied by a rule\'s request validation, by policy and error code (BODY_INVALID, QUERY_INVALID, ...).',
+    labelNames: ['policy', 'code'] as const,
+    registers: [this.registry],
+  });
   /** Allowed checks counted here and added to `checks` at scrape time (the common case, no label hashing per Check). */
   private allowed = 0;
 
@@ -99,5 +105,6 @@ export class ServiceMetrics {
   countDecision = (d: Decision): void => {
     if (d.allowed && d.code === null) this.allowed++;
     else this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
+    if (d.audit.validation !== undefined && d.code !== null) this.requestInvalid.inc({ policy: d.policy ?? '', code: d.code });
   };
 }
