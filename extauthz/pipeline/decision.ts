@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { PrincipalType } from '../policy/model.js';
 import type { RuleTrace } from './authorize.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 /** The outcome of one Check, independent of the transport (gRPC or CLI). */
 export interface Decision {
@@ -26,5 +27,5 @@ export interface Decision {
   /** Every rule considered, for explain. */
   trace: RuleTrace[];
   /** Facts the audit record needs that the decision itself does not carry. */
-  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[]; latencyMs?: number };
+  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[]; latencyMs?: number; revoked?: RevocationKind };
 }
