@@ -10,6 +10,7 @@ import { DnSyntaxError, parseDnPattern, type DnPattern } from './dn.js';
 import { compileDnsPattern, type DnsPattern } from './dns-name.js';
 import { compileSpiffePattern, type SpiffePattern } from './spiffe.js';
 import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
+import { compileAlerts, DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './alerts.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type ConfigMapObject, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 import { parseRevocationList, RevocationListError, type CompiledRevocation } from './revocation.js';
 
@@ -55,6 +56,8 @@ export interface CompiledTenant {
   quotas?: ReadonlyMap<string, CompiledQuota>;
   /** The revocation list (revocation.ts), parsed at load; absent: the tenant has none. */
   revocation?: CompiledRevocation;
+  /** Suspicious-activity thresholds (spec.alerts with defaults filled in), read by extauthz/signals. */
+  alerts: AlertThresholds;
   /** What CEL sees as `tenant`. */
   celValue: Readonly<Record<string, unknown>>;
 }
@@ -206,6 +209,7 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     ...(id.apiKeys && opts.requireSecrets !== false ? { apiKeys: compileApiKeys(t, secrets) } : {}),
     quotas: compileTenantQuotas(spec.quotas ?? []),
     ...(spec.revocation ? optional('revocation', compileRevocationAt(t, secrets, opts)) : {}),
+    alerts: spec.alerts ? compileAlerts(spec.alerts) : DEFAULT_ALERT_THRESHOLDS,
     celValue: Object.freeze({ name: t.metadata.name, namespace: t.metadata.namespace, type: spec.type, attributes, purposes }),
   };
 }
