@@ -12,7 +12,7 @@ import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult } from './hooks.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink } from './hooks.js';
 import { Identifier } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
@@ -27,6 +27,8 @@ export interface PipelineDeps {
   identifier?: Identifier;
   quota?: QuotaPhase;
   audit?: AuditSink;
+  /** Suspicious-activity signals, told of each decided Check (extauthz/signals). */
+  signals?: SignalSink;
   clock?: () => Date;
   /** Phase latency, for the metrics histogram. */
   observe?: (phase: PhaseName, seconds: number) => void;
@@ -56,7 +58,7 @@ interface State {
   signal?: AbortSignal;
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -133,7 +135,7 @@ function afterDeadline(s: State): void {
 }
 
 export class DecisionPipeline {
-  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>;
+  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>;
 
   constructor(private readonly options: PipelineDeps) {
     this.deps = {
@@ -152,7 +154,9 @@ export class DecisionPipeline {
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
-    return this.audit(s, decision);
+    const final = await this.audit(s, decision);
+    this.options.signals?.observe(final, s.principal, s.authz?.params, s.now.getTime());
+    return final;
   }
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
