@@ -27,6 +27,8 @@ export const CATALOGUE = {
   TOKEN_INACTIVE: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The authorization server\'s token introspection (RFC 7662) says the token is not active.' },
   INTROSPECTION_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The token could not be introspected (the endpoint failed, timed out or answered malformed) and the tenant fails closed.' },
   MFA_REQUIRED: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The matching rule requires multi-factor authentication (acr/amr) that the token does not prove.' },
+  PURPOSE_NOT_ALLOWED: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'The request declares a purpose of use (x-purpose-of-use) that the principal\'s tenant does not list.' },
+  PURPOSE_REQUIRED: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'The matching rule requires a declared purpose of use (x-purpose-of-use) and the request declares none.' },
   FORBIDDEN: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No rule allows this request, or a deny rule matched.' },
   CONDITION_ERROR: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'A rule condition could not be evaluated (missing attribute, type error): denied.' },
   CONDITION_BUDGET: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'Evaluating the rule conditions of this request exceeded the runtime step or time budget: stopped and denied.' },

@@ -61,6 +61,14 @@ export interface DecisionEntry extends Chained {
   quota: unknown;
   masks: string[];
   latencyMs: number | null;
+  /** The declared purpose of use (one the tenant lists), or null. */
+  purpose: string | null;
+  /** The legal basis the tenant gives for that purpose, or null. */
+  legalBasis: string | null;
+  /** The ApiPolicy's spec.version, or null. */
+  apiVersion: string | null;
+  /** Keyed pseudonym (as `subject`) of the data subject the request touches (the rule's subjectParam), or null. */
+  resource: string | null;
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -163,7 +171,24 @@ function round(ms: number | undefined): number | null {
   return ms === undefined ? null : Math.round(ms * 1000) / 1000;
 }
 
-export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+function purposeName(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.name : null;
+}
+
+function legalBasis(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.legalBasis : null;
+}
+
+function apiVersion(policy: CompiledPolicy | undefined): string | null {
+  return policy?.version ?? null;
+}
+
+/** The same keyed pseudonym as subjects, so a citizen's own id maps to the same value. One HMAC, only when the rule names a subjectParam. */
+function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
+  return a.resource !== undefined ? pseudo.subject(a.resource) : null;
+}
+
+export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
   return {
     source,
@@ -182,5 +207,9 @@ export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined,
     quota: a.quota ?? null,
     masks: a.masks ?? [],
     latencyMs: round(a.latencyMs),
+    purpose: purposeName(a),
+    legalBasis: legalBasis(a),
+    apiVersion: apiVersion(policy),
+    resource: resource(a, pseudo),
   };
 }

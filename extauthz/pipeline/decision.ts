@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../errors.js';
 import type { PrincipalType } from '../policy/model.js';
+import type { CompiledPurpose } from '../policy/tenants.js';
 import type { RuleTrace } from './authorize.js';
 import type { RevocationKind } from '../policy/revocation.js';
 
@@ -27,5 +28,22 @@ export interface Decision {
   /** Every rule considered, for explain. */
   trace: RuleTrace[];
   /** Facts the audit record needs that the decision itself does not carry. */
-  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[]; latencyMs?: number; revoked?: RevocationKind };
+  audit: {
+    method: string;
+    host: string;
+    pathTemplate: string;
+    sourceIp: string;
+    quota?: unknown;
+    masks?: string[];
+    latencyMs?: number;
+    /** The declared purpose of use, validated against the tenant. */
+    purpose?: CompiledPurpose;
+    /**
+     * The value of the deciding rule's subjectParam (personal data: the audit record holds only
+     * its keyed pseudonym; never log it).
+     */
+    resource?: string;
+    /** The kind of revocation list entry that denied the credential (REVOKED), for the metric. */
+    revoked?: RevocationKind;
+  };
 }
