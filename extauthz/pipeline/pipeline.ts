@@ -13,12 +13,13 @@ import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult } from './hooks.js';
-import { Identifier } from './identify/index.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink } from './hooks.js';
+import { Identifier, RevokedError } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
 import { shapeAllow, shapeDeny } from './shape.js';
 import type { DirectiveIssuer } from '../masking/token.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export type PhaseName = 'parse' | 'route' | 'identify' | 'authorize' | 'quota' | 'shape' | 'audit';
 
@@ -28,6 +29,8 @@ export interface PipelineDeps {
   identifier?: Identifier;
   quota?: QuotaPhase;
   audit?: AuditSink;
+  /** Suspicious-activity signals, told of each decided Check (extauthz/signals). */
+  signals?: SignalSink;
   clock?: () => Date;
   /** Phase latency, for the metrics histogram. */
   observe?: (phase: PhaseName, seconds: number) => void;
@@ -48,6 +51,8 @@ interface State {
   authz?: Authorization;
   quota?: QuotaResult;
   apiKeyHeader?: string;
+  /** Set when identify found the credential on its tenant's revocation list. */
+  revoked?: RevocationKind;
   deny?: { code: ErrorCode; reason: string };
   /** The first request check the matched rule's request validation failed. */
   validation?: RequestFailure;
@@ -59,7 +64,7 @@ interface State {
   signal?: AbortSignal;
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -152,7 +157,7 @@ function afterDeadline(s: State): void {
 }
 
 export class DecisionPipeline {
-  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>;
+  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>;
 
   constructor(private readonly options: PipelineDeps) {
     this.deps = {
@@ -171,7 +176,9 @@ export class DecisionPipeline {
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
-    return this.audit(s, decision);
+    const final = await this.audit(s, decision);
+    this.options.signals?.observe(final, s.principal, s.authz?.params, s.now.getTime());
+    return final;
   }
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
@@ -198,6 +205,11 @@ export class DecisionPipeline {
   }
 
   private fail(s: State, err: unknown): void {
+    if (err instanceof RevokedError) {
+      // The revoked principal is on record (tenant, pseudonymised subject) and counted by kind.
+      s.principal = err.principal;
+      s.revoked = err.kind;
+    }
     if (err instanceof PortcullisError) return deny(s, err.code, err.message);
     this.options.onInternalError?.(err, s.requestId);
     deny(s, 'INTERNAL', 'internal error');

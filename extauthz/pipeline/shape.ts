@@ -13,6 +13,7 @@ import type { Principal } from './principal.js';
 import { attachMaskDirective } from '../masking/decision.js';
 import type { DirectiveIssuer } from '../masking/token.js';
 import type { RequestFailure } from '../policy/request-checks.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export const HEADER = {
   principal: 'x-portcullis-principal',
@@ -35,6 +36,8 @@ export interface ShapeInput {
   /** A failed request check: its pointer goes in the deny body and the audit record. */
   validation?: RequestFailure;
   apiKeyHeader?: string;
+  /** The kind of revocation list entry that denied the credential (REVOKED). */
+  revoked?: RevocationKind;
   /** Signs the masking directive set on allow (x-portcullis-mask); absent: masks are only summarised. */
   directives?: DirectiveIssuer;
   now?: Date;
@@ -70,6 +73,15 @@ function pathTemplate(input: ShapeInput): string {
   return input.authz?.template ?? (input.policy ? '(unmatched)' : '(no policy)');
 }
 
+/** The declared purpose and the subjectParam's value (pseudonymised when the record is made). */
+function accountabilityFacts(facts: Decision['audit'], authz: Authorization): void {
+  if (authz.purpose) facts.purpose = authz.purpose;
+  const subjectParam = authz.rule?.subjectParam;
+  if (subjectParam === undefined) return;
+  const value = authz.params[subjectParam];
+  if (value !== undefined) facts.resource = value;
+}
+
 function auditFacts(input: ShapeInput): Decision['audit'] {
   const ctx = input.ctx;
   const facts: Decision['audit'] = { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: pathTemplate(input), sourceIp: ctx?.sourceIp ?? '' };
@@ -77,6 +89,8 @@ function auditFacts(input: ShapeInput): Decision['audit'] {
   if (quota !== undefined) facts.quota = quota;
   const v = input.validation;
   if (v !== undefined) facts.validation = { check: v.check, pointer: v.pointer };
+  if (input.revoked !== undefined) facts.revoked = input.revoked;
+  if (input.authz) accountabilityFacts(facts, input.authz);
   return facts;
 }
 
