@@ -1,11 +1,13 @@
 /**
- * The audit record schema, version 1 (docs/audit.md documents it field by field). Four kinds of
- * line share one file: a chain-start, decision records, masking records (ext_proc outcomes), and
- * signed checkpoints. Chain-starts, decisions and masking records are chained (`prev` is the SHA-256 of the predecessor's canonical JSON); checkpoints
+ * The audit record schema, version 1 (docs/audit.md documents it field by field). Five kinds of
+ * line share one file: a chain-start, decision records, masking records (ext_proc outcomes),
+ * alert records (suspicious-activity signals, docs/alerts.md), and signed checkpoints.
+ * Chain-starts, decisions, masking and alert records are chained (`prev` is the SHA-256 of the predecessor's canonical JSON); checkpoints
  * sit beside the chain and sign its head.
  */
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from '../pipeline/decision.js';
+import type { Alert, SignalName } from '../signals/alert.js';
 import { truncateIp, type Pseudonymizer } from './pseudonym.js';
 
 export const SCHEMA_VERSION = 1;
@@ -59,6 +61,16 @@ export interface DecisionEntry extends Chained {
   quota: unknown;
   masks: string[];
   latencyMs: number | null;
+  /** The declared purpose of use (one the tenant lists), or null. */
+  purpose: string | null;
+  /** The legal basis the tenant gives for that purpose, or null. */
+  legalBasis: string | null;
+  /** The ApiPolicy's spec.version, or null. */
+  apiVersion: string | null;
+  /** Keyed pseudonym (as `subject`) of the data subject the request touches (the rule's subjectParam), or null. */
+  resource: string | null;
+  /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
+  validation?: { check: string; pointer: string };
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -89,6 +101,51 @@ export interface MaskingEntry extends Chained {
 
 export type MaskingFields = Omit<MaskingEntry, keyof Chained | 'type'>;
 
+/** A suspicious-activity signal crossed its threshold (docs/alerts.md). Nothing in clear: the subject is pseudonymised, the network truncated. */
+export interface AlertEntry extends Chained {
+  type: 'alert';
+  signal: SignalName;
+  /** The Check that crossed the threshold; its decision record carries the same id. */
+  requestId: string;
+  tenant: string | null;
+  principalType: string | null;
+  /** Keyed pseudonym of the principal's subject (deny-rate, distinct-subjects), else null. */
+  subject: string | null;
+  /** invalid-credentials: the client network as decision records show it (IPv4 /24, IPv6 /48). */
+  network: string | null;
+  /** invalid-credentials over IPv6: a keyed pseudonym of the /64 that was counted (several can share one /48); else null. */
+  networkId: string | null;
+  windowStart: string;
+  windowSeconds: number;
+  count: number;
+  threshold: number;
+  /** deny-rate: the principal's requests in the window and the tenant's ratio; else null. */
+  requests: number | null;
+  ratio: number | null;
+}
+
+export type AlertFields = Omit<AlertEntry, keyof Chained | 'type'>;
+
+/** The record of an alert: the subject pseudonymised, an IPv6 /64 truncated to its /48 and pseudonymised beside it. */
+export function alertFields(a: Alert, pseudo: Pseudonymizer): AlertFields {
+  const v6 = a.network !== null && a.network.includes(':');
+  return {
+    signal: a.signal,
+    requestId: a.requestId,
+    tenant: a.tenant,
+    principalType: a.principalType,
+    subject: pseudo.subject(a.subject ?? undefined),
+    network: a.network === null ? null : v6 ? truncateIp(a.network.slice(0, a.network.indexOf('/'))) : a.network,
+    networkId: v6 ? pseudo.subject(`network:${a.network}`) : null,
+    windowStart: a.windowStart.toISOString(),
+    windowSeconds: a.windowSeconds,
+    count: a.count,
+    threshold: a.threshold,
+    requests: a.requests,
+    ratio: a.ratio,
+  };
+}
+
 export interface CheckpointPayload {
   chain: string;
   seq: number;
@@ -106,7 +163,7 @@ export interface CheckpointEntry extends CheckpointPayload {
   jws: string;
 }
 
-export type ChainedEntry = ChainStartEntry | DecisionEntry | MaskingEntry;
+export type ChainedEntry = ChainStartEntry | DecisionEntry | MaskingEntry | AlertEntry;
 export type AuditEntry = ChainedEntry | CheckpointEntry;
 
 /** The fields of a decision record that do not depend on the chain. */
@@ -116,9 +173,26 @@ function round(ms: number | undefined): number | null {
   return ms === undefined ? null : Math.round(ms * 1000) / 1000;
 }
 
-export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+function purposeName(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.name : null;
+}
+
+function legalBasis(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.legalBasis : null;
+}
+
+function apiVersion(policy: CompiledPolicy | undefined): string | null {
+  return policy?.version ?? null;
+}
+
+/** The same keyed pseudonym as subjects, so a citizen's own id maps to the same value. One HMAC, only when the rule names a subjectParam. */
+function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
+  return a.resource !== undefined ? pseudo.subject(a.resource) : null;
+}
+
+export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
-  return {
+  const fields: DecisionFields = {
     source,
     requestId: d.requestId,
     tenant: d.principal?.tenant ?? null,
@@ -135,5 +209,11 @@ export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined,
     quota: a.quota ?? null,
     masks: a.masks ?? [],
     latencyMs: round(a.latencyMs),
+    purpose: purposeName(a),
+    legalBasis: legalBasis(a),
+    apiVersion: apiVersion(policy),
+    resource: resource(a, pseudo),
   };
+  if (a.validation) fields.validation = a.validation;
+  return fields;
 }

@@ -5,19 +5,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
-import type { CompiledPolicy } from '../policy/compile.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import { checkRequest, type CompiledRequest, type RequestFailure } from '../policy/request-checks.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult } from './hooks.js';
-import { Identifier } from './identify/index.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink } from './hooks.js';
+import { Identifier, RevokedError } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
 import { shapeAllow, shapeDeny } from './shape.js';
 import type { DirectiveIssuer } from '../masking/token.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export type PhaseName = 'parse' | 'route' | 'identify' | 'authorize' | 'quota' | 'shape' | 'audit';
 
@@ -27,6 +29,8 @@ export interface PipelineDeps {
   identifier?: Identifier;
   quota?: QuotaPhase;
   audit?: AuditSink;
+  /** Suspicious-activity signals, told of each decided Check (extauthz/signals). */
+  signals?: SignalSink;
   clock?: () => Date;
   /** Phase latency, for the metrics histogram. */
   observe?: (phase: PhaseName, seconds: number) => void;
@@ -47,7 +51,11 @@ interface State {
   authz?: Authorization;
   quota?: QuotaResult;
   apiKeyHeader?: string;
+  /** Set when identify found the credential on its tenant's revocation list. */
+  revoked?: RevocationKind;
   deny?: { code: ErrorCode; reason: string };
+  /** The first request check the matched rule's request validation failed. */
+  validation?: RequestFailure;
   decision?: Decision;
   directives?: DirectiveIssuer;
   /** explain: the full trace, with the failing part of false conditions named. */
@@ -56,7 +64,7 @@ interface State {
   signal?: AbortSignal;
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -86,7 +94,9 @@ const PHASES: readonly [PhaseName, Phase][] = [
   ['authorize', (s) => {
     s.authz = authorize(s.policy!, s.ctx!, s.principal);
     if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
-    if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    if (!s.authz.allowed) return deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    const rule = s.authz.rule;
+    if (rule?.request) validateRequest(s, rule, rule.request);
   }],
   ['quota', async (s, d) => {
     s.quota = await d.quota.charge(quotaRequest(s));
@@ -96,6 +106,20 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.decision = shapeAllow(s);
   }],
 ];
+
+/**
+ * The allowing rule's request validation (policy/request-checks.ts), before quotas are charged:
+ * an invalid request costs no quota. The failure is kept for the deny body (its pointer), the
+ * audit record and the trace explain prints.
+ */
+function validateRequest(s: State, rule: CompiledRule, r: CompiledRequest): void {
+  const f = checkRequest(r, s.ctx!);
+  if (!f) return;
+  s.validation = f;
+  const at = f.pointer === '' ? '' : ` at ${f.pointer}`;
+  s.authz!.trace.push({ rule: rule.name, effect: 'allow', matched: true, reason: `request ${f.check} check failed${at}: ${f.message}` });
+  deny(s, f.code, `rule ${rule.name}: request ${f.check}${at}: ${f.message}`);
+}
 
 function quotaRequest(s: State): QuotaRequest {
   const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params };
@@ -133,7 +157,7 @@ function afterDeadline(s: State): void {
 }
 
 export class DecisionPipeline {
-  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>>;
+  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>;
 
   constructor(private readonly options: PipelineDeps) {
     this.deps = {
@@ -152,7 +176,9 @@ export class DecisionPipeline {
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
-    return this.audit(s, decision);
+    const final = await this.audit(s, decision);
+    this.options.signals?.observe(final, s.principal, s.authz?.params, s.now.getTime());
+    return final;
   }
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
@@ -179,6 +205,11 @@ export class DecisionPipeline {
   }
 
   private fail(s: State, err: unknown): void {
+    if (err instanceof RevokedError) {
+      // The revoked principal is on record (tenant, pseudonymised subject) and counted by kind.
+      s.principal = err.principal;
+      s.revoked = err.kind;
+    }
     if (err instanceof PortcullisError) return deny(s, err.code, err.message);
     this.options.onInternalError?.(err, s.requestId);
     deny(s, 'INTERNAL', 'internal error');

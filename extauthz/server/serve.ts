@@ -23,6 +23,7 @@ import { resolveMaskingConfig } from '../config.js';
 import { quotaServiceFor, type QuotaService } from '../quota/index.js';
 import { auditWiring, type AuditWiring } from '../audit/service.js';
 import type { MaskingRuntime } from '../extproc/setup.js';
+import { SignalEngine } from '../signals/engine.js';
 
 export const AUTH_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -82,11 +83,13 @@ function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics,
     ...(onInput ? { onInput } : {}),
     onSnapshot: (s) => {
       metrics.reloads.inc({ result: 'ok' });
+      metrics.countRevocationProblems([]);
       log.info({ version: s.version, policies: s.size, conflicts: s.conflicts.map((c) => c.format()) }, 'policy snapshot loaded');
       onSnapshot(s);
     },
     onRejected: (problems) => {
       metrics.reloads.inc({ result: 'error' });
+      metrics.countRevocationProblems(problems);
       log.error({ problems: problems.map((p) => p.format()) }, 'policy change rejected; keeping the last good snapshot');
     },
   });
@@ -120,6 +123,7 @@ function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetr
           metrics.reloads.inc({ result: 'ok' });
           onSnapshot(s);
         },
+        onApplied: (r) => metrics.countRevocationProblems(r.problems),
       });
       await inner.start();
     },
@@ -153,7 +157,16 @@ async function decisionParts(config: ServeConfig, log: Logger, ext: ServeExtensi
 }
 
 function pipelineFor(source: PolicySourceHandle, parts: { quota: QuotaService; audit: AuditWiring; masking: MaskingRuntime }, metrics: ServiceMetrics, log: Logger): DecisionPipeline {
+  // Suspicious-activity signals: metrics, the log, and alert records in the audit chain. With
+  // --workers each worker counts the Checks it serves (its own windows; see docs/alerts.md).
+  const signals = new SignalEngine({
+    ...(parts.audit.alerts ? { sink: parts.audit.alerts } : {}),
+    onAlert: (a) => log.warn({ signal: a.signal, tenant: a.tenant, count: a.count, threshold: a.threshold, windowSeconds: a.windowSeconds, requestId: a.requestId }, 'suspicious activity'),
+    onError: (err, a) => log.error({ err, signal: a.signal, requestId: a.requestId }, 'alert record could not be written'),
+  });
+  signals.register(metrics.registry);
   return new DecisionPipeline({
+    signals,
     snapshot: () => source.snapshot,
     directives: parts.masking.issuer,
     observe: metrics.observePhase,
