@@ -61,6 +61,8 @@ export interface DecisionEntry extends Chained {
   quota: unknown;
   masks: string[];
   latencyMs: number | null;
+  /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
+  traceId?: string;
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -164,6 +166,13 @@ function round(ms: number | undefined): number | null {
 }
 
 export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+  const a = d.audit;
+  const fields = baseFields(d, pseudo, source);
+  if (a.traceId !== undefined) fields.traceId = a.traceId;
+  return fields;
+}
+
+function baseFields(d: Decision, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
   return {
     source,

@@ -18,6 +18,7 @@ const OPTIONS = {
   'drain-seconds': { type: 'string' },
   'quota-backend': { type: 'string' },
   'redis-url': { type: 'string' },
+  'otlp-endpoint': { type: 'string' },
   ...AUDIT_OPTIONS,
   ...MASKING_OPTIONS,
   help: { type: 'boolean', short: 'h' },
@@ -46,6 +47,10 @@ Options (environment variable in brackets):
   --quota-backend B       quota counters: memory (default; one replica) or redis [PORTCULLIS_QUOTA_BACKEND]
   --redis-url URL         redis://host:port/db for --quota-backend redis [PORTCULLIS_REDIS_URL]
                           (quota keys pseudonymise subjects with HMAC key [PORTCULLIS_QUOTA_HASH_KEY])
+  --otlp-endpoint URL     export a span per Check, with its phases as child spans, over OTLP/HTTP
+                          (protobuf) to URL (base, e.g. http://collector:4318, or …/v1/traces);
+                          continues the request's W3C traceparent; off by default
+                          [OTEL_EXPORTER_OTLP_ENDPOINT]
 
 ${AUDIT_HELP}
 
@@ -69,6 +74,7 @@ Logs go to stderr; audit records (JSON lines) to stdout.`,
       ...(values['no-watch'] ? { watch: false } : {}),
       ...(values['quota-backend'] !== undefined ? { quotaBackend: values['quota-backend'] } : {}),
       ...(values['redis-url'] !== undefined ? { redisUrl: values['redis-url'] } : {}),
+      ...(values['otlp-endpoint'] !== undefined ? { otlpEndpoint: values['otlp-endpoint'] } : {}),
     });
     config.audit = auditConfigFrom(values);
     config.masking = maskingConfigFrom(values);

@@ -26,5 +26,5 @@ export interface Decision {
   /** Every rule considered, for explain. */
   trace: RuleTrace[];
   /** Facts the audit record needs that the decision itself does not carry. */
-  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[]; latencyMs?: number };
+  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[]; latencyMs?: number; traceId?: string };
 }

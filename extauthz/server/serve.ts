@@ -23,6 +23,7 @@ import { resolveMaskingConfig } from '../config.js';
 import { quotaServiceFor } from '../quota/index.js';
 import { auditWiring } from '../audit/service.js';
 import { SignalEngine } from '../signals/engine.js';
+import { createTracing } from '../tracing/index.js';
 
 export const AUTH_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -126,8 +127,11 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     onError: (err, a) => log.error({ err, signal: a.signal, requestId: a.requestId }, 'alert record could not be written'),
   });
   signals.register(metrics.registry);
+  // Tracing: only with an OTLP endpoint; otherwise the SDK is not even loaded.
+  const tracing = config.otlpEndpoint ? await createTracing({ endpoint: config.otlpEndpoint }, { instanceId: config.audit?.instanceId ?? 'portcullis' }) : undefined;
   const pipeline = new DecisionPipeline({
     signals,
+    ...(tracing ? { tracer: tracing.tracer } : {}),
     snapshot: () => source.snapshot,
     directives: masking.issuer,
     observe: metrics.observePhase,
@@ -148,7 +152,7 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   const routes = [...(ext.routes ?? []), ...audit.routes];
   const http = createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, routes });
   const httpPort = await listenHttp(http, config.httpAddress);
-  log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource }, 'portcullis serving');
+  log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource, tracing: tracing !== undefined }, 'portcullis serving');
 
   const close = async (): Promise<void> => {
     health.setStatus('', 'NOT_SERVING');
@@ -169,6 +173,8 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     await quota.close();
     // After the gRPC drain, so every answered Check is in the log before the final checkpoint.
     await audit.close();
+    // Last: the spans of every answered Check are exported before the process goes.
+    await tracing?.shutdown();
     await ext.onClose?.();
   };
   return { grpcPort, extProcPort, httpPort, metrics, pipeline, close };
