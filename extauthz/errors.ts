@@ -24,6 +24,8 @@ export const CATALOGUE = {
   UNKNOWN_CLIENT_CERT: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The client certificate identity is not bound to any tenant.' },
   AMBIGUOUS_PRINCIPAL: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The credentials match more than one tenant; Portcullis binds a principal to exactly one.' },
   MFA_REQUIRED: { http: 401, grpc: G.UNAUTHENTICATED, summary: 'The matching rule requires multi-factor authentication (acr/amr) that the token does not prove.' },
+  PURPOSE_NOT_ALLOWED: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'The request declares a purpose of use (x-purpose-of-use) that the principal\'s tenant does not list.' },
+  PURPOSE_REQUIRED: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'The matching rule requires a declared purpose of use (x-purpose-of-use) and the request declares none.' },
   FORBIDDEN: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No rule allows this request, or a deny rule matched.' },
   CONDITION_ERROR: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'A rule condition could not be evaluated (missing attribute, type error): denied.' },
   CONDITION_BUDGET: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'Evaluating the rule conditions of this request exceeded the runtime step or time budget: stopped and denied.' },

@@ -61,6 +61,14 @@ export interface DecisionEntry extends Chained {
   quota: unknown;
   masks: string[];
   latencyMs: number | null;
+  /** The declared purpose of use (one the tenant lists), or null. */
+  purpose: string | null;
+  /** The legal basis the tenant gives for that purpose, or null. */
+  legalBasis: string | null;
+  /** The ApiPolicy's spec.version, or null. */
+  apiVersion: string | null;
+  /** Keyed pseudonym (as `subject`) of the data subject the request touches (the rule's subjectParam), or null. */
+  resource: string | null;
   /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
   traceId?: string;
 }
@@ -165,14 +173,30 @@ function round(ms: number | undefined): number | null {
   return ms === undefined ? null : Math.round(ms * 1000) / 1000;
 }
 
-export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
-  const a = d.audit;
-  const fields = baseFields(d, pseudo, source);
-  if (a.traceId !== undefined) fields.traceId = a.traceId;
+function purposeName(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.name : null;
+}
+
+function legalBasis(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.legalBasis : null;
+}
+
+function apiVersion(policy: CompiledPolicy | undefined): string | null {
+  return policy?.version ?? null;
+}
+
+/** The same keyed pseudonym as subjects, so a citizen's own id maps to the same value. One HMAC, only when the rule names a subjectParam. */
+function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
+  return a.resource !== undefined ? pseudo.subject(a.resource) : null;
+}
+
+export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+  const fields = baseFields(d, policy, pseudo, source);
+  if (d.audit.traceId !== undefined) fields.traceId = d.audit.traceId;
   return fields;
 }
 
-function baseFields(d: Decision, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
   return {
     source,
@@ -191,5 +215,9 @@ function baseFields(d: Decision, pseudo: Pseudonymizer, source: DecisionEntry['s
     quota: a.quota ?? null,
     masks: a.masks ?? [],
     latencyMs: round(a.latencyMs),
+    purpose: purposeName(a),
+    legalBasis: legalBasis(a),
+    apiVersion: apiVersion(policy),
+    resource: resource(a, pseudo),
   };
 }

@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../errors.js';
 import type { PrincipalType } from '../policy/model.js';
+import type { CompiledPurpose } from '../policy/tenants.js';
 import type { RuleTrace } from './authorize.js';
 
 /** The outcome of one Check, independent of the transport (gRPC or CLI). */
@@ -26,5 +27,22 @@ export interface Decision {
   /** Every rule considered, for explain. */
   trace: RuleTrace[];
   /** Facts the audit record needs that the decision itself does not carry. */
-  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[]; latencyMs?: number; traceId?: string };
+  audit: {
+    method: string;
+    host: string;
+    pathTemplate: string;
+    sourceIp: string;
+    quota?: unknown;
+    masks?: string[];
+    latencyMs?: number;
+    /** The declared purpose of use, validated against the tenant. */
+    purpose?: CompiledPurpose;
+    /**
+     * The value of the deciding rule's subjectParam (personal data: the audit record holds only
+     * its keyed pseudonym; never log it).
+     */
+    resource?: string;
+    /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
+    traceId?: string;
+  };
 }

@@ -67,11 +67,21 @@ function pathTemplate(input: ShapeInput): string {
   return input.authz?.template ?? (input.policy ? '(unmatched)' : '(no policy)');
 }
 
+/** The declared purpose and the subjectParam's value (pseudonymised when the record is made). */
+function accountabilityFacts(facts: Decision['audit'], authz: Authorization): void {
+  if (authz.purpose) facts.purpose = authz.purpose;
+  const subjectParam = authz.rule?.subjectParam;
+  if (subjectParam === undefined) return;
+  const value = authz.params[subjectParam];
+  if (value !== undefined) facts.resource = value;
+}
+
 function auditFacts(input: ShapeInput): Decision['audit'] {
   const ctx = input.ctx;
   const facts: Decision['audit'] = { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: pathTemplate(input), sourceIp: ctx?.sourceIp ?? '' };
   const quota = input.quota?.summary;
   if (quota !== undefined) facts.quota = quota;
+  if (input.authz) accountabilityFacts(facts, input.authz);
   return facts;
 }
 

@@ -29,11 +29,11 @@ export interface TenantSpec {
     [k: string]: string | undefined;
   };
   /**
-   * Purposes of use the tenant may declare (agencies), visible to CEL as tenant.purposes.
+   * Purposes of use the tenant may declare (agencies) in the x-purpose-of-use request header; a request declaring any other purpose is denied (PURPOSE_NOT_ALLOWED). Each entry is a name (lowercase letters, digits and -, at most 63 characters) or an object {name, legalBasis, description}: the legal basis (at most 256 characters) is written with the purpose into every audit record of a request that declares it. CEL sees the names as tenant.purposes. Entries are checked when the tenant is compiled (the API server cannot type a list of strings or objects; see docs/audit.md).
    *
    * @maxItems 64
    */
-  purposes?: string[];
+  purposes?: (string | {name: string; legalBasis?: string; description?: string})[];
   /**
    * Quotas of this tenant. A rule charges them by name; a quota here with appliesTo set is also the default for every allowed request of those principal types.
    *
@@ -292,6 +292,10 @@ export interface Condition {
  */
 export interface ApiPolicySpec {
   /**
+   * The API version this policy protects (e.g. v2), written as apiVersion into every audit record of its decisions.
+   */
+  version?: string;
+  /**
    * Workloads or routes the policy protects; the operator generates mesh configuration for them.
    *
    * @maxItems 16
@@ -430,6 +434,14 @@ export interface ApiPolicyRule {
    * The principal must hold a JWT proving multi-factor authentication (tenant requiredAcr / mfaAmr).
    */
   requireMfa?: boolean;
+  /**
+   * The request must declare a purpose of use (x-purpose-of-use) that the principal's tenant lists; without one the rule does not match and, when no other rule allows, the request is denied with PURPOSE_REQUIRED.
+   */
+  requirePurpose?: boolean;
+  /**
+   * The path parameter that identifies the data subject whose records the request touches (e.g. id for /v1/citizens/{id}/records); every path of the rule must capture it. Its value is written to the audit record only as a keyed pseudonym (resource), the same one a principal with that subject gets, so the subject's access report finds it.
+   */
+  subjectParam?: string;
   /**
    * CEL condition over request, principal, tenant, params and now; the rule matches only when it is true. Compiled and type-checked when the policy loads.
    */

@@ -25,6 +25,12 @@ const TITLES: Record<string, string> = {
   'status.conditions[]': 'Condition',
 };
 
+// Nodes the CRD cannot type (x-kubernetes-preserve-unknown-fields without a type): the compiler
+// checks them, and their TypeScript type says what it accepts.
+const TS_TYPES: Record<string, string> = {
+  'spec.purposes[]': '(string | { name: string; legalBasis?: string; description?: string })',
+};
+
 function addTitles(node: JsonSchema, path: string, seen: Map<string, JsonSchema>): JsonSchema {
   const title = TITLES[path];
   // The same title must be the same object, or the generator numbers the copies.
@@ -35,6 +41,8 @@ function addTitles(node: JsonSchema, path: string, seen: Map<string, JsonSchema>
     out.title = title;
     seen.set(title, out);
   }
+  const tsType = TS_TYPES[path];
+  if (tsType) out.tsType = tsType;
   if (out.properties) {
     const props = out.properties as Record<string, JsonSchema>;
     out.properties = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, addTitles(v, path ? `${path}.${k}` : k, seen)]));

@@ -39,6 +39,14 @@ export interface CompiledApiKeys {
   digests: readonly { id: string; digest: Buffer }[];
 }
 
+/** One purpose of use the tenant may declare, with the legal basis audit records carry. */
+export interface CompiledPurpose {
+  name: string;
+  /** null for a purpose given as a plain name. */
+  legalBasis: string | null;
+  description: string | null;
+}
+
 export interface CompiledTenant {
   key: string;
   name: string;
@@ -46,7 +54,10 @@ export interface CompiledTenant {
   type: TenantSpec['type'];
   principalType: PrincipalType;
   attributes: Readonly<Record<string, string>>;
+  /** The purpose names, as CEL sees them (tenant.purposes). */
   purposes: readonly string[];
+  /** Purposes by name: a declared purpose is looked up here (authorize.ts), once per Check. */
+  purposeIndex: ReadonlyMap<string, CompiledPurpose>;
   spec: TenantSpec;
   jwt?: CompiledJwt;
   mtls?: CompiledMtls;
@@ -81,6 +92,53 @@ export class JwksCache {
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+const PURPOSE_NAME = /^[a-z0-9][a-z0-9-]*$/;
+const PURPOSE_KEYS = new Set(['name', 'legalBasis', 'description']);
+// Printable text only (no control characters): these strings go into audit records and reports.
+const PRINTABLE = /^[^\p{Cc}]*$/u;
+
+/** A problem with the purpose at /spec/purposes/{index}. */
+export class PurposeError extends Error {
+  constructor(
+    readonly index: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function purposeText(v: unknown, field: string, max: number, i: number): string | null {
+  if (v === undefined) return null;
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || !PRINTABLE.test(v)) throw new PurposeError(i, `purposes[${i}].${field} must be printable text of 1 to ${max} characters`);
+  return v;
+}
+
+function purposeName(v: unknown, i: number): string {
+  if (typeof v !== 'string' || v.length > 63 || !PURPOSE_NAME.test(v)) throw new PurposeError(i, `purposes[${i}]: the name must be lowercase letters, digits and -, at most 63 characters`);
+  return v;
+}
+
+function compilePurpose(entry: unknown, i: number): CompiledPurpose {
+  if (typeof entry === 'string') return { name: purposeName(entry, i), legalBasis: null, description: null };
+  if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new PurposeError(i, `purposes[${i}] must be a name or an object {name, legalBasis, description}`);
+  const o = entry as Record<string, unknown>;
+  const unknown = Object.keys(o).find((k) => !PURPOSE_KEYS.has(k));
+  if (unknown !== undefined) throw new PurposeError(i, `purposes[${i}] has an unknown field (only name, legalBasis and description)`);
+  const name = purposeName(o.name, i);
+  if (o.legalBasis === undefined) throw new PurposeError(i, `purposes[${i}] (${name}): an object entry needs a legalBasis (a plain name needs none)`);
+  return { name, legalBasis: purposeText(o.legalBasis, 'legalBasis', 256, i), description: purposeText(o.description, 'description', 1024, i) };
+}
+
+/** The tenant's purposes (plain names or objects), checked and indexed by name. */
+export function compilePurposes(entries: readonly unknown[]): Map<string, CompiledPurpose> {
+  const out = new Map<string, CompiledPurpose>();
+  entries.forEach((entry, i) => {
+    const p = compilePurpose(entry, i);
+    if (out.has(p.name)) throw new PurposeError(i, `purpose ${p.name} is listed twice`);
+    out.set(p.name, Object.freeze(p));
+  });
+  return out;
+}
 
 function subjectPattern(p: string): DnPattern {
   try {
@@ -143,7 +201,8 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
   const { spec } = t;
   const id = spec.identity;
   const attributes = { ...(spec.attributes ?? {}) } as Record<string, string>;
-  const purposes = [...(spec.purposes ?? [])];
+  const purposeIndex = compilePurposes(spec.purposes ?? []);
+  const purposes = [...purposeIndex.keys()];
   const principalType = PRINCIPAL_TYPE_OF_TENANT[spec.type];
   return {
     key: objectKey(t),
@@ -153,6 +212,7 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     principalType,
     attributes,
     purposes,
+    purposeIndex,
     spec,
     ...(id.jwt ? { jwt: compileJwt(id.jwt, jwks) } : {}),
     ...(id.mtls ? { mtls: compileMtls(id.mtls) } : {}),
@@ -189,7 +249,7 @@ export function tryCompileTenant(t: TenantObject, secrets: ReadonlyMap<string, S
   try {
     return compileTenant(t, secrets, jwks, opts);
   } catch (err) {
-    const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : '/spec/identity';
+    const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : err instanceof PurposeError ? `/spec/purposes/${err.index}` : '/spec/identity';
     const code = err instanceof IndexedQuotaError && err.cel ? (err.overBudget ? 'POLICY_CEL_COST' : 'POLICY_CEL') : 'POLICY_INVALID';
     return new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err });
   }

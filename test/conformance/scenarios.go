@@ -95,7 +95,7 @@ func istioScenarios() []scenario {
 				return istioSidecar(httpCall{method: "GET", host: "stats.c2g.example", path: "/v1/stats/income/2025?region=EU",
 					headers: map[string]string{"x-purpose-of-use": "marketing"}}, revenueReporting, "istio-req-0002")
 			},
-			want: denied(403, "FORBIDDEN", codes.PermissionDenied),
+			want: denied(403, "PURPOSE_NOT_ALLOWED", codes.PermissionDenied),
 		},
 		{
 			name: "istio/agency-admin-path-deny-rule", build: func(*fixtures) *authv3.CheckRequest {
