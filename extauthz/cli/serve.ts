@@ -24,6 +24,31 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** String flags and the ServeConfig field each sets (resolveServeConfig validates them). */
+const FLAG_FIELDS = {
+  policies: 'policyDir',
+  source: 'policySource',
+  kubeconfig: 'kubeconfig',
+  'grpc-address': 'grpcAddress',
+  'http-address': 'httpAddress',
+  'log-level': 'logLevel',
+  'drain-seconds': 'drainSeconds',
+  'quota-backend': 'quotaBackend',
+  'redis-url': 'redisUrl',
+  'otlp-endpoint': 'otlpEndpoint',
+} as const;
+
+/** The serve flags given, as resolveServeConfig takes them (unset flags fall to the environment). */
+function serveFlags(values: Record<string, unknown>): Parameters<typeof resolveServeConfig>[0] {
+  const flags: Parameters<typeof resolveServeConfig>[0] = {};
+  for (const [flag, field] of Object.entries(FLAG_FIELDS)) {
+    const v = values[flag];
+    if (typeof v === 'string') flags[field] = v;
+  }
+  if (values['no-watch'] === true) flags.watch = false;
+  return flags;
+}
+
 export const SERVE: Command = {
   summary: 'run the Envoy ext_authz gRPC service',
   help: `Usage: portcullis serve --policies DIR [options]
@@ -63,19 +88,7 @@ Logs go to stderr; audit records (JSON lines) to stdout.`,
       io.out(SERVE.help);
       return EXIT.OK;
     }
-    const config: ServeConfig = resolveServeConfig({
-      ...(values.policies !== undefined ? { policyDir: values.policies } : {}),
-      ...(values.source !== undefined ? { policySource: values.source } : {}),
-      ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
-      ...(values['grpc-address'] !== undefined ? { grpcAddress: values['grpc-address'] } : {}),
-      ...(values['http-address'] !== undefined ? { httpAddress: values['http-address'] } : {}),
-      ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
-      ...(values['drain-seconds'] !== undefined ? { drainSeconds: values['drain-seconds'] } : {}),
-      ...(values['no-watch'] ? { watch: false } : {}),
-      ...(values['quota-backend'] !== undefined ? { quotaBackend: values['quota-backend'] } : {}),
-      ...(values['redis-url'] !== undefined ? { redisUrl: values['redis-url'] } : {}),
-      ...(values['otlp-endpoint'] !== undefined ? { otlpEndpoint: values['otlp-endpoint'] } : {}),
-    });
+    const config: ServeConfig = resolveServeConfig(serveFlags(values));
     config.audit = auditConfigFrom(values);
     config.masking = maskingConfigFrom(values);
     const log = createLogger(config.logLevel);

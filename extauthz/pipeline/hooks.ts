@@ -69,6 +69,6 @@ export interface CheckTrace {
 export interface CheckTracer {
   /** The root span, continuing the request's traceparent (headers as parsed; undefined when parsing failed). */
   begin(headers: Readonly<Record<string, string>> | undefined, startEpochMs: number): CheckTrace;
-  /** Ends the root span with the decision and adds one child span per phase. `epochMs(t)` converts an hrtime to epoch ms. */
-  end(trace: CheckTrace, decision: Decision, phases: readonly PhaseTiming[], epochMs: (t: bigint) => number, endEpochMs: number): void;
+  /** Ends the root span (now) with the decision and adds one child span per phase. `epochMs(t)` converts an hrtime to epoch ms. */
+  end(trace: CheckTrace, decision: Decision, phases: readonly PhaseTiming[], epochMs: (t: bigint) => number): void;
 }

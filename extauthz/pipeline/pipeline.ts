@@ -168,7 +168,7 @@ export class DecisionPipeline {
     decision.audit.traceId = trace.traceId;
     const final = await this.audit(s, decision);
     final.audit.traceId = trace.traceId;
-    tracer.end(trace, final, s.timings!, epochMs, epochMs(process.hrtime.bigint()));
+    tracer.end(trace, final, s.timings!, epochMs);
     return this.finish(s, final);
   }
 

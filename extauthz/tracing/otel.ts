@@ -59,7 +59,8 @@ export class OtelCheckTracer implements CheckTracer {
     return new OtelTrace(span, span.spanContext().traceId);
   }
 
-  end(t: CheckTrace, d: Decision, phases: readonly PhaseTiming[], epochMs: (t: bigint) => number, endEpochMs: number): void {
+  end(t: CheckTrace, d: Decision, phases: readonly PhaseTiming[], epochMs: (t: bigint) => number): void {
+    const endEpochMs = epochMs(process.hrtime.bigint());
     const root = (t as OtelTrace).span;
     if (root.isRecording()) {
       const parent = trace.setSpan(ROOT_CONTEXT, root);
