@@ -13,11 +13,12 @@ import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
 import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink, type CheckTracer, type PhaseTiming } from './hooks.js';
-import { Identifier } from './identify/index.js';
+import { Identifier, RevokedError } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
 import { shapeAllow, shapeDeny } from './shape.js';
 import type { DirectiveIssuer } from '../masking/token.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export type PhaseName = 'parse' | 'route' | 'identify' | 'authorize' | 'quota' | 'shape' | 'audit';
 
@@ -51,6 +52,8 @@ interface State {
   authz?: Authorization;
   quota?: QuotaResult;
   apiKeyHeader?: string;
+  /** Set when identify found the credential on its tenant's revocation list. */
+  revoked?: RevocationKind;
   deny?: { code: ErrorCode; reason: string };
   decision?: Decision;
   directives?: DirectiveIssuer;
@@ -203,6 +206,11 @@ export class DecisionPipeline {
   }
 
   private fail(s: State, err: unknown): void {
+    if (err instanceof RevokedError) {
+      // The revoked principal is on record (tenant, pseudonymised subject) and counted by kind.
+      s.principal = err.principal;
+      s.revoked = err.kind;
+    }
     if (err instanceof PortcullisError) return deny(s, err.code, err.message);
     this.options.onInternalError?.(err, s.requestId);
     deny(s, 'INTERNAL', 'internal error');

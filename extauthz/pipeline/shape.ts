@@ -12,6 +12,7 @@ import type { QuotaResult } from './hooks.js';
 import type { Principal } from './principal.js';
 import { attachMaskDirective } from '../masking/decision.js';
 import type { DirectiveIssuer } from '../masking/token.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export const HEADER = {
   principal: 'x-portcullis-principal',
@@ -32,6 +33,8 @@ export interface ShapeInput {
   quota?: QuotaResult;
   deny?: { code: ErrorCode; reason: string };
   apiKeyHeader?: string;
+  /** The kind of revocation list entry that denied the credential (REVOKED). */
+  revoked?: RevocationKind;
   /** Signs the masking directive set on allow (x-portcullis-mask); absent: masks are only summarised. */
   directives?: DirectiveIssuer;
   now?: Date;
@@ -81,6 +84,7 @@ function auditFacts(input: ShapeInput): Decision['audit'] {
   const facts: Decision['audit'] = { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: pathTemplate(input), sourceIp: ctx?.sourceIp ?? '' };
   const quota = input.quota?.summary;
   if (quota !== undefined) facts.quota = quota;
+  if (input.revoked !== undefined) facts.revoked = input.revoked;
   if (input.authz) accountabilityFacts(facts, input.authz);
   return facts;
 }

@@ -23,6 +23,41 @@ export interface TenantSpec {
     apiKeys?: ApiKeyIdentity;
   };
   /**
+   * Where this tenant's revocation list is read from (docs/revocation.md): a JSON document {"jti": [...], "sub": [...], "apiKeys": [...]} of revoked token ids, subjects and API key ids, each entry an id or {id, until} with an optional RFC 3339 expiry (expired entries are ignored). Changes apply within a second; a list that does not parse keeps the last good list serving (the tenant reports the error), and a tenant that never had a good list authenticates no one (fail closed).
+   */
+  revocation?: {
+    /**
+     * A key of a Secret in the tenant's namespace. In a cluster the Secret must carry the label portcullis.io/revocation=true (ext_authz watches only those).
+     */
+    secretRef?: {
+      /**
+       * Name of the Secret.
+       */
+      name: string;
+      /**
+       * Data key that holds the list.
+       */
+      key: string;
+    };
+    /**
+     * A key of a ConfigMap in the tenant's namespace. In a cluster the ConfigMap must carry the label portcullis.io/revocation=true (ext_authz watches only those).
+     */
+    configMapRef?: {
+      /**
+       * Name of the ConfigMap.
+       */
+      name: string;
+      /**
+       * Data key that holds the list.
+       */
+      key: string;
+    };
+    /**
+     * Folder mode only: a file path relative to the policy folder, inside it (no .., not absolute). Name it *.json so the policy loader does not read it as policy YAML.
+     */
+    file?: string;
+  };
+  /**
    * Free attributes (jurisdiction, clearance, ...) visible to CEL as tenant.attributes.
    */
   attributes?: {
