@@ -69,6 +69,8 @@ export interface DecisionEntry extends Chained {
   apiVersion: string | null;
   /** Keyed pseudonym (as `subject`) of the data subject the request touches (the rule's subjectParam), or null. */
   resource: string | null;
+  /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
+  validation?: { check: string; pointer: string };
   /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
   traceId?: string;
 }
@@ -198,7 +200,7 @@ export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, 
 
 function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
-  return {
+  const fields: DecisionFields = {
     source,
     requestId: d.requestId,
     tenant: d.principal?.tenant ?? null,
@@ -220,4 +222,6 @@ function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pse
     apiVersion: apiVersion(policy),
     resource: resource(a, pseudo),
   };
+  if (a.validation) fields.validation = a.validation;
+  return fields;
 }

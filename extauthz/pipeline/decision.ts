@@ -45,6 +45,8 @@ export interface Decision {
     resource?: string;
     /** The kind of revocation list entry that denied the credential (REVOKED), for the metric. */
     revoked?: RevocationKind;
+    /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
+    validation?: { check: string; pointer: string };
     /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
     traceId?: string;
   };
