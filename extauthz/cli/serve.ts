@@ -19,11 +19,38 @@ const OPTIONS = {
   'drain-seconds': { type: 'string' },
   'quota-backend': { type: 'string' },
   'redis-url': { type: 'string' },
+  'otlp-endpoint': { type: 'string' },
   workers: { type: 'string' },
   ...AUDIT_OPTIONS,
   ...MASKING_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** String flags and the ServeConfig field each sets (resolveServeConfig validates them). */
+const FLAG_FIELDS = {
+  policies: 'policyDir',
+  source: 'policySource',
+  kubeconfig: 'kubeconfig',
+  'grpc-address': 'grpcAddress',
+  'http-address': 'httpAddress',
+  'log-level': 'logLevel',
+  'drain-seconds': 'drainSeconds',
+  'quota-backend': 'quotaBackend',
+  'redis-url': 'redisUrl',
+  'otlp-endpoint': 'otlpEndpoint',
+  workers: 'workers',
+} as const;
+
+/** The serve flags given, as resolveServeConfig takes them (unset flags fall to the environment). */
+function serveFlags(values: Record<string, unknown>): Parameters<typeof resolveServeConfig>[0] {
+  const flags: Parameters<typeof resolveServeConfig>[0] = {};
+  for (const [flag, field] of Object.entries(FLAG_FIELDS)) {
+    const v = values[flag];
+    if (typeof v === 'string') flags[field] = v;
+  }
+  if (values['no-watch'] === true) flags.watch = false;
+  return flags;
+}
 
 export const SERVE: Command = {
   summary: 'run the Envoy ext_authz gRPC service',
@@ -53,6 +80,10 @@ Options (environment variable in brackets):
                           One policy source feeds all; memory quotas stay exact (shared counters);
                           each worker writes its own audit chain (instance id -wN, file name -wN);
                           health, metrics and drain cover every worker [PORTCULLIS_WORKERS]
+  --otlp-endpoint URL     export a span per Check, with its phases as child spans, over OTLP/HTTP
+                          (protobuf) to URL (base, e.g. http://collector:4318, or …/v1/traces);
+                          continues the request's W3C traceparent; off by default
+                          [OTEL_EXPORTER_OTLP_ENDPOINT]
 
 ${AUDIT_HELP}
 
@@ -65,19 +96,7 @@ Logs go to stderr; audit records (JSON lines) to stdout.`,
       io.out(SERVE.help);
       return EXIT.OK;
     }
-    const config: ServeConfig = resolveServeConfig({
-      ...(values.policies !== undefined ? { policyDir: values.policies } : {}),
-      ...(values.source !== undefined ? { policySource: values.source } : {}),
-      ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
-      ...(values['grpc-address'] !== undefined ? { grpcAddress: values['grpc-address'] } : {}),
-      ...(values['http-address'] !== undefined ? { httpAddress: values['http-address'] } : {}),
-      ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
-      ...(values['drain-seconds'] !== undefined ? { drainSeconds: values['drain-seconds'] } : {}),
-      ...(values['no-watch'] ? { watch: false } : {}),
-      ...(values['quota-backend'] !== undefined ? { quotaBackend: values['quota-backend'] } : {}),
-      ...(values['redis-url'] !== undefined ? { redisUrl: values['redis-url'] } : {}),
-      ...(values.workers !== undefined ? { workers: values.workers } : {}),
-    });
+    const config: ServeConfig = resolveServeConfig(serveFlags(values));
     config.audit = auditConfigFrom(values);
     config.masking = maskingConfigFrom(values);
     const log = createLogger(config.logLevel);

@@ -24,6 +24,8 @@ import { quotaServiceFor, type QuotaService } from '../quota/index.js';
 import { auditWiring, type AuditWiring } from '../audit/service.js';
 import type { MaskingRuntime } from '../extproc/setup.js';
 import { SignalEngine } from '../signals/engine.js';
+import { createTracing, type Tracing } from '../tracing/index.js';
+import type { AlertSink } from '../signals/alert.js';
 
 export const AUTH_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -145,7 +147,7 @@ export function policySourceFor(config: ServeConfig, log: Logger, metrics: Servi
 }
 
 /** Quotas, audit and masking: injected by the caller, built from the config, or (in a worker) from what the workers share. */
-async function decisionParts(config: ServeConfig, log: Logger, ext: ServeExtensions, metrics: ServiceMetrics): Promise<{ quota: QuotaService; audit: AuditWiring; masking: MaskingRuntime }> {
+async function decisionParts(config: ServeConfig, log: Logger, ext: ServeExtensions, metrics: ServiceMetrics): Promise<DecisionParts> {
   const shared = ext.shared;
   // Quotas: injected by the caller, or built from --quota-backend (memory by default).
   const quota = await quotaServiceFor(ext.quota, shared ? { ...config, quotaTable: shared.quotaTable } : config, metrics.registry, log);
@@ -153,20 +155,38 @@ async function decisionParts(config: ServeConfig, log: Logger, ext: ServeExtensi
   const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log, ...(shared?.subjectKey ? { subjectKey: shared.subjectKey } : {}) });
   // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
   const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry, shared?.maskKeys, shared !== undefined);
-  return { quota, audit, masking };
+  return { quota, audit, masking, tracing: await tracingFor(config) };
 }
 
-function pipelineFor(source: PolicySourceHandle, parts: { quota: QuotaService; audit: AuditWiring; masking: MaskingRuntime }, metrics: ServiceMetrics, log: Logger): DecisionPipeline {
-  // Suspicious-activity signals: metrics, the log, and alert records in the audit chain. With
-  // --workers each worker counts the Checks it serves (its own windows; see docs/alerts.md).
+/** Suspicious-activity signals: metrics, the log, and alert records in the audit chain. With
+ * --workers each worker counts the Checks it serves (its own windows; see docs/alerts.md). */
+function signalEngine(sink: AlertSink | undefined, log: Logger, metrics: ServiceMetrics): SignalEngine {
   const signals = new SignalEngine({
-    ...(parts.audit.alerts ? { sink: parts.audit.alerts } : {}),
+    ...(sink ? { sink } : {}),
     onAlert: (a) => log.warn({ signal: a.signal, tenant: a.tenant, count: a.count, threshold: a.threshold, windowSeconds: a.windowSeconds, requestId: a.requestId }, 'suspicious activity'),
     onError: (err, a) => log.error({ err, signal: a.signal, requestId: a.requestId }, 'alert record could not be written'),
   });
   signals.register(metrics.registry);
+  return signals;
+}
+
+/** Tracing only with an OTLP endpoint; otherwise the SDK is not even loaded. */
+function tracingFor(config: ServeConfig): Promise<Tracing | undefined> {
+  if (!config.otlpEndpoint) return Promise.resolve(undefined);
+  return createTracing({ endpoint: config.otlpEndpoint }, { instanceId: config.audit?.instanceId ?? 'portcullis' });
+}
+
+interface DecisionParts {
+  quota: QuotaService;
+  audit: AuditWiring;
+  masking: MaskingRuntime;
+  tracing: Tracing | undefined;
+}
+
+function pipelineFor(source: PolicySourceHandle, parts: DecisionParts, metrics: ServiceMetrics, log: Logger): DecisionPipeline {
   return new DecisionPipeline({
-    signals,
+    signals: signalEngine(parts.audit.alerts, log, metrics),
+    ...(parts.tracing ? { tracer: parts.tracing.tracer } : {}),
     snapshot: () => source.snapshot,
     directives: parts.masking.issuer,
     observe: metrics.observePhase,
@@ -201,8 +221,9 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     health.setStatus(AUTH_SERVICE_NAME, 'SERVING');
   };
   const source = ext.source ?? policySourceFor(config, log, metrics, { onSnapshot: markServing });
-  const { quota, audit, masking } = await decisionParts(config, log, ext, metrics);
-  const pipeline = pipelineFor(source, { quota, audit, masking }, metrics, log);
+  const parts = await decisionParts(config, log, ext, metrics);
+  const { quota, audit, masking, tracing } = parts;
+  const pipeline = pipelineFor(source, parts, metrics, log);
   const auth = new AuthorizationService(pipeline, metrics.countDecision);
   // Channelz off: its per-call bookkeeping (call counters, timestamps) is measurable on the hot path and nothing here reads it.
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.enable_channelz': 0 });
@@ -218,7 +239,7 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   // A worker has no HTTP listener: the primary serves health, readiness and metrics for all.
   const http = shared ? undefined : createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, routes: [...(ext.routes ?? []), ...audit.routes] });
   const httpPort = http ? await listenHttp(http, config.httpAddress) : 0;
-  if (http) log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource }, 'portcullis serving');
+  if (http) log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource, tracing: tracing !== undefined }, 'portcullis serving');
 
   const close = async (): Promise<void> => {
     health.setStatus('', 'NOT_SERVING');
@@ -231,6 +252,8 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     await quota.close();
     // After the gRPC drain, so every answered Check is in the log before the final checkpoint.
     await audit.close();
+    // Last: the spans of every answered Check are exported before the process goes.
+    if (tracing) await tracing.shutdown();
     await ext.onClose?.();
   };
   const running: RunningServer = { grpcPort, extProcPort, httpPort, metrics, pipeline, close };
