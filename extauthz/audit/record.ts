@@ -71,6 +71,8 @@ export interface DecisionEntry extends Chained {
   resource: string | null;
   /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
   validation?: { check: string; pointer: string };
+  /** Present only when the route declares a deprecation: announced, deprecated or sunset at the decision's time. */
+  lifecycle?: string;
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -214,6 +216,12 @@ export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, 
     apiVersion: apiVersion(policy),
     resource: resource(a, pseudo),
   };
-  if (a.validation) fields.validation = a.validation;
+  controlFields(fields, a);
   return fields;
+}
+
+/** Fields present only when a control applied: the request check that denied, the route's lifecycle state. */
+function controlFields(fields: DecisionFields, a: Decision['audit']): void {
+  if (a.validation) fields.validation = a.validation;
+  if (a.lifecycle) fields.lifecycle = a.lifecycle;
 }

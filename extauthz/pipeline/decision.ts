@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors.js';
+import type { LifecycleState } from '../policy/lifecycle.js';
 import type { PrincipalType } from '../policy/model.js';
 import type { CompiledPurpose } from '../policy/tenants.js';
 import type { RuleTrace } from './authorize.js';
@@ -47,5 +48,7 @@ export interface Decision {
     revoked?: RevocationKind;
     /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
     validation?: { check: string; pointer: string };
+    /** The route's deprecation state when it declares one (announced, deprecated, sunset). */
+    lifecycle?: LifecycleState;
   };
 }
