@@ -73,6 +73,8 @@ export interface DecisionEntry extends Chained {
   validation?: { check: string; pointer: string };
   /** Present only when the route declares a deprecation: announced, deprecated or sunset at the decision's time. */
   lifecycle?: string;
+  /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
+  traceId?: string;
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -193,6 +195,12 @@ function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
 }
 
 export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+  const fields = baseFields(d, policy, pseudo, source);
+  if (d.audit.traceId !== undefined) fields.traceId = d.audit.traceId;
+  return fields;
+}
+
+function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
   const fields: DecisionFields = {
     source,

@@ -50,5 +50,7 @@ export interface Decision {
     validation?: { check: string; pointer: string };
     /** The route's deprecation state when it declares one (announced, deprecated, sunset). */
     lifecycle?: LifecycleState;
+    /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
+    traceId?: string;
   };
 }
