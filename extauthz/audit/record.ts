@@ -59,6 +59,8 @@ export interface DecisionEntry extends Chained {
   quota: unknown;
   masks: string[];
   latencyMs: number | null;
+  /** Shadow mode: present only when the shadow policy or shadow rules would have denied (the decision itself is unchanged). */
+  wouldDeny?: { policy: string; rule: string | null; code: string; status: number };
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -117,6 +119,13 @@ function round(ms: number | undefined): number | null {
 }
 
 export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+  const a = d.audit;
+  const fields = baseFields(d, pseudo, source);
+  if (a.wouldDeny) fields.wouldDeny = { policy: a.wouldDeny.policy, rule: a.wouldDeny.rule, code: a.wouldDeny.code, status: a.wouldDeny.status };
+  return fields;
+}
+
+function baseFields(d: Decision, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
   return {
     source,

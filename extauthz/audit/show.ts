@@ -14,6 +14,18 @@ export interface AuditSummary {
   byHour: Record<string, number>;
   /** ext_proc masking records by outcome (masked | blocked | passed). */
   byMasking: Record<string, number>;
+  /** Shadow mode: decision records carrying wouldDeny. */
+  wouldDeny: WouldDenySummary;
+}
+
+export interface WouldDenySummary {
+  records: number;
+  /** Of those, the ones the enforcing decision allowed: what enforcing the shadow policy would newly deny. */
+  allowedNow: number;
+  /** By "policy rule" ((default) when no rule decided). */
+  byRule: Record<string, number>;
+  byTenant: Record<string, number>;
+  byCode: Record<string, number>;
 }
 
 function bump(m: Record<string, number>, k: string): void {
@@ -21,7 +33,7 @@ function bump(m: Record<string, number>, k: string): void {
 }
 
 export async function summarize(files: string[]): Promise<AuditSummary> {
-  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {}, byMasking: {} };
+  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {}, byMasking: {}, wouldDeny: { records: 0, allowedNow: 0, byRule: {}, byTenant: {}, byCode: {} } };
   const add = (text: string): void => {
     let e: Record<string, unknown>;
     try {
@@ -48,6 +60,16 @@ function addDecision(s: AuditSummary, e: Record<string, unknown>): void {
   bump(s.byRule, String(e.rule ?? '(none)'));
   bump(s.byCode, String(e.code ?? 'OK'));
   bump(s.byHour, `${time.slice(0, 13)}:00Z`);
+  const w = e.wouldDeny;
+  if (w && typeof w === 'object') addWouldDeny(s.wouldDeny, w as Record<string, unknown>, e);
+}
+
+function addWouldDeny(s: WouldDenySummary, w: Record<string, unknown>, e: Record<string, unknown>): void {
+  s.records++;
+  if (e.decision === 'allow') s.allowedNow++;
+  bump(s.byRule, `${String(w.policy)} ${String(w.rule ?? '(default)')}`);
+  bump(s.byTenant, String(e.tenant ?? '(none)'));
+  bump(s.byCode, String(w.code));
 }
 
 function table(title: string, m: Record<string, number>, sortByKey = false): string {
@@ -66,5 +88,15 @@ export function formatSummary(s: AuditSummary): string {
     table('by rule', s.byRule),
     table('by hour', s.byHour, true),
     table('masking outcomes', s.byMasking),
+    ...(s.wouldDeny.records > 0 ? wouldDenyTables(s.wouldDeny) : []),
   ].join('\n');
+}
+
+function wouldDenyTables(w: WouldDenySummary): string[] {
+  return [
+    `shadow: ${w.records} would-be denial(s), ${w.allowedNow} of them allowed now`,
+    table('would deny by rule (policy rule)', w.byRule),
+    table('would deny by tenant', w.byTenant),
+    table('would deny by code', w.byCode),
+  ];
 }

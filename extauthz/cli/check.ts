@@ -58,13 +58,13 @@ export function readCheckRequest(file: string): CheckRequestInput {
 }
 
 export function decisionSummary(d: Decision): Record<string, unknown> {
-  return { decision: d.allowed ? 'allow' : 'deny', status: d.status, rule: d.rule ?? null, code: d.code, reason: d.reason, headers: d.headers, ...(d.allowed ? { masks: d.audit.masks ?? [] } : {}), ...(Object.keys(d.responseHeaders).length > 0 ? { responseHeaders: d.responseHeaders } : {}) };
+  return { decision: d.allowed ? 'allow' : 'deny', status: d.status, rule: d.rule ?? null, code: d.code, reason: d.reason, headers: d.headers, ...(d.allowed ? { masks: d.audit.masks ?? [] } : {}), ...(Object.keys(d.responseHeaders).length > 0 ? { responseHeaders: d.responseHeaders } : {}), ...(d.audit.wouldDeny ? { wouldDeny: d.audit.wouldDeny } : {}) };
 }
 
 /** The decision as printed: the summary, plus the policy, principal, trace and body for explain. */
 function decisionOutput(d: Decision, explain: boolean): string {
   const out = decisionSummary(d);
-  if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null });
+  if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null, ...(d.shadow ? { shadow: d.shadow } : {}) });
   return JSON.stringify(out, null, explain ? 2 : undefined);
 }
 
