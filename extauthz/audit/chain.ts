@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import type { SigningKey } from './keys.js';
-import { SCHEMA_VERSION, type ChainRef, type CheckpointEntry, type CheckpointPayload, type ChainedEntry, type DecisionFields, type MaskingFields } from './record.js';
+import { SCHEMA_VERSION, type ChainRef, type CheckpointEntry, type CheckpointPayload, type ChainedEntry, type DecisionFields, type MaskingFields, type AlertFields } from './record.js';
 
 export interface Appended {
   seq: number;
@@ -66,6 +66,11 @@ export class Chain {
   appendMasking(fields: MaskingFields): Appended {
     if (this.seq < 0) throw new Error('chain not started');
     return this.push(Object.assign(this.next(), { type: 'masking' as const }, fields));
+  }
+
+  appendAlert(fields: AlertFields): Appended {
+    if (this.seq < 0) throw new Error('chain not started');
+    return this.push(Object.assign(this.next(), { type: 'alert' as const }, fields));
   }
 
   /** A signed checkpoint over the given chained entry (by default the current head). */

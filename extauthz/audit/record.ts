@@ -1,11 +1,13 @@
 /**
- * The audit record schema, version 1 (docs/audit.md documents it field by field). Four kinds of
- * line share one file: a chain-start, decision records, masking records (ext_proc outcomes), and
- * signed checkpoints. Chain-starts, decisions and masking records are chained (`prev` is the SHA-256 of the predecessor's canonical JSON); checkpoints
+ * The audit record schema, version 1 (docs/audit.md documents it field by field). Five kinds of
+ * line share one file: a chain-start, decision records, masking records (ext_proc outcomes),
+ * alert records (suspicious-activity signals, docs/alerts.md), and signed checkpoints.
+ * Chain-starts, decisions, masking and alert records are chained (`prev` is the SHA-256 of the predecessor's canonical JSON); checkpoints
  * sit beside the chain and sign its head.
  */
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from '../pipeline/decision.js';
+import type { Alert, SignalName } from '../signals/alert.js';
 import { truncateIp, type Pseudonymizer } from './pseudonym.js';
 
 export const SCHEMA_VERSION = 1;
@@ -91,6 +93,51 @@ export interface MaskingEntry extends Chained {
 
 export type MaskingFields = Omit<MaskingEntry, keyof Chained | 'type'>;
 
+/** A suspicious-activity signal crossed its threshold (docs/alerts.md). Nothing in clear: the subject is pseudonymised, the network truncated. */
+export interface AlertEntry extends Chained {
+  type: 'alert';
+  signal: SignalName;
+  /** The Check that crossed the threshold; its decision record carries the same id. */
+  requestId: string;
+  tenant: string | null;
+  principalType: string | null;
+  /** Keyed pseudonym of the principal's subject (deny-rate, distinct-subjects), else null. */
+  subject: string | null;
+  /** invalid-credentials: the client network as decision records show it (IPv4 /24, IPv6 /48). */
+  network: string | null;
+  /** invalid-credentials over IPv6: a keyed pseudonym of the /64 that was counted (several can share one /48); else null. */
+  networkId: string | null;
+  windowStart: string;
+  windowSeconds: number;
+  count: number;
+  threshold: number;
+  /** deny-rate: the principal's requests in the window and the tenant's ratio; else null. */
+  requests: number | null;
+  ratio: number | null;
+}
+
+export type AlertFields = Omit<AlertEntry, keyof Chained | 'type'>;
+
+/** The record of an alert: the subject pseudonymised, an IPv6 /64 truncated to its /48 and pseudonymised beside it. */
+export function alertFields(a: Alert, pseudo: Pseudonymizer): AlertFields {
+  const v6 = a.network !== null && a.network.includes(':');
+  return {
+    signal: a.signal,
+    requestId: a.requestId,
+    tenant: a.tenant,
+    principalType: a.principalType,
+    subject: pseudo.subject(a.subject ?? undefined),
+    network: a.network === null ? null : v6 ? truncateIp(a.network.slice(0, a.network.indexOf('/'))) : a.network,
+    networkId: v6 ? pseudo.subject(`network:${a.network}`) : null,
+    windowStart: a.windowStart.toISOString(),
+    windowSeconds: a.windowSeconds,
+    count: a.count,
+    threshold: a.threshold,
+    requests: a.requests,
+    ratio: a.ratio,
+  };
+}
+
 export interface CheckpointPayload {
   chain: string;
   seq: number;
@@ -108,7 +155,7 @@ export interface CheckpointEntry extends CheckpointPayload {
   jws: string;
 }
 
-export type ChainedEntry = ChainStartEntry | DecisionEntry | MaskingEntry;
+export type ChainedEntry = ChainStartEntry | DecisionEntry | MaskingEntry | AlertEntry;
 export type AuditEntry = ChainedEntry | CheckpointEntry;
 
 /** The fields of a decision record that do not depend on the chain. */

@@ -10,6 +10,7 @@ import { PortcullisError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AuditSink } from '../pipeline/hooks.js';
 import type { HttpRoute } from '../server/http.js';
+import type { AlertSink } from '../signals/alert.js';
 import { Chain } from './chain.js';
 import { readSubjectKey, SigningKey } from './keys.js';
 import { AuditMetrics } from './metrics.js';
@@ -83,6 +84,8 @@ export interface AuditWiring {
   sink?: AuditSink;
   /** The same trail, for ext_proc's masking records (createMasking): one chain per process. */
   masking?: Pick<AuditTrail, 'recordMasking'>;
+  /** The same trail, for the suspicious-activity alert records (extauthz/signals). */
+  alerts?: AlertSink;
   routes: HttpRoute[];
   close(): Promise<void>;
 }
@@ -90,9 +93,10 @@ export interface AuditWiring {
 export async function auditWiring(cfg: AuditConfig | undefined, injected: AuditSink | undefined, deps: AuditServiceDeps): Promise<AuditWiring> {
   if (injected) {
     const masking = typeof (injected as Partial<AuditTrail>).recordMasking === 'function' ? (injected as AuditTrail) : undefined;
-    return { sink: injected, ...(masking ? { masking } : {}), routes: [], close: () => Promise.resolve() };
+    const alerts = typeof (injected as Partial<AuditTrail>).recordAlert === 'function' ? (injected as AuditTrail) : undefined;
+    return { sink: injected, ...(masking ? { masking } : {}), ...(alerts ? { alerts } : {}), routes: [], close: () => Promise.resolve() };
   }
   if (!cfg) return { routes: [], close: () => Promise.resolve() };
   const svc = await createAuditService(cfg, deps);
-  return { sink: svc.trail, masking: svc.trail, routes: svc.routes, close: svc.close };
+  return { sink: svc.trail, masking: svc.trail, alerts: svc.trail, routes: svc.routes, close: svc.close };
 }

@@ -1,4 +1,4 @@
-/** `audit show`: a readable summary of audit files (counts by decision, tenant, rule, hour, masking outcome). */
+/** `audit show`: a readable summary of audit files (counts by decision, tenant, rule, hour, masking outcome, alert). */
 import { forEachLine } from './verify-files.js';
 
 export interface AuditSummary {
@@ -14,6 +14,8 @@ export interface AuditSummary {
   byHour: Record<string, number>;
   /** ext_proc masking records by outcome (masked | blocked | passed). */
   byMasking: Record<string, number>;
+  /** Suspicious-activity alert records by signal (docs/alerts.md). */
+  byAlert: Record<string, number>;
   /** Shadow mode: decision records carrying wouldDeny. */
   wouldDeny: WouldDenySummary;
 }
@@ -33,7 +35,7 @@ function bump(m: Record<string, number>, k: string): void {
 }
 
 export async function summarize(files: string[]): Promise<AuditSummary> {
-  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {}, byMasking: {}, wouldDeny: { records: 0, allowedNow: 0, byRule: {}, byTenant: {}, byCode: {} } };
+  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {}, byMasking: {}, byAlert: {}, wouldDeny: { records: 0, allowedNow: 0, byRule: {}, byTenant: {}, byCode: {} } };
   const add = (text: string): void => {
     let e: Record<string, unknown>;
     try {
@@ -44,6 +46,7 @@ export async function summarize(files: string[]): Promise<AuditSummary> {
     if (e.type === 'chain-start') s.chains++;
     if (e.type === 'checkpoint') s.checkpoints++;
     if (e.type === 'masking') bump(s.byMasking, String(e.outcome));
+    if (e.type === 'alert') bump(s.byAlert, `${String(e.signal)} ${String(e.tenant ?? '(no tenant)')}`);
     if (e.type === 'decision') addDecision(s, e);
   };
   for (const f of files) await forEachLine(f, add);
@@ -88,6 +91,7 @@ export function formatSummary(s: AuditSummary): string {
     table('by rule', s.byRule),
     table('by hour', s.byHour, true),
     table('masking outcomes', s.byMasking),
+    table('alerts (signal, tenant)', s.byAlert),
     ...(s.wouldDeny.records > 0 ? wouldDenyTables(s.wouldDeny) : []),
   ].join('\n');
 }

@@ -13,7 +13,8 @@ import type { Chain } from './chain.js';
 import { canonicalJson } from './canonical.js';
 import type { AuditMetrics } from './metrics.js';
 import type { Pseudonymizer } from './pseudonym.js';
-import { decisionFields, type DecisionEntry, type MaskingFields } from './record.js';
+import type { Alert, AlertSink } from '../signals/alert.js';
+import { alertFields, decisionFields, type DecisionEntry, type MaskingFields } from './record.js';
 import type { LineSink } from './sinks.js';
 
 export type DurabilityMode = 'batch' | 'strict';
@@ -45,7 +46,7 @@ interface Pending {
 
 const RETRY_MS = [50, 100, 250, 500, 1000, 2000, 5000];
 
-export class AuditTrail implements AuditSink {
+export class AuditTrail implements AuditSink, AlertSink {
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -93,6 +94,13 @@ export class AuditTrail implements AuditSink {
     const refused = this.refusal();
     if (refused) return Promise.reject(new PortcullisError('AUDIT_UNAVAILABLE', `audit ${refused.replace('_', ' ')}`));
     return this.enqueue(this.o.chain.appendMasking(fields), 'allow');
+  }
+
+  /** A suspicious-activity alert (extauthz/signals), in the same chain; a refusal only rejects (the caller counts it). */
+  recordAlert(alert: Alert): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(new PortcullisError('AUDIT_UNAVAILABLE', `audit ${refused.replace('_', ' ')}`));
+    return this.enqueue(this.o.chain.appendAlert(alertFields(alert, this.o.pseudonymizer)), 'allow');
   }
 
   private enqueue(appended: { seq: number; hash: string; line: string }, action: 'allow' | 'deny'): Promise<void> {

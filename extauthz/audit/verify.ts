@@ -47,7 +47,7 @@ export interface VerifyOptions {
 
 interface Entry {
   v: number;
-  type: 'chain-start' | 'decision' | 'masking' | 'checkpoint';
+  type: 'chain-start' | 'decision' | 'masking' | 'alert' | 'checkpoint';
   chain: string;
   seq: number;
   prev?: string | null;
@@ -68,7 +68,7 @@ interface ChainState {
   recent: Map<number, Location & { hash: string }>;
 }
 
-const TYPES = new Set(['chain-start', 'decision', 'masking', 'checkpoint']);
+const TYPES = new Set(['chain-start', 'decision', 'masking', 'alert', 'checkpoint']);
 
 function parseEntry(text: string): Entry | undefined {
   let e: unknown;
@@ -118,7 +118,7 @@ export class Verifier {
   /** A record that fills the gap reported as a deletion shows the records were reordered instead. */
   private lookAhead(text: string): void {
     const e = this.gap ? parseEntry(text) : undefined;
-    if (!e || !this.gap || !this.problem || (e.type !== 'decision' && e.type !== 'masking') || e.chain !== this.gap.chain) return;
+    if (!e || !this.gap || !this.problem || (e.type !== 'decision' && e.type !== 'masking' && e.type !== 'alert') || e.chain !== this.gap.chain) return;
     if (e.seq >= this.gap.from && e.seq <= this.gap.to) {
       this.problem = { ...this.problem, kind: 'reordered', message: `${this.problem.message}; seq ${e.seq} appears later: records were reordered` };
       this.gap = undefined;

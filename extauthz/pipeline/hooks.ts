@@ -44,3 +44,11 @@ export interface AuditSink {
   /** Resolves once the record is accepted (batch) or durable (strict); rejects if it cannot be. */
   record(decision: Decision, policy: CompiledPolicy | undefined): Promise<void>;
 }
+
+/**
+ * Suspicious-activity signals (extauthz/signals): told of every decided Check after its audit
+ * record, with the principal and the matched path parameters. Must be O(1) and never throw.
+ */
+export interface SignalSink {
+  observe(decision: Decision, principal: Principal | undefined, params: Readonly<Record<string, string>> | undefined, nowMs: number): void;
+}

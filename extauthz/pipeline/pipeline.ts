@@ -12,7 +12,7 @@ import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision, ShadowOutcome } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult } from './hooks.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink } from './hooks.js';
 import { Identifier } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
@@ -28,6 +28,8 @@ export interface PipelineDeps {
   identifier?: Identifier;
   quota?: QuotaPhase;
   audit?: AuditSink;
+  /** Suspicious-activity signals, told of each decided Check (extauthz/signals). */
+  signals?: SignalSink;
   clock?: () => Date;
   /** Phase latency, for the metrics histogram. */
   observe?: (phase: PhaseName, seconds: number) => void;
@@ -62,7 +64,7 @@ interface State {
   signal?: AbortSignal;
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives'>> & { onShadowError: (err: unknown, requestId: string) => void }) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>> & { onShadowError: (err: unknown, requestId: string) => void }) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -186,7 +188,9 @@ export class DecisionPipeline {
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
-    return this.audit(s, decision);
+    const final = await this.audit(s, decision);
+    this.options.signals?.observe(final, s.principal, s.authz?.params, s.now.getTime());
+    return final;
   }
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {

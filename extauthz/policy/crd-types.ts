@@ -40,6 +40,66 @@ export interface TenantSpec {
    * @maxItems 32
    */
   quotas?: TenantQuota[];
+  /**
+   * Thresholds of the suspicious-activity signals for this tenant's principals (docs/alerts.md). Each signal counts in fixed windows and raises at most one alert per key and window: an audit record of type alert and portcullis_alerts_total. An omitted field takes its default.
+   */
+  alerts?: {
+    /**
+     * One principal's denied share of its requests: an alert when, within one window, it has at least minDenies policy denies and denies / requests reaches ratio.
+     */
+    denyRate?: {
+      /**
+       * Evaluate this signal for the tenant's principals.
+       */
+      enabled?: boolean;
+      /**
+       * Denied share of the principal's requests in the window (0.01 to 1).
+       */
+      ratio?: number;
+      /**
+       * Denies in the window below which no alert is raised, whatever the ratio.
+       */
+      minDenies?: number;
+      /**
+       * Length of the fixed window, in seconds.
+       */
+      windowSeconds?: number;
+    };
+    /**
+     * Quota exhaustion bursts: an alert when the tenant's requests are refused with QUOTA_EXCEEDED at least count times within one window.
+     */
+    quotaBurst?: {
+      /**
+       * Evaluate this signal for the tenant.
+       */
+      enabled?: boolean;
+      /**
+       * QUOTA_EXCEEDED denies of the tenant in the window that raise the alert.
+       */
+      count?: number;
+      /**
+       * Length of the fixed window, in seconds.
+       */
+      windowSeconds?: number;
+    };
+    /**
+     * The exfiltration pattern (agency tenants only): an alert when one principal is allowed access to at least count distinct data subjects (pseudonymised resource ids) within one window.
+     */
+    distinctSubjects?: {
+      /**
+       * Evaluate this signal for the tenant's principals.
+       */
+      enabled?: boolean;
+      /**
+       * Distinct data subjects in the window that raise the alert (at most 1000, which bounds the memory per principal).
+       */
+      count?: number;
+      /**
+       * Length of the fixed window, in seconds.
+       */
+      windowSeconds?: number;
+    };
+  };
 }
 /**
  * OIDC / JWT bearer tokens in the Authorization header, verified by Portcullis itself.

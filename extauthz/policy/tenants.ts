@@ -10,6 +10,7 @@ import { DnSyntaxError, parseDnPattern, type DnPattern } from './dn.js';
 import { compileDnsPattern, type DnsPattern } from './dns-name.js';
 import { compileSpiffePattern, type SpiffePattern } from './spiffe.js';
 import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
+import { compileAlerts, DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './alerts.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 
 export interface CompiledJwt {
@@ -52,6 +53,8 @@ export interface CompiledTenant {
   apiKeys?: CompiledApiKeys;
   /** Quotas by name (extauthz/quota), compiled at load. */
   quotas?: ReadonlyMap<string, CompiledQuota>;
+  /** Suspicious-activity thresholds (spec.alerts with defaults filled in), read by extauthz/signals. */
+  alerts: AlertThresholds;
   /** What CEL sees as `tenant`. */
   celValue: Readonly<Record<string, unknown>>;
 }
@@ -155,6 +158,7 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     ...(id.mtls ? { mtls: compileMtls(id.mtls) } : {}),
     ...(id.apiKeys && opts.requireSecrets !== false ? { apiKeys: compileApiKeys(t, secrets) } : {}),
     quotas: compileTenantQuotas(spec.quotas ?? []),
+    alerts: spec.alerts ? compileAlerts(spec.alerts) : DEFAULT_ALERT_THRESHOLDS,
     celValue: Object.freeze({ name: t.metadata.name, namespace: t.metadata.namespace, type: spec.type, attributes, purposes }),
   };
 }

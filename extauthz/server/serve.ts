@@ -22,6 +22,7 @@ import { createMasking } from '../extproc/setup.js';
 import { resolveMaskingConfig } from '../config.js';
 import { quotaServiceFor } from '../quota/index.js';
 import { auditWiring } from '../audit/service.js';
+import { SignalEngine } from '../signals/engine.js';
 
 export const AUTH_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -118,7 +119,15 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log });
   // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
   const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry);
+  // Suspicious-activity signals: metrics, the log, and alert records in the audit chain.
+  const signals = new SignalEngine({
+    ...(audit.alerts ? { sink: audit.alerts } : {}),
+    onAlert: (a) => log.warn({ signal: a.signal, tenant: a.tenant, count: a.count, threshold: a.threshold, windowSeconds: a.windowSeconds, requestId: a.requestId }, 'suspicious activity'),
+    onError: (err, a) => log.error({ err, signal: a.signal, requestId: a.requestId }, 'alert record could not be written'),
+  });
+  signals.register(metrics.registry);
   const pipeline = new DecisionPipeline({
+    signals,
     snapshot: () => source.snapshot,
     directives: masking.issuer,
     observe: metrics.observePhase,

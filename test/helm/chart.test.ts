@@ -6,7 +6,11 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse } from 'yaml';
+import * as os from 'node:os';
+import { Ajv } from 'ajv';
+import { parse, parseAllDocuments } from 'yaml';
+import { toJsonSchema } from '../../extauthz/policy/crd-schema.js';
+import { SIGNALS } from '../../extauthz/signals/alert.js';
 import { main as portcullisMain } from '../../extauthz/cli/main.js';
 import { parseCleanupArgs, parseOperatorArgs } from '../../operator/config.js';
 import { CHART, EVERYTHING, helmOrSkip, meaningfulStderr, render, repoRoot, runHelm, valueSets, valuesArgs, type K8sObject } from './helm.js';
@@ -316,3 +320,56 @@ function schemaHas(node: SchemaNode | undefined, keys: string[]): boolean {
   const child = node.properties?.[head];
   return child !== undefined && schemaHas(child, rest);
 }
+
+/** The Prometheus Operator's PrometheusRule CRD, when the tool cache holds it (test/setup.sh). */
+function cachedPrometheusRuleCrd(): { file: string; schema: unknown } | undefined {
+  const dir = path.join(os.homedir(), '.cache', 'portcullis', 'crds');
+  if (!fs.existsSync(dir)) return undefined;
+  for (const f of fs.readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort()) {
+    const docs = parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8')).map((d) => d.toJS() as CrdDoc | null);
+    const schema = docs.map(prometheusRuleSchema).find((s) => s !== undefined);
+    if (schema) return { file: path.join(dir, f), schema };
+  }
+  return undefined;
+}
+
+type CrdDoc = { kind?: string; spec?: { names?: { kind?: string }; versions?: { name: string; schema?: { openAPIV3Schema?: unknown } }[] } };
+
+function prometheusRuleSchema(crd: CrdDoc | null): unknown {
+  if (crd?.kind !== 'CustomResourceDefinition' || crd.spec?.names?.kind !== 'PrometheusRule') return undefined;
+  return crd.spec.versions?.find((v) => v.name === 'v1')?.schema?.openAPIV3Schema;
+}
+
+void describe('PrometheusRule for the suspicious-activity signals (docs/alerts.md)', { skip }, () => {
+  void test('off by default', async () => {
+    assert.equal(byKind(await render(helm, []), 'PrometheusRule').length, 0);
+  });
+
+  void test('one rule per signal, scoped to the release namespace, with the configured labels', async () => {
+    const objs = await render(helm, ['--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.prometheusRule.labels.release=kps', '--set', 'metrics.prometheusRule.lookback=15m']);
+    const rule = named(objs, 'PrometheusRule', '-alerts');
+    assert.equal(rule.apiVersion, 'monitoring.coreos.com/v1');
+    assert.equal(rule.metadata.namespace, 'portcullis-system');
+    assert.equal(rule.metadata.labels?.['release'], 'kps');
+    const rules = (rule['spec'] as { groups: { rules: { alert: string; expr: string; labels: Record<string, string> }[] }[] }).groups.flatMap((g) => g.rules);
+    for (const signal of SIGNALS) {
+      const r = rules.find((x) => x.expr.includes(`signal="${signal}"`));
+      assert.ok(r, `no rule for ${signal}`);
+      assert.match(r.expr, /increase\(portcullis_alerts_total\{.*namespace="portcullis-system".*\}\[15m\]\)/);
+      assert.equal(r.labels['severity'], signal === 'distinct-subjects' ? 'critical' : 'warning');
+    }
+    assert.ok(rules.some((r) => r.expr.includes('portcullis_alerts_suppressed_total')));
+    assert.ok(rules.some((r) => r.expr.includes('portcullis_alerts_unrecorded_total')));
+    // Every metric a rule names is one the service exports.
+    for (const r of rules) for (const m of r.expr.match(/portcullis_[a-z_]+/g) ?? []) assert.ok(['portcullis_alerts_total', 'portcullis_alerts_suppressed_total', 'portcullis_alerts_unrecorded_total'].includes(m), m);
+  });
+
+  const crd = cachedPrometheusRuleCrd();
+  void test('validates against the Prometheus Operator CRD schema', { skip: crd ? false : 'no PrometheusRule CRD in ~/.cache/portcullis/crds' }, async () => {
+    const objs = await render(helm, ['--set', 'metrics.prometheusRule.enabled=true']);
+    const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
+    const validate = ajv.compile(toJsonSchema(crd!.schema) as object);
+    const rule = named(objs, 'PrometheusRule', '-alerts');
+    assert.ok(validate(rule), `${crd!.file}: ${ajv.errorsText(validate.errors)}`);
+  });
+});
