@@ -61,6 +61,16 @@ export interface DecisionEntry extends Chained {
   quota: unknown;
   masks: string[];
   latencyMs: number | null;
+  /** The declared purpose of use (one the tenant lists), or null. */
+  purpose: string | null;
+  /** The legal basis the tenant gives for that purpose, or null. */
+  legalBasis: string | null;
+  /** The ApiPolicy's spec.version, or null. */
+  apiVersion: string | null;
+  /** Keyed pseudonym (as `subject`) of the data subject the request touches (the rule's subjectParam), or null. */
+  resource: string | null;
+  /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
+  validation?: { check: string; pointer: string };
   /** Shadow mode: present only when the shadow policy or shadow rules would have denied (the decision itself is unchanged). */
   wouldDeny?: { policy: string; rule: string | null; code: string; status: number };
 }
@@ -165,16 +175,26 @@ function round(ms: number | undefined): number | null {
   return ms === undefined ? null : Math.round(ms * 1000) / 1000;
 }
 
-export function decisionFields(d: Decision, _policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
-  const a = d.audit;
-  const fields = baseFields(d, pseudo, source);
-  if (a.wouldDeny) fields.wouldDeny = { policy: a.wouldDeny.policy, rule: a.wouldDeny.rule, code: a.wouldDeny.code, status: a.wouldDeny.status };
-  return fields;
+function purposeName(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.name : null;
 }
 
-function baseFields(d: Decision, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+function legalBasis(a: Decision['audit']): string | null {
+  return a.purpose ? a.purpose.legalBasis : null;
+}
+
+function apiVersion(policy: CompiledPolicy | undefined): string | null {
+  return policy?.version ?? null;
+}
+
+/** The same keyed pseudonym as subjects, so a citizen's own id maps to the same value. One HMAC, only when the rule names a subjectParam. */
+function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
+  return a.resource !== undefined ? pseudo.subject(a.resource) : null;
+}
+
+export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
-  return {
+  const fields: DecisionFields = {
     source,
     requestId: d.requestId,
     tenant: d.principal?.tenant ?? null,
@@ -191,5 +211,17 @@ function baseFields(d: Decision, pseudo: Pseudonymizer, source: DecisionEntry['s
     quota: a.quota ?? null,
     masks: a.masks ?? [],
     latencyMs: round(a.latencyMs),
+    purpose: purposeName(a),
+    legalBasis: legalBasis(a),
+    apiVersion: apiVersion(policy),
+    resource: resource(a, pseudo),
   };
+  if (a.validation) fields.validation = a.validation;
+  withWouldDeny(fields, a.wouldDeny);
+  return fields;
+}
+
+/** Shadow mode: the would-be denial, only when there is one (other records are unchanged). */
+function withWouldDeny(fields: DecisionFields, w: Decision['audit']['wouldDeny']): void {
+  if (w) fields.wouldDeny = { policy: w.policy, rule: w.rule, code: w.code, status: w.status };
 }

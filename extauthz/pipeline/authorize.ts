@@ -9,6 +9,10 @@ import { matchPath } from '../policy/paths.js';
 import { CelBudgetExceededError, CelEvalError, sharedBudget } from '../policy/cel.js';
 import type { RequestContext } from './context.js';
 import { principalCelValue, type Principal } from './principal.js';
+import type { CompiledPurpose } from '../policy/tenants.js';
+
+/** The request header in which a principal declares its purpose of use. */
+export const PURPOSE_HEADER = 'x-purpose-of-use';
 
 export interface RuleTrace {
   rule: string;
@@ -25,10 +29,13 @@ export interface Authorization {
   params: Record<string, string>;
   /** The path template that matched, for audit records (never the raw path). */
   template?: string;
+  /** The declared purpose of use, validated against the principal's tenant (absent: none declared). */
+  purpose?: CompiledPurpose;
   trace: RuleTrace[];
 }
 
-type Outcome = { kind: 'match'; params: Record<string, string>; template?: string } | { kind: 'skip' | 'mfa'; reason: string } | { kind: 'error'; reason: string; code: ErrorCode };
+type Matched = { params: Record<string, string>; template?: string };
+type Outcome = ({ kind: 'match' } & Matched) | { kind: 'skip'; reason: string } | ({ kind: 'mfa' | 'purpose'; reason: string } & Matched) | { kind: 'error'; reason: string; code: ErrorCode };
 
 const CONDITION_FALSE = 'condition is false';
 
@@ -75,13 +82,25 @@ function evaluateCondition(rule: CompiledRule, ctx: RequestContext, principal: P
   }
 }
 
+const REQUIREMENT_REASON = { mfa: 'multi-factor authentication required', purpose: 'a declared purpose of use is required' } as const;
+
+/** What an allow rule requires of the principal beyond matching: MFA first, then a declared purpose. */
+function unmetRequirement(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined): 'mfa' | 'purpose' | undefined {
+  if (rule.effect !== 'allow') return undefined;
+  if (rule.requireMfa && !principal?.mfa) return 'mfa';
+  // A declared purpose was validated before any rule (authorize): present here means listed.
+  if (rule.requirePurpose && (!principal || ctx.headers[PURPOSE_HEADER] === undefined)) return 'purpose';
+  return undefined;
+}
+
 function evaluateRule(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined): Outcome {
   if (rule.methods && !rule.methods.has(ctx.method)) return { kind: 'skip', reason: `method ${ctx.method} not matched` };
   const matched = pathParams(rule, ctx);
   if (!matched) return { kind: 'skip', reason: 'path not matched' };
   const who = principalReason(rule, principal);
   if (who) return { kind: 'skip', reason: who };
-  if (rule.effect === 'allow' && rule.requireMfa && !principal?.mfa) return { kind: 'mfa', reason: 'multi-factor authentication required' };
+  const missing = unmetRequirement(rule, ctx, principal);
+  if (missing) return { kind: missing, reason: REQUIREMENT_REASON[missing], params: matched.params, ...tpl(matched) };
   return evaluateCondition(rule, ctx, principal, { kind: 'match', ...matched });
 }
 
@@ -93,7 +112,7 @@ function tpl(o: { template?: string }): { template?: string } {
   return o.template !== undefined ? { template: o.template } : {};
 }
 
-type Pending = { code: ErrorCode; reason: string; rule: CompiledRule } | undefined;
+type Pending = ({ code: ErrorCode; reason: string; rule: CompiledRule } & Matched) | undefined;
 
 /** Deny rules: any match denies; one that cannot be evaluated denies too. Undefined: none applied. */
 function denyPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization | undefined {
@@ -102,16 +121,24 @@ function denyPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Princ
     trace(steps, rule, o);
     if (o.kind === 'match') return { allowed: false, code: 'FORBIDDEN', reason: `denied by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
     // A deny rule that cannot be evaluated might have matched: fail closed.
-    if (o.kind === 'error') return { allowed: false, code: o.code, reason: `deny rule ${rule.name}: ${o.reason}`, rule, params: {}, trace: steps };
+    if (o.kind === 'error') return { allowed: false, code: o.code, reason: `deny rule ${rule.name}: ${o.reason}`, rule, params: NO_PARAMS, trace: steps };
   }
   return undefined;
 }
 
-/** An MFA requirement outranks a condition error; otherwise the first one seen is kept. */
+/** Which pending denial wins when no allow rule matches: the first one seen of the highest rank. */
+const PENDING_RANK: Partial<Record<ErrorCode, number>> = { MFA_REQUIRED: 4, PURPOSE_REQUIRED: 3, CONDITION_BUDGET: 2, CONDITION_ERROR: 1 };
+const PENDING_CODE = { mfa: 'MFA_REQUIRED', purpose: 'PURPOSE_REQUIRED' } as const;
+const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** An MFA requirement outranks a purpose requirement, which outranks a condition error (budget first). */
 function nextPending(pending: Pending, rule: CompiledRule, o: Outcome): Pending {
-  if (o.kind === 'mfa' && pending?.code !== 'MFA_REQUIRED') return { code: 'MFA_REQUIRED', reason: `rule ${rule.name}: ${o.reason}`, rule };
-  if (o.kind === 'error' && (!pending || (o.code === 'CONDITION_BUDGET' && pending.code !== 'MFA_REQUIRED'))) return { code: o.code, reason: `rule ${rule.name}: ${o.reason}`, rule };
-  return pending;
+  if (o.kind === 'match' || o.kind === 'skip') return pending;
+  const code = o.kind === 'error' ? o.code : PENDING_CODE[o.kind];
+  if (pending && (PENDING_RANK[pending.code] ?? 0) >= (PENDING_RANK[code] ?? 0)) return pending;
+  const next: Pending = { code, reason: `rule ${rule.name}: ${o.reason}`, rule, params: o.kind === 'error' ? NO_PARAMS : o.params };
+  if (o.kind !== 'error' && o.template !== undefined) next.template = o.template;
+  return next;
 }
 
 /** Allow rules in order: the first match allows; else a pending MFA or condition error denies. */
@@ -123,7 +150,7 @@ function allowPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Prin
     if (o.kind === 'match') return { allowed: true, code: null, reason: `allowed by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
     pending = nextPending(pending, rule, o);
   }
-  return pending ? { allowed: false, ...pending, params: {}, trace: steps } : undefined;
+  return pending ? { allowed: false, ...pending, trace: steps } : undefined;
 }
 
 function defaultDecision(policy: CompiledPolicy, principal: Principal | undefined, steps: RuleTrace[]): Authorization {
@@ -132,10 +159,29 @@ function defaultDecision(policy: CompiledPolicy, principal: Principal | undefine
   return { allowed: false, code, reason: principal ? 'no rule allows this request' : 'credentials required', params: {}, trace: steps };
 }
 
+/**
+ * The purpose a principal declares must be one its tenant lists: a Map lookup, once per Check.
+ * Undefined: none declared (or anonymous); null: declared but not listed.
+ */
+export function declaredPurpose(ctx: RequestContext, principal: Principal | undefined): CompiledPurpose | null | undefined {
+  const declared = ctx.headers[PURPOSE_HEADER];
+  if (declared === undefined || !principal) return undefined;
+  return principal.tenant.purposeIndex.get(declared) ?? null;
+}
+
+function decide(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization {
+  return sharedBudget(() => denyPhase(policy, ctx, principal, steps) ?? allowPhase(policy, ctx, principal, steps) ?? defaultDecision(policy, principal, steps));
+}
+
 /** The rules of one Check share one CEL runtime budget (cel-meter): a policy cannot multiply it by its rule count. */
 export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined): Authorization {
   const steps: RuleTrace[] = [];
-  return sharedBudget(() => denyPhase(policy, ctx, principal, steps) ?? allowPhase(policy, ctx, principal, steps) ?? defaultDecision(policy, principal, steps));
+  const purpose = declaredPurpose(ctx, principal);
+  // The offending value is never echoed: not in the reason, not in the audit record.
+  if (purpose === null) return { allowed: false, code: 'PURPOSE_NOT_ALLOWED', reason: `the declared purpose of use is not one tenant ${principal!.tenant.name} lists`, params: NO_PARAMS, trace: steps };
+  const a = decide(policy, ctx, principal, steps);
+  if (purpose) a.purpose = purpose;
+  return a;
 }
 
 /**

@@ -1,6 +1,8 @@
 import type { ErrorCode } from '../errors.js';
 import type { PrincipalType } from '../policy/model.js';
+import type { CompiledPurpose } from '../policy/tenants.js';
 import type { RuleTrace } from './authorize.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 /** The outcome of one Check, independent of the transport (gRPC or CLI). */
 export interface Decision {
@@ -28,7 +30,28 @@ export interface Decision {
   /** Shadow mode: what the shadow policy or shadow rules would have decided (never applied). */
   shadow?: ShadowOutcome;
   /** Facts the audit record needs that the decision itself does not carry. */
-  audit: { method: string; host: string; pathTemplate: string; sourceIp: string; quota?: unknown; masks?: string[]; latencyMs?: number; wouldDeny?: WouldDeny };
+  audit: {
+    method: string;
+    host: string;
+    pathTemplate: string;
+    sourceIp: string;
+    quota?: unknown;
+    masks?: string[];
+    latencyMs?: number;
+    /** The declared purpose of use, validated against the tenant. */
+    purpose?: CompiledPurpose;
+    /**
+     * The value of the deciding rule's subjectParam (personal data: the audit record holds only
+     * its keyed pseudonym; never log it).
+     */
+    resource?: string;
+    /** The kind of revocation list entry that denied the credential (REVOKED), for the metric. */
+    revoked?: RevocationKind;
+    /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
+    validation?: { check: string; pointer: string };
+    /** Shadow mode: what the shadow policy or shadow rules would have denied (never applied). */
+    wouldDeny?: WouldDeny;
+  };
 }
 
 /** The decision the shadow policy (or the shadow rules) would have made. */

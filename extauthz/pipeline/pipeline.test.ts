@@ -35,7 +35,9 @@ describe('pipeline: decisions end to end (no network)', () => {
   const agency = { host: HOSTS.stats, path: '/v1/stats/income/2025', principal: REVENUE_SPIFFE, headers: { 'x-purpose-of-use': 'statistics' } };
   const cases: [string, () => Promise<RequestSpec>, { allowed: boolean; code: string | null; status: number; rule?: string }][] = [
     ['agency with a declared purpose', async () => agency, { allowed: true, code: null, status: 200, rule: 'agency-aggregates' }],
-    ['agency without an allowed purpose', async () => ({ ...agency, headers: { 'x-purpose-of-use': 'marketing' } }), { allowed: false, code: 'FORBIDDEN', status: 403 }],
+    ['agency declaring a purpose its tenant does not list', async () => ({ ...agency, headers: { 'x-purpose-of-use': 'marketing' } }), { allowed: false, code: 'PURPOSE_NOT_ALLOWED', status: 403 }],
+    // The example condition reads the header: a request without it cannot evaluate it.
+    ['agency declaring no purpose', async () => ({ ...agency, headers: {} }), { allowed: false, code: 'CONDITION_ERROR', status: 403 }],
     ['spoofed x-portcullis-tenant without credentials', async () => ({ ...agency, principal: undefined, headers: { 'x-purpose-of-use': 'statistics', 'x-portcullis-tenant': 'dept-revenue', 'x-portcullis-principal': REVENUE_SPIFFE } }), { allowed: false, code: 'UNAUTHENTICATED', status: 401 }],
     ['spoofed XFCC for a tenant that does not trust it', async () => ({ ...agency, principal: undefined, headers: { 'x-purpose-of-use': 'statistics', 'x-forwarded-client-cert': `URI=${REVENUE_SPIFFE}` } }), { allowed: false, code: 'UNAUTHENTICATED', status: 401 }],
     ['citizen reads own record with MFA', async () => ({ host: HOSTS.records, path: '/v1/citizens/c-1/records', headers: bearer(await mintToken(key, { now: NOW, sub: 'c-1', claims: { amr: ['mfa'] } })) }), { allowed: true, code: null, status: 200, rule: 'citizen-own-record' }],
@@ -120,10 +122,17 @@ describe('pipeline: shape', () => {
   });
 
   test('403 has no WWW-Authenticate and does not echo the condition', async () => {
-    const d = await check({ host: HOSTS.stats, path: '/v1/stats/x', principal: REVENUE_SPIFFE, headers: { 'x-purpose-of-use': 'marketing' } });
+    const d = await check({ host: HOSTS.stats, path: '/v1/stats/x', principal: REVENUE_SPIFFE, headers: {} });
     assert.equal(d.status, 403);
     assert.equal(d.headers['www-authenticate'], undefined);
-    assert.ok(!d.body!.includes('purpose'));
+    assert.ok(!d.body!.includes('tenant.purposes'));
+  });
+
+  test('a purpose the tenant does not list: 403 PURPOSE_NOT_ALLOWED, the value echoed nowhere', async () => {
+    const d = await check({ host: HOSTS.stats, path: '/v1/stats/x', principal: REVENUE_SPIFFE, headers: { 'x-purpose-of-use': 'marketing-xyz' } });
+    assert.equal(d.status, 403);
+    assert.equal(d.code, 'PURPOSE_NOT_ALLOWED');
+    for (const text of [d.body!, d.reason]) assert.ok(!text.includes('marketing-xyz'));
   });
 });
 

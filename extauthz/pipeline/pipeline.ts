@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
-import type { CompiledPolicy } from '../policy/compile.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import { checkRequest, type CompiledRequest, type RequestFailure } from '../policy/request-checks.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
@@ -13,12 +14,13 @@ import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision, ShadowOutcome } from './decision.js';
 import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink } from './hooks.js';
-import { Identifier } from './identify/index.js';
+import { Identifier, RevokedError } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
 import { shapeAllow, shapeDeny } from './shape.js';
 import { evaluateShadow } from './shadow.js';
 import type { DirectiveIssuer } from '../masking/token.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export type PhaseName = 'parse' | 'route' | 'identify' | 'authorize' | 'quota' | 'shape' | 'audit';
 
@@ -55,7 +57,11 @@ interface State {
   shadowPolicy?: CompiledPolicy;
   shadow?: ShadowOutcome;
   apiKeyHeader?: string;
+  /** Set when identify found the credential on its tenant's revocation list. */
+  revoked?: RevocationKind;
   deny?: { code: ErrorCode; reason: string };
+  /** The first request check the matched rule's request validation failed. */
+  validation?: RequestFailure;
   decision?: Decision;
   directives?: DirectiveIssuer;
   /** explain: the full trace, with the failing part of false conditions named. */
@@ -100,7 +106,9 @@ const PHASES: readonly [PhaseName, Phase][] = [
   ['authorize', (s) => {
     s.authz = authorize(s.policy!, s.ctx!, s.principal);
     if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
-    if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    if (!s.authz.allowed) return deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    const rule = s.authz.rule;
+    if (rule?.request) validateRequest(s, rule, rule.request);
   }],
   ['quota', async (s, d) => {
     // Shadow quotas are peeked before this request's charge, so both see the same counters.
@@ -128,6 +136,20 @@ async function runShadow(s: State, d: Deps): Promise<void> {
     ...(s.signal ? { signal: s.signal } : {}),
     reroute: (segments) => snap.routeShadow(ctx.host, segments, ctx.contextExtensions),
   }, { identifier: d.identifier, quota: d.quota, onError: (err) => d.onShadowError(err, s.requestId) });
+}
+
+/**
+ * The allowing rule's request validation (policy/request-checks.ts), before quotas are charged:
+ * an invalid request costs no quota. The failure is kept for the deny body (its pointer), the
+ * audit record and the trace explain prints.
+ */
+function validateRequest(s: State, rule: CompiledRule, r: CompiledRequest): void {
+  const f = checkRequest(r, s.ctx!);
+  if (!f) return;
+  s.validation = f;
+  const at = f.pointer === '' ? '' : ` at ${f.pointer}`;
+  s.authz!.trace.push({ rule: rule.name, effect: 'allow', matched: true, reason: `request ${f.check} check failed${at}: ${f.message}` });
+  deny(s, f.code, `rule ${rule.name}: request ${f.check}${at}: ${f.message}`);
 }
 
 function quotaRequest(s: State): QuotaRequest {
@@ -217,6 +239,11 @@ export class DecisionPipeline {
   }
 
   private fail(s: State, err: unknown): void {
+    if (err instanceof RevokedError) {
+      // The revoked principal is on record (tenant, pseudonymised subject) and counted by kind.
+      s.principal = err.principal;
+      s.revoked = err.kind;
+    }
     if (err instanceof PortcullisError) return deny(s, err.code, err.message);
     this.options.onInternalError?.(err, s.requestId);
     deny(s, 'INTERNAL', 'internal error');

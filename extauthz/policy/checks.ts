@@ -33,6 +33,7 @@ export interface RuleShape {
   tenants?: ReadonlySet<string>;
   anonymous: boolean;
   requireMfa: boolean;
+  requirePurpose?: boolean;
   when?: unknown;
   quotas?: readonly ({ kind: 'inline' } | { kind: 'tenant'; name: string })[];
 }
@@ -320,10 +321,16 @@ function matchesAnonymous(r: RuleShape): boolean {
   return r.anonymous || (r.effect === 'deny' && !r.types && !r.tenants);
 }
 
+/** An allow rule that requires MFA or a purpose covers only rules that require as much. */
+function requirementsCover(a: RuleShape, b: RuleShape): boolean {
+  if (a.effect !== 'allow') return true;
+  return (!a.requireMfa || b.requireMfa) && (a.requirePurpose !== true || b.requirePurpose === true);
+}
+
 /** True when rule a matches every request rule b matches, whatever the request. */
 export function ruleCovers(a: RuleShape, b: RuleShape): boolean {
   if (a.when !== undefined) return false;
-  if (a.effect === 'allow' && a.requireMfa && !b.requireMfa) return false;
+  if (!requirementsCover(a, b)) return false;
   if (matchesAnonymous(b) && !matchesAnonymous(a)) return false;
   return subset(b.methods, a.methods) && subset(b.types, a.types) && subset(b.tenants, a.tenants) && pathsCover(a, b);
 }

@@ -12,6 +12,8 @@ import { TenantDirectory } from './tenants.js';
 import { referenceProblems, unreachableRules } from './checks.js';
 import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quota/model.js';
 import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
+import { compileRequest, RequestSpecError, type CompiledRequest } from './request-checks.js';
+import { BodySchemaError } from './body-schema.js';
 
 export interface CompiledRule {
   name: string;
@@ -25,12 +27,18 @@ export interface CompiledRule {
   requireMfa: boolean;
   /** A shadow rule: only the policy's shadow view evaluates it (never decides). */
   shadow: boolean;
+  /** The request must declare a purpose of use its tenant lists (PURPOSE_REQUIRED otherwise). */
+  requirePurpose: boolean;
+  /** The path parameter naming the data subject: audited as a keyed pseudonym (resource). */
+  subjectParam?: string;
   when?: CelProgram;
   spec: ApiPolicyRule;
   /** Quotas charged when the rule allows (extauthz/quota), compiled at load. */
   quotas?: readonly RuleQuotaRef[];
   /** Masking directive sets, compiled at load (allow rules only). */
   masking?: RuleMasking;
+  /** Request validation (content type, size, query, body schema), compiled at load; absent: none. */
+  request?: CompiledRequest;
 }
 
 export interface CompiledPolicy {
@@ -38,6 +46,8 @@ export interface CompiledPolicy {
   name: string;
   namespace: string;
   generation?: number;
+  /** spec.version: the API version, audited as apiVersion. */
+  version?: string;
   hosts: readonly string[];
   defaultAction: 'allow' | 'deny';
   auditFailure: 'allow' | 'deny';
@@ -91,8 +101,28 @@ function rulePrograms(rule: ApiPolicyRule, params: ParamScope): Pick<CompiledRul
   };
 }
 
+/** A problem with one field of a rule (reported at /spec/rules/{i}/{field}). */
+export class RuleFieldError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** subjectParam must be captured by every path of the rule, so every match yields the subject. */
+function subjectParam(rule: ApiPolicyRule, params: ParamScope): Pick<CompiledRule, 'subjectParam'> {
+  const name = rule.subjectParam;
+  if (name === undefined) return {};
+  if (params.paths.length === 0) throw new RuleFieldError('subjectParam', `subjectParam ${name}: the rule has no paths to capture it from`);
+  if (!params.all.includes(name)) throw new RuleFieldError('subjectParam', `subjectParam ${name} is not a parameter of every path of the rule (${params.paths.join(', ')})`);
+  return { subjectParam: name };
+}
+
 function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
   const matchers = ruleMatchers(rule);
+  const params = paramScope(matchers.paths);
   return {
     name: rule.name,
     index,
@@ -101,7 +131,10 @@ function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
     anonymous: rule.principals?.anonymous ?? false,
     requireMfa: rule.requireMfa ?? false,
     shadow: rule.shadow ?? false,
-    ...rulePrograms(rule, paramScope(matchers.paths)),
+    requirePurpose: rule.requirePurpose ?? false,
+    ...subjectParam(rule, params),
+    ...rulePrograms(rule, params),
+    ...(rule.request ? { request: compileRequest(rule.request) } : {}),
     spec: rule,
   };
 }
@@ -134,7 +167,13 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
     const code = err instanceof CelCostError ? 'POLICY_CEL_COST' : 'POLICY_CEL';
     return new PolicyError(code, `when: ${err.message}`, { ...base, path: `/spec/rules/${i}/when`, rule: rule.name, line: err.line, column: err.column });
   }
-  const path = err instanceof PathTemplateError ? `/spec/rules/${i}/paths` : `/spec/rules/${i}`;
+  if (err instanceof BodySchemaError) {
+    return new PolicyError('POLICY_REQUEST', `request.body: ${err.message}`, { ...base, path: `/spec/rules/${i}/request/body/inline${err.pointer}`, rule: rule.name }, { cause: err });
+  }
+  if (err instanceof RequestSpecError) {
+    return new PolicyError('POLICY_REQUEST', `request: ${err.message}`, { ...base, path: `/spec/rules/${i}/request/${err.pointer}`, rule: rule.name }, { cause: err });
+  }
+  const path = err instanceof PathTemplateError ? `/spec/rules/${i}/paths` : err instanceof RuleFieldError ? `/spec/rules/${i}/${err.field}` : `/spec/rules/${i}`;
   return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });
 }
 
@@ -167,6 +206,7 @@ export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: Compiled
     name: obj.metadata.name,
     namespace: obj.metadata.namespace,
     ...(obj.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {}),
+    ...(obj.spec.version !== undefined ? { version: obj.spec.version } : {}),
     hosts: obj.spec.hosts.map((h) => h.toLowerCase()),
     defaultAction: obj.spec.defaultAction ?? 'deny',
     auditFailure: obj.spec.auditFailure ?? 'deny',

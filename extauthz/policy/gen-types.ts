@@ -22,7 +22,17 @@ const TITLES: Record<string, string> = {
   'spec.rules[].principals': 'PrincipalSelector',
   'spec.rules[].quotas[]': 'RuleQuota',
   'spec.rules[].mask[]': 'MaskDirective',
+  'spec.rules[].request': 'RequestValidation',
+  'spec.rules[].request.query.parameters[]': 'QueryParameter',
+  'spec.rules[].deprecation': 'Deprecation',
+  'spec.deprecation': 'Deprecation',
   'status.conditions[]': 'Condition',
+};
+
+// Nodes the CRD cannot type (x-kubernetes-preserve-unknown-fields without a type): the compiler
+// checks them, and their TypeScript type says what it accepts.
+const TS_TYPES: Record<string, string> = {
+  'spec.purposes[]': '(string | { name: string; legalBasis?: string; description?: string })',
 };
 
 function addTitles(node: JsonSchema, path: string, seen: Map<string, JsonSchema>): JsonSchema {
@@ -35,6 +45,8 @@ function addTitles(node: JsonSchema, path: string, seen: Map<string, JsonSchema>
     out.title = title;
     seen.set(title, out);
   }
+  const tsType = TS_TYPES[path];
+  if (tsType) out.tsType = tsType;
   if (out.properties) {
     const props = out.properties as Record<string, JsonSchema>;
     out.properties = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, addTitles(v, path ? `${path}.${k}` : k, seen)]));

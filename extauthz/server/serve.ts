@@ -57,11 +57,13 @@ function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics,
   const folder = new FolderPolicySource(config.policyDir!, {
     onSnapshot: (s) => {
       metrics.reloads.inc({ result: 'ok' });
+      metrics.countRevocationProblems([]);
       log.info({ version: s.version, policies: s.size, conflicts: s.conflicts.map((c) => c.format()) }, 'policy snapshot loaded');
       onSnapshot(s);
     },
     onRejected: (problems) => {
       metrics.reloads.inc({ result: 'error' });
+      metrics.countRevocationProblems(problems);
       log.error({ problems: problems.map((p) => p.format()) }, 'policy change rejected; keeping the last good snapshot');
     },
   });
@@ -85,6 +87,7 @@ function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetr
       metrics.reloads.inc({ result: 'ok' });
       onSnapshot(s);
     },
+    onApplied: (r) => metrics.countRevocationProblems(r.problems),
   });
 }
 

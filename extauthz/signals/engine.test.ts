@@ -45,7 +45,7 @@ function engine(extra: SignalEngineOptions = {}): { e: SignalEngine; alerts: Ale
 describe('invalid credentials from one client network', () => {
   const { count, windowSeconds } = INVALID_CREDENTIALS_DEFAULTS;
   test('the codes counted: presented credentials that fail, not missing ones or missing MFA', () => {
-    assert.deepEqual([...INVALID_CREDENTIAL_CODES].sort(), ['AMBIGUOUS_PRINCIPAL', 'INVALID_API_KEY', 'INVALID_TOKEN', 'UNKNOWN_CLIENT_CERT', 'UNKNOWN_ISSUER'].sort());
+    assert.deepEqual([...INVALID_CREDENTIAL_CODES].sort(), ['AMBIGUOUS_PRINCIPAL', 'INVALID_API_KEY', 'INVALID_TOKEN', 'REVOKED', 'TOKEN_INACTIVE', 'UNKNOWN_CLIENT_CERT', 'UNKNOWN_ISSUER'].sort());
   });
 
   test('one below the threshold: no alert; at it: one alert for the /24, with no address in it', () => {

@@ -91,4 +91,53 @@ describe('kubernetes policy source: per-object reload against a real API server'
     assert.equal(since.reduce((n, r) => n + r.stats.policiesCompiled, 0), 1, 'only the real change compiled');
     assert.equal(source.snapshot!.byKey.get(`${NS}/b`), snapshot!.byKey.get(`${NS}/b`));
   });
+
+  // The purposes list mixes names and objects, which a structural schema cannot type: the API
+  // server must store both as given, and the compiler reads them (issue 15).
+  test('the API server accepts purposes as names and objects, spec.version, requirePurpose and subjectParam', async () => {
+    await apply(`apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: revenue, namespace: ${NS} }
+spec:
+  type: agency
+  identity: { mtls: { spiffeIds: ["spiffe://td/revenue"] } }
+  purposes:
+    - statistics
+    - { name: tax-audit, legalBasis: "Tax Code s. 12", description: One taxpayer }
+---
+apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: records, namespace: ${NS} }
+spec:
+  version: v2
+  hosts: [records.example]
+  rules:
+    - name: agency
+      paths: ["/v2/citizens/{id}"]
+      principals: { types: [agency] }
+      requirePurpose: true
+      subjectParam: id
+`);
+    await eventually(() => source.snapshot?.byKey.get(`${NS}/records`) !== undefined, 'the policy to serve');
+    const t = source.snapshot!.tenants.get(NS)!.byName.get('revenue')!;
+    assert.deepEqual(t.purposeIndex.get('tax-audit'), { name: 'tax-audit', legalBasis: 'Tax Code s. 12', description: 'One taxpayer' });
+    assert.deepEqual(t.purposes, ['statistics', 'tax-audit']);
+    const p = source.snapshot!.byKey.get(`${NS}/records`)!;
+    assert.equal(p.version, 'v2');
+    assert.equal(p.rules[0]?.subjectParam, 'id');
+    assert.equal(p.rules[0]?.requirePurpose, true);
+    const stored = await cluster.kubectl(['get', 'tenant', 'revenue', '-n', NS, '-o', 'jsonpath={.spec.purposes}']);
+    assert.deepEqual(JSON.parse(stored.stdout), ['statistics', { name: 'tax-audit', legalBasis: 'Tax Code s. 12', description: 'One taxpayer' }]);
+  });
+
+  test('the API server refuses requirePurpose on a deny rule and subjectParam without paths', async () => {
+    for (const [rule, message] of [
+      ['{ name: d, effect: deny, requirePurpose: true }', /deny rules cannot carry requirePurpose/],
+      ['{ name: s, subjectParam: id }', /subjectParam needs paths that capture it/],
+    ] as const) {
+      const r = await cluster.kubectl(['apply', '-f', '-'], `apiVersion: portcullis.io/v1alpha1\nkind: ApiPolicy\nmetadata: { name: bad, namespace: ${NS} }\nspec:\n  hosts: [bad.example]\n  rules: [${rule}]\n`);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, message);
+    }
+  });
 });

@@ -101,12 +101,12 @@ void describe('secure defaults', { skip }, () => {
     for (const d of byKind(objs, 'Deployment')) assert.equal(podSpec(d).automountServiceAccountToken, true);
   });
 
-  void test('ext_authz RBAC is read-only: Portcullis resources and Secrets, nothing else', () => {
+  void test('ext_authz RBAC is read-only: Portcullis resources, Secrets and (revocation) ConfigMaps, nothing else', () => {
     const rules = byKind(objs, 'ClusterRole')
       .filter((r) => r.metadata.name.includes('-extauthz'))
       .flatMap((r) => r['rules'] as Rule[]);
     for (const r of rules) assert.deepEqual(r.verbs, ['get', 'list', 'watch'], JSON.stringify(r));
-    assert.deepEqual(rules.flatMap((r) => r.resources).sort(), ['apipolicies', 'secrets', 'tenants']);
+    assert.deepEqual(rules.flatMap((r) => r.resources).sort(), ['apipolicies', 'configmaps', 'secrets', 'tenants']);
   });
 
   void test('operator RBAC: its resources read-only, status writable, generated kinds, events; no Secrets', () => {
@@ -119,6 +119,7 @@ void describe('secure defaults', { skip }, () => {
       assert.deepEqual(verbsOf(g, res), ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], `${g}/${res}`);
     }
     assert.deepEqual(verbsOf('', 'events'), ['create', 'patch']);
+    assert.deepEqual(verbsOf('', 'configmaps'), ['get', 'list', 'watch'], 'revocation ConfigMaps, read-only');
     for (const res of ['httproutes', 'gateways']) assert.deepEqual(verbsOf('gateway.networking.k8s.io', res), ['get', 'list', 'watch'], res);
     assert.ok(!rules.some((r) => r.resources.includes('referencegrants')), 'ReferenceGrants: a Role in the release namespace, not cluster-wide');
     const grants = named(objs, 'Role', '-operator-referencegrants');
