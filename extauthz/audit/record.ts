@@ -71,6 +71,8 @@ export interface DecisionEntry extends Chained {
   resource: string | null;
   /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
   validation?: { check: string; pointer: string };
+  /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
+  traceId?: string;
   /** Shadow mode: present only when the shadow policy or shadow rules would have denied (the decision itself is unchanged). */
   wouldDeny?: { policy: string; rule: string | null; code: string; status: number };
 }
@@ -193,6 +195,12 @@ function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
 }
 
 export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+  const fields = baseFields(d, policy, pseudo, source);
+  if (d.audit.traceId !== undefined) fields.traceId = d.audit.traceId;
+  return fields;
+}
+
+function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
   const fields: DecisionFields = {
     source,

@@ -49,6 +49,8 @@ export interface Decision {
     revoked?: RevocationKind;
     /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
     validation?: { check: string; pointer: string };
+    /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
+    traceId?: string;
     /** Shadow mode: what the shadow policy or shadow rules would have denied (never applied). */
     wouldDeny?: WouldDeny;
   };
