@@ -75,6 +75,8 @@ export interface DecisionEntry extends Chained {
   lifecycle?: string;
   /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
   traceId?: string;
+  /** Shadow mode: present only when the shadow policy or shadow rules would have denied (the decision itself is unchanged). */
+  wouldDeny?: { policy: string; rule: string | null; code: string; status: number };
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -225,6 +227,7 @@ function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pse
     resource: resource(a, pseudo),
   };
   controlFields(fields, a);
+  withWouldDeny(fields, a.wouldDeny);
   return fields;
 }
 
@@ -232,4 +235,9 @@ function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pse
 function controlFields(fields: DecisionFields, a: Decision['audit']): void {
   if (a.validation) fields.validation = a.validation;
   if (a.lifecycle) fields.lifecycle = a.lifecycle;
+}
+
+/** Shadow mode: the would-be denial, only when there is one (other records are unchanged). */
+function withWouldDeny(fields: DecisionFields, w: Decision['audit']['wouldDeny']): void {
+  if (w) fields.wouldDeny = { policy: w.policy, rule: w.rule, code: w.code, status: w.status };
 }
