@@ -69,6 +69,8 @@ export interface DecisionEntry extends Chained {
   apiVersion: string | null;
   /** Keyed pseudonym (as `subject`) of the data subject the request touches (the rule's subjectParam), or null. */
   resource: string | null;
+  /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
+  validation?: { check: string; pointer: string };
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -190,7 +192,7 @@ function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
 
 export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
-  return {
+  const fields: DecisionFields = {
     source,
     requestId: d.requestId,
     tenant: d.principal?.tenant ?? null,
@@ -212,4 +214,6 @@ export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, 
     apiVersion: apiVersion(policy),
     resource: resource(a, pseudo),
   };
+  if (a.validation) fields.validation = a.validation;
+  return fields;
 }

@@ -45,5 +45,7 @@ export interface Decision {
     resource?: string;
     /** The kind of revocation list entry that denied the credential (REVOKED), for the metric. */
     revoked?: RevocationKind;
+    /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
+    validation?: { check: string; pointer: string };
   };
 }

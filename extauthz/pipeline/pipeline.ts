@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
-import type { CompiledPolicy } from '../policy/compile.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import { checkRequest, type CompiledRequest, type RequestFailure } from '../policy/request-checks.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
@@ -53,6 +54,8 @@ interface State {
   /** Set when identify found the credential on its tenant's revocation list. */
   revoked?: RevocationKind;
   deny?: { code: ErrorCode; reason: string };
+  /** The first request check the matched rule's request validation failed. */
+  validation?: RequestFailure;
   decision?: Decision;
   directives?: DirectiveIssuer;
   /** explain: the full trace, with the failing part of false conditions named. */
@@ -91,7 +94,9 @@ const PHASES: readonly [PhaseName, Phase][] = [
   ['authorize', (s) => {
     s.authz = authorize(s.policy!, s.ctx!, s.principal);
     if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
-    if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    if (!s.authz.allowed) return deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    const rule = s.authz.rule;
+    if (rule?.request) validateRequest(s, rule, rule.request);
   }],
   ['quota', async (s, d) => {
     s.quota = await d.quota.charge(quotaRequest(s));
@@ -101,6 +106,20 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.decision = shapeAllow(s);
   }],
 ];
+
+/**
+ * The allowing rule's request validation (policy/request-checks.ts), before quotas are charged:
+ * an invalid request costs no quota. The failure is kept for the deny body (its pointer), the
+ * audit record and the trace explain prints.
+ */
+function validateRequest(s: State, rule: CompiledRule, r: CompiledRequest): void {
+  const f = checkRequest(r, s.ctx!);
+  if (!f) return;
+  s.validation = f;
+  const at = f.pointer === '' ? '' : ` at ${f.pointer}`;
+  s.authz!.trace.push({ rule: rule.name, effect: 'allow', matched: true, reason: `request ${f.check} check failed${at}: ${f.message}` });
+  deny(s, f.code, `rule ${rule.name}: request ${f.check}${at}: ${f.message}`);
+}
 
 function quotaRequest(s: State): QuotaRequest {
   const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params };

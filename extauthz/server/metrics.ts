@@ -79,6 +79,12 @@ export class ServiceMetrics {
   readonly reloads = new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy snapshot loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly policies = new Gauge({ name: 'portcullis_policies', help: 'ApiPolicies in the active snapshot.', registers: [this.registry] });
   readonly snapshotVersion = new Gauge({ name: 'portcullis_snapshot_version', help: 'Version of the active policy snapshot.', registers: [this.registry] });
+  readonly requestInvalid = new Counter({
+    name: 'portcullis_request_invalid_total',
+    help: 'Requests denied by a rule\'s request validation, by policy and error code (BODY_INVALID, QUERY_INVALID, ...).',
+    labelNames: ['policy', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly revocations = new Counter({ name: 'portcullis_revocation_denials_total', help: 'Checks denied REVOKED, by tenant (namespace/name) and the kind of list entry (jti, sub, api-key).', labelNames: ['tenant', 'kind'] as const, registers: [this.registry] });
   readonly revocationSourcesFailing = new Gauge({ name: 'portcullis_revocation_sources_failing', help: 'Tenants whose revocation source is missing or does not parse (their last good list serves; a tenant without one authenticates no one).', registers: [this.registry] });
   /** Allowed checks counted here and added to `checks` at scrape time (the common case, no label hashing per Check). */
@@ -108,6 +114,7 @@ export class ServiceMetrics {
     this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
     const kind = d.audit.revoked;
     if (kind !== undefined) this.revocations.inc({ tenant: d.principal ? `${d.principal.namespace}/${d.principal.tenant}` : '', kind });
+    if (d.audit.validation !== undefined && d.code !== null) this.requestInvalid.inc({ policy: d.policy ?? '', code: d.code });
   }
 
   /** Counts the tenants whose problems include one at /spec/revocation. */
