@@ -47,5 +47,7 @@ export interface Decision {
     revoked?: RevocationKind;
     /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
     validation?: { check: string; pointer: string };
+    /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
+    traceId?: string;
   };
 }

@@ -13,7 +13,7 @@ import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink } from './hooks.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink, type CheckTracer, type PhaseTiming } from './hooks.js';
 import { Identifier, RevokedError } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
@@ -31,6 +31,8 @@ export interface PipelineDeps {
   audit?: AuditSink;
   /** Suspicious-activity signals, told of each decided Check (extauthz/signals). */
   signals?: SignalSink;
+  /** OpenTelemetry spans per Check and phase (extauthz/tracing); absent: no tracing work at all. */
+  tracer?: CheckTracer;
   clock?: () => Date;
   /** Phase latency, for the metrics histogram. */
   observe?: (phase: PhaseName, seconds: number) => void;
@@ -62,9 +64,11 @@ interface State {
   explain: boolean;
   /** Aborts when the caller's deadline passes (deadline.ts). */
   signal?: AbortSignal;
+  /** Phase timings, only while tracing is on. */
+  timings?: PhaseTiming[];
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>>) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -157,7 +161,7 @@ function afterDeadline(s: State): void {
 }
 
 export class DecisionPipeline {
-  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>;
+  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>>;
 
   constructor(private readonly options: PipelineDeps) {
     this.deps = {
@@ -171,12 +175,26 @@ export class DecisionPipeline {
   async check(input: CheckRequestInput, opts: CheckOptions = {}): Promise<Decision> {
     const checkStarted = process.hrtime.bigint();
     const s = this.initialState(input, opts);
+    const tracer = this.options.tracer;
+    if (tracer) s.timings = [];
     await this.runPhases(s);
     afterDeadline(s);
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
+    if (!tracer) return this.finish(s, await this.audit(s, decision));
+    // Tracing: the root span exists before the audit record, which carries its trace id.
+    const epochAtStart = Date.now() - Number(process.hrtime.bigint() - checkStarted) / 1e6;
+    const epochMs = (t: bigint): number => epochAtStart + Number(t - checkStarted) / 1e6;
+    const trace = tracer.begin(s.ctx?.headers, epochAtStart);
+    decision.audit.traceId = trace.traceId;
     const final = await this.audit(s, decision);
+    final.audit.traceId = trace.traceId;
+    tracer.end(trace, final, s.timings!, epochMs);
+    return this.finish(s, final);
+  }
+
+  private finish(s: State, final: Decision): Decision {
     this.options.signals?.observe(final, s.principal, s.authz?.params, s.now.getTime());
     return final;
   }
@@ -199,7 +217,9 @@ export class DecisionPipeline {
       } catch (err) {
         this.fail(s, err);
       }
-      this.options.observe?.(name, Number(process.hrtime.bigint() - started) / 1e9);
+      const ended = process.hrtime.bigint();
+      this.options.observe?.(name, Number(ended - started) / 1e9);
+      if (s.timings) s.timings.push({ name, start: started, end: ended });
       if (s.deny) break;
     }
   }
@@ -228,7 +248,9 @@ export class DecisionPipeline {
       if (!decision.allowed || s.policy?.auditFailure === 'allow') return decision;
       return shapeDeny(s, 'AUDIT_UNAVAILABLE', 'audit record could not be written');
     } finally {
-      this.options.observe?.('audit', Number(process.hrtime.bigint() - started) / 1e9);
+      const ended = process.hrtime.bigint();
+      this.options.observe?.('audit', Number(ended - started) / 1e9);
+      if (s.timings) s.timings.push({ name: 'audit', start: started, end: ended });
     }
   }
 }

@@ -236,6 +236,21 @@ describe('distinct data subjects by one agency principal (exfiltration pattern)'
     assert.equal(alerts.length, 1);
   });
 
+  test('with a subjectParam only the data subject counts: many documents of one citizen are one subject', () => {
+    const agency = principal(tenant('revenue', 'agency', { distinctSubjects: { count: 3 } }), 'a');
+    const { e, alerts } = engine();
+    const of = (citizen: string): Decision => {
+      const d = decision(null);
+      d.audit.resource = citizen;
+      return d;
+    };
+    for (let i = 0; i < 50; i++) e.observe(of('c-1'), agency, { id: 'c-1', doc: `doc-${i}` }, T0);
+    e.observe(of('c-2'), agency, { id: 'c-2', doc: 'x' }, T0);
+    assert.equal(alerts.length, 0);
+    e.observe(of('c-3'), agency, { id: 'c-3', doc: 'x' }, T0);
+    assert.equal(alerts.length, 1);
+  });
+
   test('two parameters make one resource id; the window restarts', () => {
     const agency = principal(tenant('revenue', 'agency', { distinctSubjects: { count: 3, windowSeconds: 10 } }), 'a');
     const { e, alerts } = engine();

@@ -374,3 +374,17 @@ void describe('PrometheusRule for the suspicious-activity signals (docs/alerts.m
     assert.ok(validate(rule), `${crd!.file}: ${ajv.errorsText(validate.errors)}`);
   });
 });
+
+void describe('tracing (docs/tracing.md)', { skip }, () => {
+  const env = (objs: K8sObject[]): { name: string; value?: string }[] => (podSpec(named(objs, 'Deployment', '-extauthz')).containers[0] as unknown as { env: { name: string; value?: string }[] }).env;
+  void test('off by default; extauthz.tracing.otlpEndpoint sets OTEL_EXPORTER_OTLP_ENDPOINT', async () => {
+    assert.ok(!env(await render(helm, [])).some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'));
+    const on = env(await render(helm, ['--set', 'extauthz.tracing.otlpEndpoint=http://otel-collector.observability:4318']));
+    assert.equal(on.find((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT')?.value, 'http://otel-collector.observability:4318');
+  });
+  void test('a non-http endpoint is refused by the values schema', async () => {
+    const r = await runHelm(helm, ['template', 'portcullis', CHART(), '--set', 'extauthz.tracing.otlpEndpoint=grpc://collector:4317']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /\/extauthz\/tracing\/otlpEndpoint/);
+  });
+});
