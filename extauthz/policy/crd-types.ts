@@ -394,6 +394,10 @@ export interface ApiPolicySpec {
    */
   defaultAction?: "deny" | "allow";
   /**
+   * enforce (default): the policy decides. shadow: the policy is evaluated for every request it routes (identify, authorize, quotas computed but not charged) and the decision it would have made is audited (wouldDeny) and counted, but never applied: the request is decided as if this policy did not exist (no enforcing policy for the host: denied by default).
+   */
+  mode?: "enforce" | "shadow";
+  /**
    * When an audit record cannot be written (buffer full, sink failing), deny (default) or allow the request.
    */
   auditFailure?: "deny" | "allow";
@@ -511,6 +515,10 @@ export interface ApiPolicyRule {
    */
   paths?: string[];
   principals?: PrincipalSelector;
+  /**
+   * Shadow rule: evaluated with the policy's other rules as if enforced, its would-be denials audited (wouldDeny) and counted, but never applied; the policy decides as if the rule were absent. In a shadow policy every rule is in shadow.
+   */
+  shadow?: boolean;
   /**
    * The principal must hold a JWT proving multi-factor authentication (tenant requiredAcr / mfaAmr).
    */
