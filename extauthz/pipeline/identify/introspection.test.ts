@@ -261,6 +261,16 @@ describe('OIDC discovery (real loopback document)', () => {
     idp.issuer = ISS;
   });
 
+  test('two tenants of a namespace introspecting opaque tokens: the newer is refused (POLICY_CONFLICT)', () => {
+    const one = tenant(`endpoint: http://127.0.0.1:${idp.port}/introspect`);
+    const two = one.replace('name: app, namespace: t }', 'name: app2, namespace: t, creationTimestamp: "2026-02-01T00:00:00Z" }').split('---')[0]!;
+    const c = compileYaml({ 'a.yaml': one.replace('name: app, namespace: t }', 'name: app, namespace: t, creationTimestamp: "2026-01-01T00:00:00Z" }'), 'b.yaml': two, 'policy.yaml': POLICY });
+    const problem = c.tenantProblems.get('t/app2')?.[0];
+    assert.equal(problem?.code, 'POLICY_CONFLICT');
+    assert.match(problem?.message ?? '', /introspect opaque/);
+    assert.equal(c.tenantProblems.has('t/app'), false);
+  });
+
   test('https is required except on loopback', () => {
     const c = compileYaml({ 'tenant.yaml': tenant('endpoint: http://idp.example/introspect'), 'policy.yaml': POLICY });
     assert.match(c.tenantProblems.get('t/app')?.[0]?.message ?? '', /must use https/);
