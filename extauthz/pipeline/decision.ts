@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors.js';
+import type { LifecycleState } from '../policy/lifecycle.js';
 import type { PrincipalType } from '../policy/model.js';
 import type { CompiledPurpose } from '../policy/tenants.js';
 import type { RuleTrace } from './authorize.js';
@@ -27,6 +28,8 @@ export interface Decision {
   metadata: Record<string, unknown>;
   /** Every rule considered, for explain. */
   trace: RuleTrace[];
+  /** Shadow mode: what the shadow policy or shadow rules would have decided (never applied). */
+  shadow?: ShadowOutcome;
   /** Facts the audit record needs that the decision itself does not carry. */
   audit: {
     method: string;
@@ -47,7 +50,33 @@ export interface Decision {
     revoked?: RevocationKind;
     /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
     validation?: { check: string; pointer: string };
+    /** The route's deprecation state when it declares one (announced, deprecated, sunset). */
+    lifecycle?: LifecycleState;
     /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
     traceId?: string;
+    /** Shadow mode: what the shadow policy or shadow rules would have denied (never applied). */
+    wouldDeny?: WouldDeny;
   };
+}
+
+/** The decision the shadow policy (or the shadow rules) would have made. */
+export interface ShadowOutcome {
+  /** The shadow policy's key, or the enforcing policy's when its shadow rules were evaluated. */
+  policy: string;
+  allowed: boolean;
+  code: ErrorCode | null;
+  status: number;
+  /** The rule that decided, null for the default. */
+  rule: string | null;
+  reason: string;
+  /** Every rule considered (explain). */
+  trace: RuleTrace[];
+}
+
+/** What the audit record carries when the shadow evaluation would have denied. */
+export interface WouldDeny {
+  policy: string;
+  rule: string | null;
+  code: ErrorCode;
+  status: number;
 }

@@ -7,13 +7,21 @@ import { CATALOGUE, PortcullisError, type ErrorCode } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Authorization } from './authorize.js';
 import { isMethodOverrideHeader, type RequestContext } from './context.js';
-import type { Decision } from './decision.js';
+import type { Decision, ShadowOutcome, WouldDeny } from './decision.js';
 import type { QuotaResult } from './hooks.js';
 import type { Principal } from './principal.js';
 import { attachMaskDirective } from '../masking/decision.js';
 import type { DirectiveIssuer } from '../masking/token.js';
 import type { RequestFailure } from '../policy/request-checks.js';
+import type { LifecycleState } from '../policy/lifecycle.js';
+
+/** A deprecated route's state and the headers every response on it carries (Deprecation, Sunset, Link). */
+export interface LifecycleFacts {
+  state: LifecycleState;
+  headers: Readonly<Record<string, string>>;
+}
 import type { RevocationKind } from '../policy/revocation.js';
+
 
 export const HEADER = {
   principal: 'x-portcullis-principal',
@@ -35,12 +43,16 @@ export interface ShapeInput {
   deny?: { code: ErrorCode; reason: string };
   /** A failed request check: its pointer goes in the deny body and the audit record. */
   validation?: RequestFailure;
+  /** Set when the route is deprecated: its headers go on the response, its state in the audit record. */
+  lifecycle?: LifecycleFacts;
   apiKeyHeader?: string;
   /** The kind of revocation list entry that denied the credential (REVOKED). */
   revoked?: RevocationKind;
   /** Signs the masking directive set on allow (x-portcullis-mask); absent: masks are only summarised. */
   directives?: DirectiveIssuer;
   now?: Date;
+  /** Shadow mode's outcome, recorded beside the decision (never changes it). */
+  shadow?: ShadowOutcome;
 }
 
 /** Bounds of identity values forwarded upstream (after encoding), so no backend sees an oversized header. */
@@ -82,13 +94,19 @@ function accountabilityFacts(facts: Decision['audit'], authz: Authorization): vo
   if (value !== undefined) facts.resource = value;
 }
 
+/** The request check that denied and the route's lifecycle state, when either applies. */
+function controlFacts(facts: Decision['audit'], input: ShapeInput): void {
+  const v = input.validation;
+  if (v !== undefined) facts.validation = { check: v.check, pointer: v.pointer };
+  if (input.lifecycle !== undefined) facts.lifecycle = input.lifecycle.state;
+}
+
 function auditFacts(input: ShapeInput): Decision['audit'] {
   const ctx = input.ctx;
   const facts: Decision['audit'] = { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: pathTemplate(input), sourceIp: ctx?.sourceIp ?? '' };
   const quota = input.quota?.summary;
   if (quota !== undefined) facts.quota = quota;
-  const v = input.validation;
-  if (v !== undefined) facts.validation = { check: v.check, pointer: v.pointer };
+  controlFacts(facts, input);
   if (input.revoked !== undefined) facts.revoked = input.revoked;
   if (input.authz) accountabilityFacts(facts, input.authz);
   return facts;
@@ -105,7 +123,18 @@ function base(input: ShapeInput, o: Outcome): Decision {
   const rule = input.authz?.rule;
   if (rule) d.rule = rule.name;
   if (input.principal) d.principal = principalSummary(input.principal);
+  if (input.shadow) withShadow(d, input.shadow);
   return d;
+}
+
+export function wouldDeny(o: ShadowOutcome): WouldDeny | undefined {
+  return o.allowed ? undefined : { policy: o.policy, rule: o.rule, code: o.code ?? 'FORBIDDEN', status: o.status };
+}
+
+function withShadow(d: Decision, shadow: ShadowOutcome): void {
+  d.shadow = shadow;
+  const w = wouldDeny(shadow);
+  if (w) d.audit.wouldDeny = w;
 }
 
 function copyInto(to: Record<string, string>, from: Record<string, string> | undefined): Record<string, string> {
@@ -118,6 +147,8 @@ export function shapeDeny(input: ShapeInput, code: ErrorCode, reason: string): D
   const headers = copyInto({ 'content-type': 'application/json', 'cache-control': 'no-store' }, input.quota?.headers);
   const www = wwwAuthenticate(code);
   if (www) headers['www-authenticate'] = www;
+  // A deprecated route says so on every response, its 410 after the sunset included.
+  if (input.lifecycle !== undefined) copyInto(headers, input.lifecycle.headers as Record<string, string>);
   const d = base(input, { allowed: false, status: entry.http, code, reason, headers });
   const v = input.validation;
   // The pointer of a failed request check (never the value); only for the check that denied.
@@ -161,6 +192,7 @@ export function shapeAllow(input: ShapeInput): Decision {
   const d = base(input, { allowed: true, status: 200, code: null, reason: input.authz?.reason ?? 'allowed', headers: allowHeaders(input) });
   d.removeHeaders = headersToRemove(input);
   d.responseHeaders = copyInto({}, input.quota?.headers);
+  if (input.lifecycle !== undefined) copyInto(d.responseHeaders, input.lifecycle.headers as Record<string, string>);
   d.metadata = allowMetadata(d, input);
   attachMaskDirective(d, input);
   return d;

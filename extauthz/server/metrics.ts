@@ -75,6 +75,12 @@ export class ServiceMetrics {
     registers: [this.registry],
     collect: () => this.flushAllowed(),
   });
+  readonly shadowWouldDeny = new Counter({
+    name: 'portcullis_shadow_would_deny_total',
+    help: 'Requests a shadow policy or shadow rule would have denied (never applied), by policy, rule, code and tenant.',
+    labelNames: ['policy', 'rule', 'code', 'tenant'] as const,
+    registers: [this.registry],
+  });
   readonly phase = new LabelledHistogram<'phase'>('portcullis_phase_duration_seconds', 'Time spent in each decision phase.', 'phase', PHASE_BUCKETS);
   readonly reloads = new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy snapshot loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
   // 'max': with --workers, the primary and each worker report the same snapshot; a sum would multiply it.
@@ -84,6 +90,12 @@ export class ServiceMetrics {
     name: 'portcullis_request_invalid_total',
     help: 'Requests denied by a rule\'s request validation, by policy and error code (BODY_INVALID, QUERY_INVALID, ...).',
     labelNames: ['policy', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly deprecatedCalls = new Counter({
+    name: 'portcullis_deprecated_calls_total',
+    help: 'Calls to deprecated routes (since reached: deprecated, or past the sunset), by tenant (namespace/name), policy, rule and state, so an API owner knows whom to tell before a sunset.',
+    labelNames: ['tenant', 'policy', 'rule', 'state'] as const,
     registers: [this.registry],
   });
   readonly revocations = new Counter({ name: 'portcullis_revocation_denials_total', help: 'Checks denied REVOKED, by tenant (namespace/name) and the kind of list entry (jti, sub, api-key).', labelNames: ['tenant', 'kind'] as const, registers: [this.registry] });
@@ -109,7 +121,14 @@ export class ServiceMetrics {
   countDecision = (d: Decision): void => {
     if (d.allowed && d.code === null) this.allowed++;
     else this.countDeny(d);
+    if (d.audit.lifecycle !== undefined && d.audit.lifecycle !== 'announced') this.countDeprecated(d, d.audit.lifecycle);
+    const w = d.audit.wouldDeny;
+    if (w) this.shadowWouldDeny.inc({ policy: w.policy, rule: w.rule ?? '(default)', code: w.code, tenant: d.principal?.tenant ?? '(none)' });
   };
+
+  private countDeprecated(d: Decision, state: string): void {
+    this.deprecatedCalls.inc({ tenant: d.principal ? `${d.principal.namespace}/${d.principal.tenant}` : '', policy: d.policy ?? '', rule: d.rule ?? '(default)', state });
+  }
 
   private countDeny(d: Decision): void {
     this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
