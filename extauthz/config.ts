@@ -29,6 +29,8 @@ export interface ServeConfig {
   audit?: AuditConfig;
   /** Masking directives and the ext_proc listener (resolveMaskingConfig); absent: the defaults. */
   masking?: MaskingConfig;
+  /** OTLP/HTTP endpoint for Check spans (docs/tracing.md); absent: tracing off. */
+  otlpEndpoint?: string;
 }
 
 export const DEFAULTS: ServeConfig = {
@@ -51,6 +53,7 @@ const ENV_KEYS: Record<string, keyof ServeConfig> = {
   PORTCULLIS_QUOTA_BACKEND: 'quotaBackend',
   PORTCULLIS_REDIS_URL: 'redisUrl',
   PORTCULLIS_QUOTA_HASH_KEY: 'quotaHashKey',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
 };
 
 /** Environment values, for the keys that have one. */
@@ -142,7 +145,22 @@ export function resolveServeConfig(flags: Partial<Record<keyof ServeConfig, stri
     drainSeconds: drain,
     ...quotaSettings(pick),
     ...optionalString(pick, 'quotaHashKey'),
+    ...otlpEndpoint(pick),
   };
+}
+
+/** --otlp-endpoint: an http(s) URL with no credentials in it (collector auth is not supported here). */
+function otlpEndpoint(pick: ServePick): { otlpEndpoint?: string } {
+  const v = pick('otlpEndpoint');
+  if (v === undefined || v === '') return {};
+  let u: URL;
+  try {
+    u = new URL(String(v));
+  } catch {
+    throw new PortcullisError('USAGE', '--otlp-endpoint must be an http:// or https:// URL');
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username !== '' || u.password !== '') throw new PortcullisError('USAGE', '--otlp-endpoint must be an http:// or https:// URL without credentials');
+  return { otlpEndpoint: u.toString() };
 }
 
 /** The audit trail: sinks, durability, keys and checkpoint cadence (docs/audit.md). */

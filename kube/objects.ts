@@ -1,7 +1,7 @@
 /** Kubernetes objects as the policy engine's sources: the one conversion both processes use. */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { secretValues } from '../extauthz/policy/load.js';
-import type { ApiPolicyObject, ObjectMeta, PolicySources, SecretObject, TenantObject } from '../extauthz/policy/model.js';
+import { configMapValues, secretValues } from '../extauthz/policy/load.js';
+import type { ApiPolicyObject, ConfigMapObject, ObjectMeta, PolicySources, SecretObject, TenantObject } from '../extauthz/policy/model.js';
 
 export interface Raw extends KubernetesObject {
   spec?: unknown;
@@ -24,8 +24,9 @@ export function toMeta(o: KubernetesObject): ObjectMeta {
 }
 
 /** Cluster objects → the same sources the folder loader produces. */
-export function sourcesFrom(policies: readonly Raw[], tenants: readonly Raw[], secrets: readonly Raw[]): PolicySources {
+export function sourcesFrom(policies: readonly Raw[], tenants: readonly Raw[], secrets: readonly Raw[], configMaps: readonly Raw[] = []): PolicySources {
   return {
+    configMaps: configMaps.map((c): ConfigMapObject => ({ kind: 'ConfigMap', metadata: toMeta(c), values: configMapValues(c.data), origin: {} })),
     policies: policies.filter((p) => p.spec).map((p): ApiPolicyObject => ({ kind: 'ApiPolicy', metadata: toMeta(p), spec: p.spec as ApiPolicyObject['spec'], origin: {} })),
     tenants: tenants.filter((t) => t.spec).map((t): TenantObject => ({ kind: 'Tenant', metadata: toMeta(t), spec: t.spec as TenantObject['spec'], origin: {} })),
     secrets: secrets.map((s): SecretObject => ({ kind: 'Secret', metadata: toMeta(s), values: secretValues(s.data, s.stringData), origin: {} })),

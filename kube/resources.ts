@@ -6,6 +6,8 @@ export const VERSION = 'v1alpha1';
 export const PLURAL = { ApiPolicy: 'apipolicies', Tenant: 'tenants' } as const;
 /** Secrets holding API-key hashes carry this label, so ext_authz reads only those. */
 export const API_KEY_SECRET_LABEL = 'portcullis.io/api-keys=true';
+/** Secrets and ConfigMaps holding revocation lists (Tenant spec.revocation) carry this label. */
+export const REVOCATION_LABEL = 'portcullis.io/revocation=true';
 
 export function customPath(plural: string): string {
   return `/apis/${GROUP}/${VERSION}/${plural}`;
@@ -19,4 +21,9 @@ export function listCustom<T extends KubernetesObject>(kc: KubeConfig, plural: s
 export function listSecrets(kc: KubeConfig, labelSelector: string): () => Promise<KubernetesListObject<KubernetesObject>> {
   const api = kc.makeApiClient(CoreV1Api);
   return async () => (await api.listSecretForAllNamespaces({ labelSelector })) as KubernetesListObject<KubernetesObject>;
+}
+
+export function listConfigMaps(kc: KubeConfig, labelSelector: string): () => Promise<KubernetesListObject<KubernetesObject>> {
+  const api = kc.makeApiClient(CoreV1Api);
+  return async () => (await api.listConfigMapForAllNamespaces({ labelSelector })) as KubernetesListObject<KubernetesObject>;
 }

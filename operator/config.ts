@@ -36,6 +36,8 @@ Options (environment variable in brackets):
   --ext-proc-port N           its ext_proc gRPC port, default 9002
   --timeout DURATION          ext_authz / ext_proc budget written into outputs, default 500ms
   --cluster-domain DOMAIN     the cluster's DNS domain (Istio's ext_proc cluster name), default cluster.local
+  --istio-request-body-bytes N   includeRequestBodyInCheck.maxRequestBytes of the Istio provider,
+                              default 0 (it sends no bodies) [PORTCULLIS_ISTIO_REQUEST_BODY_BYTES]
   --leader-elect / --no-leader-elect   use a Lease so only one replica writes (default on)
   --lease-namespace NS        default: the pod's namespace [POD_NAMESPACE], else portcullis-system
   --lease-name NAME           default portcullis-operator
@@ -65,9 +67,15 @@ function count(name: string, v: string, max: number): number {
   return n;
 }
 
+function bodyBytes(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]{1,10}$/.test(v) || n > 4294967295) throw new PortcullisError('USAGE', '--istio-request-body-bytes must be an integer from 0 to 4294967295');
+  return n;
+}
+
 const OPTIONS = {
   kubeconfig: { type: 'string' }, outputs: { type: 'string' }, 'istio-provider': { type: 'string' }, service: { type: 'string' },
-  'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'cluster-domain': { type: 'string' }, 'leader-elect': { type: 'boolean' },
+  'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'cluster-domain': { type: 'string' }, 'istio-request-body-bytes': { type: 'string' }, 'leader-elect': { type: 'boolean' },
   'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
   'http-address': { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
@@ -98,6 +106,7 @@ function parseOutputConfig(values: Values, env: NodeJS.ProcessEnv): OutputConfig
     service: { name, namespace, authzPort: port('--authz-port', str(values, 'authz-port', '9001')), extProcPort: port('--ext-proc-port', str(values, 'ext-proc-port', '9002')) },
     timeout,
     clusterDomain,
+    istioRequestBodyBytes: bodyBytes(str(values, 'istio-request-body-bytes', env.PORTCULLIS_ISTIO_REQUEST_BODY_BYTES ?? '0')),
   };
 }
 

@@ -40,7 +40,7 @@ describe('translate (golden files)', () => {
       for (const p of out.problems) reasons.add(p.reason);
     }
     assert.deepEqual([...kinds].sort(), ['AuthorizationPolicy/selector', 'AuthorizationPolicy/targetRefs', 'EnvoyExtensionPolicy', 'EnvoyFilter', 'PeerAuthentication', 'SecurityPolicy']);
-    assert.deepEqual([...reasons].sort(), ['MaskingNotWired', 'NoTargets', 'ReferenceGrantMissing', 'TargetNotFound', 'TargetNotWired']);
+    assert.deepEqual([...reasons].sort(), ['MaskingNotWired', 'NoTargets', 'ReferenceGrantMissing', 'RequestBodyNotSent', 'TargetNotFound', 'TargetNotWired']);
   });
 });
 

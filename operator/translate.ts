@@ -13,13 +13,21 @@
  * rules are never narrowed (not to hosts, paths or methods): a request by the Service's cluster
  * name, its IP or any other Host still reaches Portcullis, which denies hosts it does not know.
  *
+ * Request bodies: Envoy sends one to ext_authz only when asked. A policy whose rules validate
+ * bodies (request.body or request.maxBodyBytes) gets extAuth.bodyToExtAuth on its Envoy Gateway
+ * SecurityPolicy, sized to the largest limit it needs; Istio asks for bodies only mesh-wide, in
+ * the extension provider (includeRequestBodyInCheck), so the operator is told that provider's
+ * limit and refuses Programmed when a policy needs more.
+ *
  * What cannot be wired (a target no enabled output handles, masks on an Istio Gateway, a missing
- * target, a backend reference without a ReferenceGrant) is reported as a problem with a reason:
- * the policy is then Programmed=False, never Ready with parts unenforced.
+ * target, a backend reference without a ReferenceGrant, bodies Istio's provider does not send) is
+ * reported as a problem with a reason: the policy is then Programmed=False, never Ready with
+ * parts unenforced.
  */
 import { createHash } from 'node:crypto';
 import type { ApiPolicySpec } from '../extauthz/policy/model.js';
 import { POLICY_CONTEXT_KEY } from '../extauthz/policy/snapshot.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../extauthz/policy/request-checks.js';
 
 export const FIELD_MANAGER = 'portcullis-operator';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
@@ -36,6 +44,11 @@ export interface OutputConfig {
   timeout: string;
   /** The cluster's DNS domain: Istio names the sidecar's cluster for the ext_proc Service by it. */
   clusterDomain: string;
+  /**
+   * includeRequestBodyInCheck.maxRequestBytes of the Istio extension provider (0: the provider
+   * sends no body). Policies whose rules need more cannot be enforced on Istio targets.
+   */
+  istioRequestBodyBytes: number;
 }
 
 export interface PolicyRef {
@@ -65,7 +78,7 @@ export interface GeneratedObject {
 }
 
 /** Why (part of) a policy is not programmed; the first problem's reason becomes Programmed's. */
-export type ProblemReason = 'NoTargets' | 'TargetNotFound' | 'TargetNotWired' | 'MaskingNotWired' | 'ReferenceGrantMissing';
+export type ProblemReason = 'NoTargets' | 'TargetNotFound' | 'TargetNotWired' | 'MaskingNotWired' | 'ReferenceGrantMissing' | 'RequestBodyNotSent';
 
 export interface TranslationProblem {
   reason: ProblemReason;
@@ -113,6 +126,21 @@ function meta(input: TranslateInput, name: string): GeneratedObject['metadata'] 
 /** A rule with masks or allowFields, or a defaultMask: responses must pass through ext_proc. */
 export function policyMasks(spec: ApiPolicySpec): boolean {
   return spec.rules.some((r) => (r.mask?.length ?? 0) > 0 || (r.allowFields?.length ?? 0) > 0) || (spec.defaultMask?.length ?? 0) > 0;
+}
+
+/**
+ * The request body bytes the policy's rules need the proxy to send: the largest maxBodyBytes of
+ * an allow rule with request.body or request.maxBodyBytes (a body schema alone: the default
+ * limit); undefined when no rule reads the body.
+ */
+export function policyBodyBytes(spec: ApiPolicySpec): number | undefined {
+  let max: number | undefined;
+  for (const r of spec.rules) {
+    if ((r.effect ?? 'allow') !== 'allow' || !r.request) continue;
+    const need = r.request.maxBodyBytes ?? (r.request.body ? DEFAULT_MAX_BODY_BYTES : undefined);
+    if (need !== undefined && need > (max ?? -1)) max = need;
+  }
+  return max;
 }
 
 /** The one Istio rule: empty, so it matches every request of the selected workload or gateway. */
@@ -208,6 +236,11 @@ function istioObjects(input: TranslateInput, cfg: OutputConfig, problems: Transl
     }
     if (masks) out.push(envoyFilter(input, cfg, name, matchLabels));
   });
+  const body = policyBodyBytes(spec);
+  if (body !== undefined && out.length + gateways.length > 0 && body > cfg.istioRequestBodyBytes) {
+    const has = cfg.istioRequestBodyBytes === 0 ? 'sends no request bodies' : `sends at most ${cfg.istioRequestBodyBytes} body bytes`;
+    problems.push({ reason: 'RequestBodyNotSent', message: `Istio: rules validate request bodies up to ${body} bytes, but the extension provider ${cfg.istioProvider} ${has}; set includeRequestBodyInCheck.maxRequestBytes to at least ${body} in meshConfig and the chart value istio.requestBodyMaxBytes (docs/controls.md)` });
+  }
   if (gateways.length > 0) {
     out.push(customPolicy(input, cfg, `${base}-gateway`, { targetRefs: gateways }));
     if (masks) {
@@ -222,6 +255,7 @@ function envoyGatewayObjects(input: TranslateInput, cfg: OutputConfig): Generate
   const targetRefs = (spec.targetRefs ?? []).filter((r) => r.kind === 'HTTPRoute' || r.kind === 'Gateway').map((r) => ({ group: GATEWAY_GROUP, kind: r.kind, name: r.name }));
   if (targetRefs.length === 0) return [];
   const name = childName(input.policy.metadata.name);
+  const body = policyBodyBytes(spec);
   const backend = (port: number): Record<string, unknown> => ({ group: '', kind: 'Service', name: cfg.service.name, namespace: cfg.service.namespace, port });
   const out: GeneratedObject[] = [
     {
@@ -235,6 +269,8 @@ function envoyGatewayObjects(input: TranslateInput, cfg: OutputConfig): Generate
           failOpen: false,
           timeout: cfg.timeout,
           contextExtensions: [{ name: POLICY_CONTEXT_KEY, type: 'Value', value: `${input.policy.metadata.namespace}/${input.policy.metadata.name}` }],
+          // Only where a rule validates bodies, sized to the largest limit (Envoy answers 413 above it).
+          ...(body !== undefined ? { bodyToExtAuth: { maxRequestBytes: body } } : {}),
         },
       },
     },

@@ -90,4 +90,22 @@ describe('policy validation (the engine over every cached object)', () => {
     assert.match(verdict.errors.join('\n'), /POLICY_CEL/);
     assert.equal(verdict.servingGeneration, 1);
   });
+
+  test('a tenant whose revocation ConfigMap is missing or malformed is refused (not Ready); a good one clears it', async () => {
+    const tenant = {
+      apiVersion: 'portcullis.io/v1alpha1', kind: 'Tenant',
+      metadata: { name: 'acme', namespace: 'c2g', generation: 1, uid: 'acme' },
+      spec: { type: 'partner', identity: { mtls: { spiffeIds: ['spiffe://acme.example/*'] } }, revocation: { configMapRef: { name: 'revoked', key: 'list.json' } } },
+    } as KubernetesObject;
+    const maps: KubernetesObject[] = [];
+    const v = new PolicyValidation({ policies: { list: () => [] }, tenants: { list: () => [tenant] }, configMaps: { list: () => maps } });
+    v.observe('Tenant', tenant, 'add');
+    assert.match((await v.tenant('c2g/acme')).errors.join('\n'), /spec\/revocation.*ConfigMap c2g\/revoked not found/);
+    maps.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'revoked', namespace: 'c2g', resourceVersion: '1' }, data: { 'list.json': '{"sub": [' } } as KubernetesObject);
+    v.observeConfigMap();
+    assert.match((await v.tenant('c2g/acme')).errors.join('\n'), /not valid JSON/);
+    maps[0] = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'revoked', namespace: 'c2g', resourceVersion: '2' }, data: { 'list.json': '{"sub": ["spiffe://acme.example/x"]}' } } as KubernetesObject;
+    v.observeConfigMap();
+    assert.deepEqual((await v.tenant('c2g/acme')).errors, []);
+  });
 });

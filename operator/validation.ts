@@ -21,6 +21,8 @@ interface Lister {
 export interface ValidationSources {
   policies: Lister;
   tenants: Lister;
+  /** ConfigMaps labelled portcullis.io/revocation=true: a Tenant whose configMapRef names none is not Ready. */
+  configMaps?: Lister;
 }
 
 /** One object's verdict, formatted for status. */
@@ -61,7 +63,8 @@ export class PolicyValidation {
   private pending = true;
   private inflight: Promise<void> | undefined;
   private readonly generations = new Map<string, number | undefined>();
-  // No Secrets: the operator validates tenants without reading them (least privilege).
+  // No Secrets: the operator validates tenants without reading them (least privilege), so a
+  // revocation secretRef is not checked here (ext_authz reports it: log and metric).
   private readonly store = new PolicyStore({ jwks: new JwksCache(), requireSecrets: false, fingerprint: generationFingerprint });
 
   constructor(
@@ -77,6 +80,11 @@ export class PolicyValidation {
     if (event === 'delete') this.generations.delete(k);
     else if (this.generations.has(k) && this.generations.get(k) === generation) return;
     else this.generations.set(k, generation);
+    this.pending = true;
+  }
+
+  /** A revocation ConfigMap changed: the tenants naming it compile again (their status follows). */
+  observeConfigMap(): void {
     this.pending = true;
   }
 
@@ -108,7 +116,7 @@ export class PolicyValidation {
 
   private async recompile(): Promise<void> {
     this.pending = false;
-    const sources = sourcesFrom(this.sources.policies.list(), this.sources.tenants.list(), []);
+    const sources = sourcesFrom(this.sources.policies.list(), this.sources.tenants.list(), [], this.sources.configMaps?.list() ?? []);
     // Sliced: a cold start with thousands of policies never holds the event loop (leader renewals).
     const result = await this.store.applyAsync(sources);
     const reports = new Map([...result.reports].map(([k, r]) => [k, verdicts(r)]));

@@ -69,6 +69,10 @@ export interface DecisionEntry extends Chained {
   apiVersion: string | null;
   /** Keyed pseudonym (as `subject`) of the data subject the request touches (the rule's subjectParam), or null. */
   resource: string | null;
+  /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
+  validation?: { check: string; pointer: string };
+  /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
+  traceId?: string;
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -189,8 +193,14 @@ function resource(a: Decision['audit'], pseudo: Pseudonymizer): string | null {
 }
 
 export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
+  const fields = baseFields(d, policy, pseudo, source);
+  if (d.audit.traceId !== undefined) fields.traceId = d.audit.traceId;
+  return fields;
+}
+
+function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pseudonymizer, source: DecisionEntry['source']): DecisionFields {
   const a = d.audit;
-  return {
+  const fields: DecisionFields = {
     source,
     requestId: d.requestId,
     tenant: d.principal?.tenant ?? null,
@@ -212,4 +222,6 @@ export function decisionFields(d: Decision, policy: CompiledPolicy | undefined, 
     apiVersion: apiVersion(policy),
     resource: resource(a, pseudo),
   };
+  if (a.validation) fields.validation = a.validation;
+  return fields;
 }

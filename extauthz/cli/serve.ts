@@ -18,10 +18,36 @@ const OPTIONS = {
   'drain-seconds': { type: 'string' },
   'quota-backend': { type: 'string' },
   'redis-url': { type: 'string' },
+  'otlp-endpoint': { type: 'string' },
   ...AUDIT_OPTIONS,
   ...MASKING_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** String flags and the ServeConfig field each sets (resolveServeConfig validates them). */
+const FLAG_FIELDS = {
+  policies: 'policyDir',
+  source: 'policySource',
+  kubeconfig: 'kubeconfig',
+  'grpc-address': 'grpcAddress',
+  'http-address': 'httpAddress',
+  'log-level': 'logLevel',
+  'drain-seconds': 'drainSeconds',
+  'quota-backend': 'quotaBackend',
+  'redis-url': 'redisUrl',
+  'otlp-endpoint': 'otlpEndpoint',
+} as const;
+
+/** The serve flags given, as resolveServeConfig takes them (unset flags fall to the environment). */
+function serveFlags(values: Record<string, unknown>): Parameters<typeof resolveServeConfig>[0] {
+  const flags: Parameters<typeof resolveServeConfig>[0] = {};
+  for (const [flag, field] of Object.entries(FLAG_FIELDS)) {
+    const v = values[flag];
+    if (typeof v === 'string') flags[field] = v;
+  }
+  if (values['no-watch'] === true) flags.watch = false;
+  return flags;
+}
 
 export const SERVE: Command = {
   summary: 'run the Envoy ext_authz gRPC service',
@@ -46,6 +72,10 @@ Options (environment variable in brackets):
   --quota-backend B       quota counters: memory (default; one replica) or redis [PORTCULLIS_QUOTA_BACKEND]
   --redis-url URL         redis://host:port/db for --quota-backend redis [PORTCULLIS_REDIS_URL]
                           (quota keys pseudonymise subjects with HMAC key [PORTCULLIS_QUOTA_HASH_KEY])
+  --otlp-endpoint URL     export a span per Check, with its phases as child spans, over OTLP/HTTP
+                          (protobuf) to URL (base, e.g. http://collector:4318, or …/v1/traces);
+                          continues the request's W3C traceparent; off by default
+                          [OTEL_EXPORTER_OTLP_ENDPOINT]
 
 ${AUDIT_HELP}
 
@@ -58,18 +88,7 @@ Logs go to stderr; audit records (JSON lines) to stdout.`,
       io.out(SERVE.help);
       return EXIT.OK;
     }
-    const config: ServeConfig = resolveServeConfig({
-      ...(values.policies !== undefined ? { policyDir: values.policies } : {}),
-      ...(values.source !== undefined ? { policySource: values.source } : {}),
-      ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
-      ...(values['grpc-address'] !== undefined ? { grpcAddress: values['grpc-address'] } : {}),
-      ...(values['http-address'] !== undefined ? { httpAddress: values['http-address'] } : {}),
-      ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
-      ...(values['drain-seconds'] !== undefined ? { drainSeconds: values['drain-seconds'] } : {}),
-      ...(values['no-watch'] ? { watch: false } : {}),
-      ...(values['quota-backend'] !== undefined ? { quotaBackend: values['quota-backend'] } : {}),
-      ...(values['redis-url'] !== undefined ? { redisUrl: values['redis-url'] } : {}),
-    });
+    const config: ServeConfig = resolveServeConfig(serveFlags(values));
     config.audit = auditConfigFrom(values);
     config.masking = maskingConfigFrom(values);
     const log = createLogger(config.logLevel);

@@ -1,6 +1,7 @@
 /**
- * Cluster policy source for the ext_authz service: read-only informers on ApiPolicy, Tenant and
- * label-selected Secrets (API-key hashes). A change (debounced) goes to the policy store, which
+ * Cluster policy source for the ext_authz service: read-only informers on ApiPolicy, Tenant,
+ * label-selected Secrets (API-key hashes) and label-selected Secrets and ConfigMaps (revocation
+ * lists, portcullis.io/revocation=true). A change (debounced) goes to the policy store, which
  * compiles only objects whose uid/generation changed, keeps a refused object's last good
  * version serving (the operator reports the refusal on its status; ext_authz logs it once), and
  * swaps the snapshot copy-on-write, compiling in slices so Checks keep being answered. Updates
@@ -11,7 +12,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ResilientInformer } from '../../kube/informer.js';
 import { sourcesFrom, type Raw } from '../../kube/objects.js';
-import { API_KEY_SECRET_LABEL, customPath, listCustom, listSecrets, PLURAL } from '../../kube/resources.js';
+import { API_KEY_SECRET_LABEL, customPath, listConfigMaps, listCustom, listSecrets, PLURAL, REVOCATION_LABEL } from '../../kube/resources.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { generationFingerprint, PolicyStore, type ApplyResult, type StoreInput } from '../policy/store.js';
 import { JwksCache } from '../policy/tenants.js';
@@ -32,12 +33,19 @@ function rawFingerprint(o: Raw): string {
   return `${m.uid ?? ''}/${m.generation}`;
 }
 
+/** Secrets of both informers, once each (a Secret may carry both labels). */
+function uniqueSecrets(a: readonly Raw[], b: readonly Raw[]): Raw[] {
+  if (b.length === 0) return [...a];
+  const seen = new Set(a.map((s) => s.metadata?.uid));
+  return [...a, ...b.filter((s) => !seen.has(s.metadata?.uid))];
+}
+
 export class KubernetesPolicySource {
   private timer: NodeJS.Timeout | undefined;
   private readonly store = new PolicyStore({ jwks: new JwksCache(), fingerprint: generationFingerprint });
   /** Fingerprints of the objects last applied, so status-only and label-only updates schedule nothing. */
   private readonly seen = new Map<string, string>();
-  private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; secrets: ResilientInformer<Raw> };
+  private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; secrets: ResilientInformer<Raw>; revocationSecrets: ResilientInformer<Raw>; revocationConfigMaps: ResilientInformer<Raw> };
   private reported = new Map<string, string>();
 
   constructor(private readonly opts: KubeSourceOptions) {
@@ -48,6 +56,9 @@ export class KubernetesPolicySource {
       policies: new ResilientInformer<Raw>({ ...common, onChange: onChange('ApiPolicy'), path: customPath(PLURAL.ApiPolicy), list: listCustom<Raw>(kc, PLURAL.ApiPolicy) }),
       tenants: new ResilientInformer<Raw>({ ...common, onChange: onChange('Tenant'), path: customPath(PLURAL.Tenant), list: listCustom<Raw>(kc, PLURAL.Tenant) }),
       secrets: new ResilientInformer<Raw>({ ...common, onChange: onChange('Secret'), path: '/api/v1/secrets', list: listSecrets(kc, API_KEY_SECRET_LABEL), labelSelector: API_KEY_SECRET_LABEL }),
+      // Revocation lists (Tenant spec.revocation): label-selected Secrets and ConfigMaps.
+      revocationSecrets: new ResilientInformer<Raw>({ ...common, onChange: onChange('Secret'), path: '/api/v1/secrets', list: listSecrets(kc, REVOCATION_LABEL), labelSelector: REVOCATION_LABEL }),
+      revocationConfigMaps: new ResilientInformer<Raw>({ ...common, onChange: onChange('ConfigMap'), path: '/api/v1/configmaps', list: listConfigMaps(kc, REVOCATION_LABEL), labelSelector: REVOCATION_LABEL }),
     };
   }
 
@@ -80,11 +91,11 @@ export class KubernetesPolicySource {
   }
 
   private input(): StoreInput {
-    const { policies, tenants, secrets } = this.informers;
-    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: secrets.list() };
+    const { policies, tenants, secrets, revocationSecrets, revocationConfigMaps } = this.informers;
+    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: uniqueSecrets(secrets.list(), revocationSecrets.list()), ConfigMap: revocationConfigMaps.list() };
     this.seen.clear();
     for (const [kind, list] of Object.entries(lists)) for (const o of list) this.seen.set(`${kind} ${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`, rawFingerprint(o));
-    return sourcesFrom(lists.ApiPolicy, lists.Tenant, lists.Secret);
+    return sourcesFrom(lists.ApiPolicy, lists.Tenant, lists.Secret, lists.ConfigMap);
   }
 
   private async recompile(): Promise<void> {

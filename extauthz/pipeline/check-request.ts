@@ -21,7 +21,10 @@ export interface HttpRequestAttributes {
   fragment?: string;
   size?: string | number;
   protocol?: string;
-  body?: string;
+  /** The request body when the proxy sends it (with_request_body): a UTF-8 string in proto3 JSON, bytes from the codec. */
+  body?: string | Uint8Array;
+  /** The body as bytes (pack_as_bytes): base64 in proto3 JSON, bytes from the codec. */
+  rawBody?: string | Uint8Array;
 }
 
 export interface Peer {

@@ -50,6 +50,10 @@ export interface RequestContext {
   /** Percent-decoded path segments. */
   segments: string[];
   query: Record<string, string>;
+  /** The query string after ?, undecoded ('' when none): request.query checks read every value. */
+  rawQuery: string;
+  /** The request body when the proxy sent one (bytes); undefined when it sent none. */
+  body: Uint8Array | undefined;
   /** The raw path held a `#` fragment / a `;` path parameter (see path-handling.ts). */
   hasFragment: boolean;
   hasPathParameters: boolean;
@@ -108,6 +112,7 @@ export interface ParsedPath {
   path: string;
   segments: string[];
   query: Record<string, string>;
+  rawQuery: string;
   /** A `#` was present (the fragment is not part of `path`); the policy decides (path-handling.ts). */
   hasFragment: boolean;
   /** A raw `;` in a segment (a path parameter); segments keep it literally until the policy decides. */
@@ -116,6 +121,14 @@ export interface ParsedPath {
 
 // Visible ASCII only: a request-target holds nothing else (RFC 9112), and Envoy's codecs agree.
 const PATH_CHARS = /^[\x21-\x7e]*$/;
+
+/** Each query parameter's first value (request.query checks read every value from rawQuery). */
+function firstValues(rawQuery: string): Record<string, string> {
+  const query: Record<string, string> = {};
+  if (rawQuery === '') return query;
+  for (const [k, v] of new URLSearchParams(rawQuery)) if (!(k in query)) query[k] = v;
+  return query;
+}
 
 /**
  * Splits and decodes the path as a normalizing proxy leaves it (Envoy normalize_path,
@@ -133,14 +146,12 @@ export function parsePath(rawPath: string): ParsedPath {
   const noFragment = hashAt >= 0 ? rawPath.slice(0, hashAt) : rawPath;
   const q = noFragment.indexOf('?');
   const path = q >= 0 ? noFragment.slice(0, q) : noFragment;
-  const query: Record<string, string> = {};
-  if (q >= 0) {
-    for (const [k, v] of new URLSearchParams(noFragment.slice(q + 1))) if (!(k in query)) query[k] = v;
-  }
+  const rawQuery = q >= 0 ? noFragment.slice(q + 1) : '';
+  const query = firstValues(rawQuery);
   const parts = path.slice(1).split('/');
   if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
   const segments = path === '/' ? [] : parts.map(decodeSegment);
-  return { path, segments, query, hasFragment: hashAt >= 0, hasPathParameters: path.includes(';') };
+  return { path, segments, query, rawQuery, hasFragment: hashAt >= 0, hasPathParameters: path.includes(';') };
 }
 
 /** A segment's percent-decoding; refuses traversal and encoded separators (policy bypass). */
@@ -197,12 +208,21 @@ function contextExtensions(req: CheckRequestInput): Record<string, string> {
   return typeof extensions === 'object' && extensions !== null ? { ...extensions } : {};
 }
 
+/** raw_body (pack_as_bytes) or body, as bytes; undefined when the proxy sent neither. */
+function requestBody(http: NonNullable<HttpAttributes>): Uint8Array | undefined {
+  const raw = http.rawBody;
+  if (raw !== undefined && raw.length > 0) return typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw;
+  const body = http.body;
+  if (body === undefined || body.length === 0) return undefined;
+  return typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+}
+
 export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestContext {
   const http = httpAttributes(req);
   const method = parseMethod(http);
   const { headers, spoofed } = parseHeaders(headerList(http));
   const hostRaw = parseHost(http, headers);
-  const { path, segments, query, hasFragment, hasPathParameters } = parsePath(String(http.path ?? headers[':path'] ?? ''));
+  const { path, segments, query, rawQuery, hasFragment, hasPathParameters } = parsePath(String(http.path ?? headers[':path'] ?? ''));
   return {
     requestId: requestId(http, headers),
     method,
@@ -210,6 +230,8 @@ export function parseCheckRequest(req: CheckRequestInput, now: Date): RequestCon
     path,
     segments,
     query,
+    rawQuery,
+    body: requestBody(http),
     hasFragment,
     hasPathParameters,
     headers,

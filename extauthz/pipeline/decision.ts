@@ -2,6 +2,7 @@ import type { ErrorCode } from '../errors.js';
 import type { PrincipalType } from '../policy/model.js';
 import type { CompiledPurpose } from '../policy/tenants.js';
 import type { RuleTrace } from './authorize.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 /** The outcome of one Check, independent of the transport (gRPC or CLI). */
 export interface Decision {
@@ -42,5 +43,11 @@ export interface Decision {
      * its keyed pseudonym; never log it).
      */
     resource?: string;
+    /** The kind of revocation list entry that denied the credential (REVOKED), for the metric. */
+    revoked?: RevocationKind;
+    /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
+    validation?: { check: string; pointer: string };
+    /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
+    traceId?: string;
   };
 }

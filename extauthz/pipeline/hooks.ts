@@ -49,3 +49,26 @@ export interface AuditSink {
 export interface SignalSink {
   observe(decision: Decision, principal: Principal | undefined, params: Readonly<Record<string, string>> | undefined, nowMs: number): void;
 }
+
+/** One phase as the tracer sees it: name and hrtime (ns) bounds. */
+export interface PhaseTiming {
+  name: string;
+  start: bigint;
+  end: bigint;
+}
+
+/** The Check's trace as begun: the root span (opaque here) and its W3C trace id. */
+export interface CheckTrace {
+  readonly traceId: string;
+}
+
+/**
+ * Tracing of Checks (extauthz/tracing, OpenTelemetry): absent unless configured, and then the
+ * pipeline only records phase timings; spans are made from them once the decision is known.
+ */
+export interface CheckTracer {
+  /** The root span, continuing the request's traceparent (headers as parsed; undefined when parsing failed). */
+  begin(headers: Readonly<Record<string, string>> | undefined, startEpochMs: number): CheckTrace;
+  /** Ends the root span (now) with the decision and adds one child span per phase. `epochMs(t)` converts an hrtime to epoch ms. */
+  end(trace: CheckTrace, decision: Decision, phases: readonly PhaseTiming[], epochMs: (t: bigint) => number): void;
+}

@@ -5,19 +5,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
-import type { CompiledPolicy } from '../policy/compile.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import { checkRequest, type CompiledRequest, type RequestFailure } from '../policy/request-checks.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Decision } from './decision.js';
-import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink } from './hooks.js';
-import { Identifier } from './identify/index.js';
+import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink, type CheckTracer, type PhaseTiming } from './hooks.js';
+import { Identifier, RevokedError } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
 import { shapeAllow, shapeDeny } from './shape.js';
 import type { DirectiveIssuer } from '../masking/token.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export type PhaseName = 'parse' | 'route' | 'identify' | 'authorize' | 'quota' | 'shape' | 'audit';
 
@@ -29,6 +31,8 @@ export interface PipelineDeps {
   audit?: AuditSink;
   /** Suspicious-activity signals, told of each decided Check (extauthz/signals). */
   signals?: SignalSink;
+  /** OpenTelemetry spans per Check and phase (extauthz/tracing); absent: no tracing work at all. */
+  tracer?: CheckTracer;
   clock?: () => Date;
   /** Phase latency, for the metrics histogram. */
   observe?: (phase: PhaseName, seconds: number) => void;
@@ -49,16 +53,22 @@ interface State {
   authz?: Authorization;
   quota?: QuotaResult;
   apiKeyHeader?: string;
+  /** Set when identify found the credential on its tenant's revocation list. */
+  revoked?: RevocationKind;
   deny?: { code: ErrorCode; reason: string };
+  /** The first request check the matched rule's request validation failed. */
+  validation?: RequestFailure;
   decision?: Decision;
   directives?: DirectiveIssuer;
   /** explain: the full trace, with the failing part of false conditions named. */
   explain: boolean;
   /** Aborts when the caller's deadline passes (deadline.ts). */
   signal?: AbortSignal;
+  /** Phase timings, only while tracing is on. */
+  timings?: PhaseTiming[];
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>>) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -88,7 +98,9 @@ const PHASES: readonly [PhaseName, Phase][] = [
   ['authorize', (s) => {
     s.authz = authorize(s.policy!, s.ctx!, s.principal);
     if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
-    if (!s.authz.allowed) deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    if (!s.authz.allowed) return deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
+    const rule = s.authz.rule;
+    if (rule?.request) validateRequest(s, rule, rule.request);
   }],
   ['quota', async (s, d) => {
     s.quota = await d.quota.charge(quotaRequest(s));
@@ -98,6 +110,20 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.decision = shapeAllow(s);
   }],
 ];
+
+/**
+ * The allowing rule's request validation (policy/request-checks.ts), before quotas are charged:
+ * an invalid request costs no quota. The failure is kept for the deny body (its pointer), the
+ * audit record and the trace explain prints.
+ */
+function validateRequest(s: State, rule: CompiledRule, r: CompiledRequest): void {
+  const f = checkRequest(r, s.ctx!);
+  if (!f) return;
+  s.validation = f;
+  const at = f.pointer === '' ? '' : ` at ${f.pointer}`;
+  s.authz!.trace.push({ rule: rule.name, effect: 'allow', matched: true, reason: `request ${f.check} check failed${at}: ${f.message}` });
+  deny(s, f.code, `rule ${rule.name}: request ${f.check}${at}: ${f.message}`);
+}
 
 function quotaRequest(s: State): QuotaRequest {
   const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params };
@@ -135,7 +161,7 @@ function afterDeadline(s: State): void {
 }
 
 export class DecisionPipeline {
-  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals'>>;
+  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>>;
 
   constructor(private readonly options: PipelineDeps) {
     this.deps = {
@@ -149,12 +175,26 @@ export class DecisionPipeline {
   async check(input: CheckRequestInput, opts: CheckOptions = {}): Promise<Decision> {
     const checkStarted = process.hrtime.bigint();
     const s = this.initialState(input, opts);
+    const tracer = this.options.tracer;
+    if (tracer) s.timings = [];
     await this.runPhases(s);
     afterDeadline(s);
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.
     decision.audit.latencyMs = Number(process.hrtime.bigint() - checkStarted) / 1e6;
+    if (!tracer) return this.finish(s, await this.audit(s, decision));
+    // Tracing: the root span exists before the audit record, which carries its trace id.
+    const epochAtStart = Date.now() - Number(process.hrtime.bigint() - checkStarted) / 1e6;
+    const epochMs = (t: bigint): number => epochAtStart + Number(t - checkStarted) / 1e6;
+    const trace = tracer.begin(s.ctx?.headers, epochAtStart);
+    decision.audit.traceId = trace.traceId;
     const final = await this.audit(s, decision);
+    final.audit.traceId = trace.traceId;
+    tracer.end(trace, final, s.timings!, epochMs);
+    return this.finish(s, final);
+  }
+
+  private finish(s: State, final: Decision): Decision {
     this.options.signals?.observe(final, s.principal, s.authz?.params, s.now.getTime());
     return final;
   }
@@ -177,12 +217,19 @@ export class DecisionPipeline {
       } catch (err) {
         this.fail(s, err);
       }
-      this.options.observe?.(name, Number(process.hrtime.bigint() - started) / 1e9);
+      const ended = process.hrtime.bigint();
+      this.options.observe?.(name, Number(ended - started) / 1e9);
+      if (s.timings) s.timings.push({ name, start: started, end: ended });
       if (s.deny) break;
     }
   }
 
   private fail(s: State, err: unknown): void {
+    if (err instanceof RevokedError) {
+      // The revoked principal is on record (tenant, pseudonymised subject) and counted by kind.
+      s.principal = err.principal;
+      s.revoked = err.kind;
+    }
     if (err instanceof PortcullisError) return deny(s, err.code, err.message);
     this.options.onInternalError?.(err, s.requestId);
     deny(s, 'INTERNAL', 'internal error');
@@ -201,7 +248,9 @@ export class DecisionPipeline {
       if (!decision.allowed || s.policy?.auditFailure === 'allow') return decision;
       return shapeDeny(s, 'AUDIT_UNAVAILABLE', 'audit record could not be written');
     } finally {
-      this.options.observe?.('audit', Number(process.hrtime.bigint() - started) / 1e9);
+      const ended = process.hrtime.bigint();
+      this.options.observe?.('audit', Number(ended - started) / 1e9);
+      if (s.timings) s.timings.push({ name: 'audit', start: started, end: ended });
     }
   }
 }

@@ -12,6 +12,8 @@ import type { QuotaResult } from './hooks.js';
 import type { Principal } from './principal.js';
 import { attachMaskDirective } from '../masking/decision.js';
 import type { DirectiveIssuer } from '../masking/token.js';
+import type { RequestFailure } from '../policy/request-checks.js';
+import type { RevocationKind } from '../policy/revocation.js';
 
 export const HEADER = {
   principal: 'x-portcullis-principal',
@@ -31,7 +33,11 @@ export interface ShapeInput {
   authz?: Authorization;
   quota?: QuotaResult;
   deny?: { code: ErrorCode; reason: string };
+  /** A failed request check: its pointer goes in the deny body and the audit record. */
+  validation?: RequestFailure;
   apiKeyHeader?: string;
+  /** The kind of revocation list entry that denied the credential (REVOKED). */
+  revoked?: RevocationKind;
   /** Signs the masking directive set on allow (x-portcullis-mask); absent: masks are only summarised. */
   directives?: DirectiveIssuer;
   now?: Date;
@@ -81,6 +87,9 @@ function auditFacts(input: ShapeInput): Decision['audit'] {
   const facts: Decision['audit'] = { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: pathTemplate(input), sourceIp: ctx?.sourceIp ?? '' };
   const quota = input.quota?.summary;
   if (quota !== undefined) facts.quota = quota;
+  const v = input.validation;
+  if (v !== undefined) facts.validation = { check: v.check, pointer: v.pointer };
+  if (input.revoked !== undefined) facts.revoked = input.revoked;
   if (input.authz) accountabilityFacts(facts, input.authz);
   return facts;
 }
@@ -110,7 +119,10 @@ export function shapeDeny(input: ShapeInput, code: ErrorCode, reason: string): D
   const www = wwwAuthenticate(code);
   if (www) headers['www-authenticate'] = www;
   const d = base(input, { allowed: false, status: entry.http, code, reason, headers });
-  d.body = JSON.stringify({ error: { code, message: entry.summary, requestId: input.requestId } });
+  const v = input.validation;
+  // The pointer of a failed request check (never the value); only for the check that denied.
+  const error = v !== undefined && v.code === code ? { code, message: entry.summary, requestId: input.requestId, pointer: v.pointer } : { code, message: entry.summary, requestId: input.requestId };
+  d.body = JSON.stringify({ error });
   return d;
 }
 

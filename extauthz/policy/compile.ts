@@ -12,6 +12,8 @@ import { TenantDirectory } from './tenants.js';
 import { referenceProblems, unreachableRules } from './checks.js';
 import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quota/model.js';
 import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
+import { compileRequest, RequestSpecError, type CompiledRequest } from './request-checks.js';
+import { BodySchemaError } from './body-schema.js';
 
 export interface CompiledRule {
   name: string;
@@ -33,6 +35,8 @@ export interface CompiledRule {
   quotas?: readonly RuleQuotaRef[];
   /** Masking directive sets, compiled at load (allow rules only). */
   masking?: RuleMasking;
+  /** Request validation (content type, size, query, body schema), compiled at load; absent: none. */
+  request?: CompiledRequest;
 }
 
 export interface CompiledPolicy {
@@ -118,6 +122,7 @@ function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
     requirePurpose: rule.requirePurpose ?? false,
     ...subjectParam(rule, params),
     ...rulePrograms(rule, params),
+    ...(rule.request ? { request: compileRequest(rule.request) } : {}),
     spec: rule,
   };
 }
@@ -149,6 +154,12 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
   if (err instanceof CelCompileError) {
     const code = err instanceof CelCostError ? 'POLICY_CEL_COST' : 'POLICY_CEL';
     return new PolicyError(code, `when: ${err.message}`, { ...base, path: `/spec/rules/${i}/when`, rule: rule.name, line: err.line, column: err.column });
+  }
+  if (err instanceof BodySchemaError) {
+    return new PolicyError('POLICY_REQUEST', `request.body: ${err.message}`, { ...base, path: `/spec/rules/${i}/request/body/inline${err.pointer}`, rule: rule.name }, { cause: err });
+  }
+  if (err instanceof RequestSpecError) {
+    return new PolicyError('POLICY_REQUEST', `request: ${err.message}`, { ...base, path: `/spec/rules/${i}/request/${err.pointer}`, rule: rule.name }, { cause: err });
   }
   const path = err instanceof PathTemplateError ? `/spec/rules/${i}/paths` : err instanceof RuleFieldError ? `/spec/rules/${i}/${err.field}` : `/spec/rules/${i}`;
   return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });

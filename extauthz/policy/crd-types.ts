@@ -23,6 +23,41 @@ export interface TenantSpec {
     apiKeys?: ApiKeyIdentity;
   };
   /**
+   * Where this tenant's revocation list is read from (docs/revocation.md): a JSON document {"jti": [...], "sub": [...], "apiKeys": [...]} of revoked token ids, subjects and API key ids, each entry an id or {id, until} with an optional RFC 3339 expiry (expired entries are ignored). Changes apply within a second; a list that does not parse keeps the last good list serving (the tenant reports the error), and a tenant that never had a good list authenticates no one (fail closed).
+   */
+  revocation?: {
+    /**
+     * A key of a Secret in the tenant's namespace. In a cluster the Secret must carry the label portcullis.io/revocation=true (ext_authz watches only those).
+     */
+    secretRef?: {
+      /**
+       * Name of the Secret.
+       */
+      name: string;
+      /**
+       * Data key that holds the list.
+       */
+      key: string;
+    };
+    /**
+     * A key of a ConfigMap in the tenant's namespace. In a cluster the ConfigMap must carry the label portcullis.io/revocation=true (ext_authz watches only those).
+     */
+    configMapRef?: {
+      /**
+       * Name of the ConfigMap.
+       */
+      name: string;
+      /**
+       * Data key that holds the list.
+       */
+      key: string;
+    };
+    /**
+     * Folder mode only: a file path relative to the policy folder, inside it (no .., not absolute). Name it *.json so the policy loader does not read it as policy YAML.
+     */
+    file?: string;
+  };
+  /**
    * Free attributes (jurisdiction, clearance, ...) visible to CEL as tenant.attributes.
    */
   attributes?: {
@@ -479,6 +514,7 @@ export interface ApiPolicyRule {
    * Agency rules only: skip the policy's defaultMask (detailed records). Requires a when condition, such as a purpose of use.
    */
   detail?: boolean;
+  request?: RequestValidation;
 }
 /**
  * Which principals the rule applies to; absent means any authenticated principal.
@@ -535,6 +571,99 @@ export interface RuleQuota {
    * What to do when the quota backend is unreachable (default deny, fail closed).
    */
   onBackendError?: "deny" | "allow";
+}
+/**
+ * Validation of the request itself (allow rules only), checked after the rule allows and before quotas are charged: content type, declared and actual body size, query parameters and a JSON Schema for the body. Invalid input is a 400 (BODY_INVALID, QUERY_INVALID), 413 (BODY_TOO_LARGE) or 415 (UNSUPPORTED_MEDIA_TYPE) naming the JSON pointer of the first failure, never the offending value. A rule with body or maxBodyBytes needs the proxy to send the body (docs/controls.md).
+ */
+export interface RequestValidation {
+  /**
+   * The JSON Schema (draft 2020-12) the JSON request body must satisfy.
+   */
+  body?: {
+    /**
+     * The schema itself, compiled when the policy loads (strict mode, local $ref only, no $id, no recursion, RE2 patterns, a fixed set of formats, size bounded).
+     */
+    inline?: {
+      [k: string]: unknown | undefined;
+    };
+    /**
+     * Not supported yet (refused); reserved for a schema held in a ConfigMap of the policy's namespace.
+     */
+    configMapRef?: {
+      /**
+       * ConfigMap name.
+       */
+      name: string;
+      /**
+       * Key of the ConfigMap holding the schema as JSON.
+       */
+      key: string;
+    };
+  };
+  /**
+   * The query parameters the rule accepts, with their types and bounds.
+   */
+  query?: {
+    /**
+     * Declared parameters; each may appear at most once.
+     *
+     * @maxItems 64
+     */
+    parameters?: QueryParameter[];
+    /**
+     * allow (default) or reject parameters the list does not declare.
+     */
+    unknownParameters?: "allow" | "reject";
+  };
+  /**
+   * Media types accepted for a request with a body (type/subtype or type/*, compared case-insensitively, parameters ignored). A body schema accepts only JSON types (application/json when absent).
+   *
+   * @maxItems 16
+   */
+  contentTypes?: string[];
+  /**
+   * Largest request body accepted, declared (Content-Length) or received; 413 above it. Default 65536 when body is set. At most 1 MiB.
+   */
+  maxBodyBytes?: number;
+}
+/**
+ * One query parameter.
+ */
+export interface QueryParameter {
+  /**
+   * Parameter name (after percent-decoding).
+   */
+  name: string;
+  /**
+   * string, integer, number or boolean (true/false).
+   */
+  type: "string" | "integer" | "number" | "boolean";
+  /**
+   * The parameter must be present. Default false.
+   */
+  required?: boolean;
+  /**
+   * Smallest value (integer and number).
+   */
+  minimum?: number;
+  /**
+   * Largest value (integer and number), e.g. 100 for a page size.
+   */
+  maximum?: number;
+  /**
+   * Fewest characters (string).
+   */
+  minLength?: number;
+  /**
+   * Most characters (string).
+   */
+  maxLength?: number;
+  /**
+   * The only values accepted (compared as written).
+   *
+   * @maxItems 64
+   */
+  enum?: string[];
 }
 /**
  * Observed state, written by the operator.

@@ -6,14 +6,15 @@
  * every object it held before (they cannot be told from deletions), each reported with the
  * file's problem.
  */
-import { statSync, watch, type FSWatcher } from 'node:fs';
-import { relative } from 'node:path';
+import { readFileSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { PolicyError } from '../errors.js';
 import { loadFile, loadPolicyDir, policyFiles, type LoadResult } from './load.js';
-import { objectKey } from './model.js';
+import { objectKey, type TenantObject } from './model.js';
+import { REVOCATION_LIMITS } from './revocation.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { compileSources, PolicyStore, type ApplyResult, type CompileResult, type StoreInput } from './store.js';
-import { JwksCache } from './tenants.js';
+import { JwksCache, type RevocationFile } from './tenants.js';
 import { SchemaValidator } from './validate-schema.js';
 
 export interface SourceEvents {
@@ -23,10 +24,40 @@ export interface SourceEvents {
   onWarnings?: (warnings: readonly PolicyError[]) => void;
 }
 
+/**
+ * One revocation file (tenant spec.revocation.file), read with its bounds: a relative path that
+ * stays inside the policy folder (no .., no absolute path, no symlink out of it), at most
+ * REVOCATION_LIMITS.bytes. Problems are messages without the file's content.
+ */
+export function readRevocationFile(dir: string, path: string): RevocationFile {
+  if (path.startsWith('/') || path.split('/').some((s) => s === '..' || s === '')) return { error: 'must be a relative path inside the policy folder, without ..' };
+  try {
+    const root = realpathSync(dir);
+    const full = realpathSync(join(dir, path));
+    if (!full.startsWith(root + sep)) return { error: 'resolves outside the policy folder' };
+    const size = statSync(full).size;
+    if (size > REVOCATION_LIMITS.bytes) return { error: `larger than ${REVOCATION_LIMITS.bytes} bytes` };
+    return { text: readFileSync(full, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { error: code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? 'error'})` };
+  }
+}
+
+/** The revocation files the tenants name, read now (a watched change re-reads them all; each is bounded). */
+export function revocationFiles(dir: string, tenants: readonly TenantObject[]): Map<string, RevocationFile> {
+  const files = new Map<string, RevocationFile>();
+  for (const t of tenants) {
+    const path = t.spec.revocation?.file;
+    if (path !== undefined && !files.has(path)) files.set(path, readRevocationFile(dir, path));
+  }
+  return files;
+}
+
 /** Loads and compiles a folder once (validate, check): nothing to fall back to. */
 export function compileFolder(dir: string, jwks: JwksCache = new JwksCache(), validator: SchemaValidator = new SchemaValidator()): CompileResult & { loadProblems: PolicyError[] } {
   const loaded = loadPolicyDir(dir, validator);
-  const result = compileSources(loaded.sources, { jwks });
+  const result = compileSources({ ...loaded.sources, files: revocationFiles(dir, loaded.sources.tenants) }, { jwks });
   return { ...result, problems: [...loaded.problems, ...result.problems], loadProblems: loaded.problems };
 }
 
@@ -95,7 +126,7 @@ export class FolderPolicySource {
 
   /** The folder as store input: unchanged files from cache, broken objects marked for their last good version. */
   private read(): { input: Input; fileProblems: PolicyError[]; unreadable: boolean } {
-    const input: Input = { tenants: [], policies: [], secrets: [], broken: new Map(), fileProblems: [] };
+    const input: Input = { tenants: [], policies: [], secrets: [], configMaps: [], broken: new Map(), fileProblems: [] };
     let paths: string[];
     try {
       paths = policyFiles(this.dir);
@@ -109,6 +140,7 @@ export class FolderPolicySource {
     const listed = new Set(paths);
     for (const path of paths) this.readFile(path, input);
     for (const path of [...this.files.keys()]) if (!listed.has(path)) this.files.delete(path);
+    input.files = revocationFiles(this.dir, input.tenants);
     return { input, fileProblems: input.fileProblems, unreadable: false };
   }
 
@@ -136,6 +168,7 @@ export class FolderPolicySource {
     input.tenants.push(...sources.tenants);
     input.policies.push(...sources.policies);
     input.secrets.push(...sources.secrets);
+    if (sources.configMaps) input.configMaps!.push(...sources.configMaps);
     const fileLevel = problems.filter((p) => p.location.object === undefined);
     input.fileProblems.push(...fileLevel);
     for (const p of problems) {

@@ -22,6 +22,10 @@ const TITLES: Record<string, string> = {
   'spec.rules[].principals': 'PrincipalSelector',
   'spec.rules[].quotas[]': 'RuleQuota',
   'spec.rules[].mask[]': 'MaskDirective',
+  'spec.rules[].request': 'RequestValidation',
+  'spec.rules[].request.query.parameters[]': 'QueryParameter',
+  'spec.rules[].deprecation': 'Deprecation',
+  'spec.deprecation': 'Deprecation',
   'status.conditions[]': 'Condition',
 };
 

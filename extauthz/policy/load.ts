@@ -1,13 +1,14 @@
 /**
  * Standalone policy source: a folder of multi-document YAML files holding the same objects a user
- * would `kubectl apply` (Tenant, ApiPolicy, and v1 Secrets with API-key hashes). Every problem is
+ * would `kubectl apply` (Tenant, ApiPolicy, v1 Secrets with API-key hashes or revocation lists, and
+ * v1 ConfigMaps with revocation lists). Every problem is
  * collected with its file, document, field path and line, so one run reports them all.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Lexer, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { PolicyError } from '../errors.js';
-import { API_VERSION, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
+import { API_VERSION, type ApiPolicyObject, type ConfigMapObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
 import { SchemaValidator } from './validate-schema.js';
 
 export interface LoadResult {
@@ -259,6 +260,7 @@ function loadObject(value: unknown, ctx: DocContext, validator: SchemaValidator,
   }
   const c: Candidate = { obj, meta, ctx, object: `${String(kind)} ${meta.namespace}/${meta.name}` };
   if (apiVersion === 'v1' && kind === 'Secret') result.sources.secrets.push(parseSecret(obj, meta, at));
+  else if (apiVersion === 'v1' && kind === 'ConfigMap') (result.sources.configMaps ??= []).push(parseConfigMap(obj, meta, at));
   else if (isPortcullisKind(apiVersion, kind)) addResource(c, kind, validator, result);
   else foreignObject(c, result);
 }
@@ -306,6 +308,17 @@ export function secretValues(data: unknown, stringData: unknown): Record<string,
 
 function parseSecret(obj: Record<string, unknown>, meta: ObjectMeta, at: { file: string; document: number }): SecretObject {
   return { kind: 'Secret', metadata: meta, values: secretValues(obj.data, obj.stringData), origin: at };
+}
+
+/** A ConfigMap's string data (revocation lists); binaryData is not read. */
+export function configMapValues(data: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((data as Record<string, unknown> | undefined) ?? {})) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+function parseConfigMap(obj: Record<string, unknown>, meta: ObjectMeta, at: { file: string; document: number }): ConfigMapObject {
+  return { kind: 'ConfigMap', metadata: meta, values: configMapValues(obj.data), origin: at };
 }
 
 function positionOf(ctx: DocContext, path: string): { line?: number; column?: number } {

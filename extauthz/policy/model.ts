@@ -47,10 +47,20 @@ export interface SecretObject {
   origin: Origin;
 }
 
+/** A ConfigMap (revocation lists): data values by key. */
+export interface ConfigMapObject {
+  kind: 'ConfigMap';
+  metadata: ObjectMeta;
+  values: Record<string, string>;
+  origin: Origin;
+}
+
 export interface PolicySources {
   tenants: TenantObject[];
   policies: ApiPolicyObject[];
   secrets: SecretObject[];
+  /** ConfigMaps that tenants name as revocation sources (absent: none). */
+  configMaps?: ConfigMapObject[];
 }
 
 export type PrincipalType = 'consumer' | 'agency' | 'partner';

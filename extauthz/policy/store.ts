@@ -20,7 +20,7 @@ import { firstClash, HostClaims, hostClaims, type TenantEntry } from './checks.j
 import { compilePolicyUnlinked, linkPolicy, type CompiledPolicy } from './compile.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
 import { PolicySnapshot } from './snapshot.js';
-import { directoryOf, JwksCache, tenantAge, TenantDirectory, tryCompileTenant, type CompiledTenant, type TenantCompileOptions } from './tenants.js';
+import { directoryOf, JwksCache, tenantAge, TenantDirectory, tryCompileTenant, type CompiledTenant, type RevocationFile, type TenantCompileOptions } from './tenants.js';
 
 export type Serving = 'current' | 'last-good' | 'none';
 
@@ -43,6 +43,8 @@ export interface ObjectReport {
 export interface StoreInput extends PolicySources {
   /** Objects whose current version could not be read (YAML or schema), by "Kind namespace/name". */
   broken?: ReadonlyMap<string, readonly PolicyError[]>;
+  /** Folder mode: the revocation files tenants name, by path in the folder (absent: not a folder, revocation.file is refused). */
+  files?: ReadonlyMap<string, RevocationFile>;
 }
 
 export interface ApplyResult {
@@ -111,7 +113,9 @@ interface RunState {
   input: StoreInput;
   broken: ReadonlyMap<string, readonly PolicyError[]>;
   secrets: ReadonlyMap<string, SecretObject>;
+  /** Secrets (namespace/name), ConfigMaps ("ConfigMap namespace/name") and files ("File path") that changed. */
   changedSecrets: Set<string>;
+  compileOptions: TenantCompileOptions;
   /** Namespaces whose tenants changed: their directories are rebuilt and their policies relinked. */
   touched: Set<string>;
   relink: Set<string>;
@@ -170,7 +174,8 @@ export class PolicyStore {
       input,
       broken: input.broken ?? new Map<string, readonly PolicyError[]>(),
       secrets: new Map(input.secrets.map((s) => [objectKey(s), s])),
-      changedSecrets: this.secretChanges(input.secrets),
+      changedSecrets: this.secretChanges(input),
+      compileOptions: this.compileOptions(input),
       touched: new Set(),
       relink: new Set(),
       removed: new Set(),
@@ -194,13 +199,25 @@ export class PolicyStore {
     return this.result(changed, r.stats);
   }
 
-  private secretChanges(secrets: readonly SecretObject[]): Set<string> {
+  private compileOptions(input: StoreInput): TenantCompileOptions {
+    const opts: TenantCompileOptions = { ...this.options, configMaps: new Map((input.configMaps ?? []).map((c) => [objectKey(c), c])) };
+    if (input.files) opts.files = input.files;
+    return opts;
+  }
+
+  /** What tenants depend on besides their spec (Secrets, ConfigMaps, revocation files), with a fingerprint each. */
+  private static dependencies(input: StoreInput): [string, string][] {
+    const deps: [string, string][] = input.secrets.map((s) => [objectKey(s), JSON.stringify(s.values)]);
+    for (const c of input.configMaps ?? []) deps.push([`ConfigMap ${objectKey(c)}`, JSON.stringify(c.values)]);
+    for (const [path, f] of input.files ?? []) deps.push([`File ${path}`, JSON.stringify(f)]);
+    return deps;
+  }
+
+  private secretChanges(input: StoreInput): Set<string> {
     const changed = new Set<string>();
     const seen = new Set<string>();
-    for (const s of secrets) {
-      const key = objectKey(s);
+    for (const [key, fp] of PolicyStore.dependencies(input)) {
       seen.add(key);
-      const fp = JSON.stringify(s.values);
       if (this.secretFps.get(key) !== fp) changed.add(key);
       this.secretFps.set(key, fp);
     }
@@ -215,9 +232,8 @@ export class PolicyStore {
 
   private tenantUnchanged(t: TenantObject, fp: string, r: RunState): boolean {
     const prev = this.tenants.get(objectKey(t));
-    const ref = t.spec.identity.apiKeys?.secretRef.name;
-    const secretChanged = ref !== undefined && r.changedSecrets.has(`${t.metadata.namespace}/${ref}`);
-    return prev !== undefined && prev.fp === fp && !secretChanged;
+    if (prev === undefined || prev.fp !== fp) return false;
+    return !tenantDependencies(t).some((d) => r.changedSecrets.has(d));
   }
 
   private *updateTenants(r: RunState): Generator<void, void, void> {
@@ -227,7 +243,7 @@ export class PolicyStore {
       seen.add(key);
       const fp = this.fingerprint(t);
       if (this.tenantUnchanged(t, fp, r)) continue;
-      const compiled = tryCompileTenant(t, r.secrets, this.jwks, this.options);
+      const compiled = tryCompileTenant(t, r.secrets, this.jwks, r.compileOptions);
       const state: TenantState = { ...(this.tenants.get(key) ?? { own: [] }), fp, obj: t, age: tenantAge(t), own: [] };
       delete state.current;
       if (compiled instanceof PolicyError) state.own = [compiled];
@@ -499,6 +515,19 @@ export class PolicyStore {
 }
 
 const EMPTY = new TenantDirectory();
+
+/** The dependency keys (as in secretChanges) of one tenant: its API-key Secret and its revocation source. */
+function tenantDependencies(t: TenantObject): string[] {
+  const ns = t.metadata.namespace;
+  const deps: string[] = [];
+  const keys = t.spec.identity.apiKeys?.secretRef.name;
+  if (keys !== undefined) deps.push(`${ns}/${keys}`);
+  const rev = t.spec.revocation;
+  if (rev?.secretRef) deps.push(`${ns}/${rev.secretRef.name}`);
+  if (rev?.configMapRef) deps.push(`ConfigMap ${ns}/${rev.configMapRef.name}`);
+  if (rev?.file !== undefined) deps.push(`File ${rev.file}`);
+  return deps;
+}
 
 /** The current tenant unless it clashes with a kept one (the clash is recorded), else the last good one if that fits. */
 function pickTenant(state: TenantState, clashOf: (t: CompiledTenant) => PolicyError | undefined): CompiledTenant | undefined {

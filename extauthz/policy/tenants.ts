@@ -11,7 +11,8 @@ import { compileDnsPattern, type DnsPattern } from './dns-name.js';
 import { compileSpiffePattern, type SpiffePattern } from './spiffe.js';
 import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
 import { compileAlerts, DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './alerts.js';
-import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
+import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type ConfigMapObject, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
+import { parseRevocationList, RevocationListError, type CompiledRevocation } from './revocation.js';
 
 export interface CompiledJwt {
   issuer: string;
@@ -64,6 +65,8 @@ export interface CompiledTenant {
   apiKeys?: CompiledApiKeys;
   /** Quotas by name (extauthz/quota), compiled at load. */
   quotas?: ReadonlyMap<string, CompiledQuota>;
+  /** The revocation list (revocation.ts), parsed at load; absent: the tenant has none. */
+  revocation?: CompiledRevocation;
   /** Suspicious-activity thresholds (spec.alerts with defaults filled in), read by extauthz/signals. */
   alerts: AlertThresholds;
   /** What CEL sees as `tenant`. */
@@ -192,10 +195,57 @@ function compileApiKeys(t: TenantObject, secrets: ReadonlyMap<string, SecretObje
   return { header: ref.header ?? 'x-api-key', digests };
 }
 
+/** A revocation file of folder mode, as the folder source read it. */
+export type RevocationFile = { text: string } | { error: string };
+
 export interface TenantCompileOptions {
   /** The operator validates tenants without reading Secrets (least privilege); ext_authz needs them. */
   requireSecrets?: boolean;
+  /** ConfigMaps by namespace/name (revocation sources). */
+  configMaps?: ReadonlyMap<string, ConfigMapObject>;
+  /** Folder mode: revocation files by their path in the policy folder. Absent: no folder, so revocation.file is refused. */
+  files?: ReadonlyMap<string, RevocationFile>;
 }
+
+/** The text of a revocation Secret or ConfigMap key; undefined when it is not checked here (the operator reads no Secrets). */
+function revocationRefText(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, opts: TenantCompileOptions): { text: string; source: string } | undefined {
+  const r = t.spec.revocation!;
+  const ns = t.metadata.namespace;
+  const ref = (r.secretRef ?? r.configMapRef)!;
+  const kind = r.secretRef ? 'Secret' : 'ConfigMap';
+  if (r.secretRef && opts.requireSecrets === false) return undefined;
+  const obj = r.secretRef ? secrets.get(`${ns}/${ref.name}`) : opts.configMaps?.get(`${ns}/${ref.name}`);
+  if (!obj) throw new Error(`revocation: ${kind} ${ns}/${ref.name} not found (in a cluster it needs the label portcullis.io/revocation=true)`);
+  const text = obj.values[ref.key];
+  if (text === undefined) throw new Error(`revocation: ${kind} ${ns}/${ref.name} has no key ${ref.key}`);
+  return { text, source: `${kind} ${ns}/${ref.name} key ${ref.key}` };
+}
+
+/** The text a revocation source holds, or an error saying why it cannot be read (never its content). */
+function revocationText(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, opts: TenantCompileOptions): { text: string; source: string } | undefined {
+  const r = t.spec.revocation!;
+  if (r.secretRef || r.configMapRef) return revocationRefText(t, secrets, opts);
+  if (!opts.files) throw new Error('revocation.file works only with a policy folder; in a cluster use secretRef or configMapRef');
+  const file = opts.files.get(r.file!);
+  if (!file) throw new Error(`revocation.file ${r.file!} must be a path inside the policy folder (relative, no ..)`);
+  if ('error' in file) throw new Error(`revocation.file ${r.file!}: ${file.error}`);
+  return { text: file.text, source: `file ${r.file!}` };
+}
+
+function compileRevocation(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, opts: TenantCompileOptions): CompiledRevocation | undefined {
+  if (!t.spec.revocation) return undefined;
+  const found = revocationText(t, secrets, opts);
+  if (!found) return undefined;
+  try {
+    return parseRevocationList(found.text, found.source);
+  } catch (err) {
+    if (err instanceof RevocationListError) throw new RevocationSourceError(`revocation list in ${found.source}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** A revocation source that is missing or does not parse (reported at /spec/revocation). */
+export class RevocationSourceError extends Error {}
 
 export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwks: JwksCache, opts: TenantCompileOptions = {}): CompiledTenant {
   const { spec } = t;
@@ -218,9 +268,23 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     ...(id.mtls ? { mtls: compileMtls(id.mtls) } : {}),
     ...(id.apiKeys && opts.requireSecrets !== false ? { apiKeys: compileApiKeys(t, secrets) } : {}),
     quotas: compileTenantQuotas(spec.quotas ?? []),
+    ...(spec.revocation ? optional('revocation', compileRevocationAt(t, secrets, opts)) : {}),
     alerts: spec.alerts ? compileAlerts(spec.alerts) : DEFAULT_ALERT_THRESHOLDS,
     celValue: Object.freeze({ name: t.metadata.name, namespace: t.metadata.namespace, type: spec.type, attributes, purposes }),
   };
+}
+
+function compileRevocationAt(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, opts: TenantCompileOptions): CompiledRevocation | undefined {
+  try {
+    return compileRevocation(t, secrets, opts);
+  } catch (err) {
+    if (err instanceof RevocationSourceError) throw err;
+    throw new RevocationSourceError((err as Error).message, { cause: err });
+  }
+}
+
+function optional<K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } {
+  return (v === undefined ? {} : { [key]: v }) as { [P in K]?: V };
 }
 
 /** The tenants of one namespace, indexed for identification. */
@@ -243,13 +307,21 @@ export function tenantAge(t: TenantObject): string {
   return `${t.metadata.creationTimestamp ?? ''}\u0000${objectKey(t)}`;
 }
 
+/** Where in the spec a compile error sits. */
+function problemPath(err: unknown): string {
+  if (err instanceof IndexedQuotaError) return `/spec/${err.pointer}`;
+  if (err instanceof PurposeError) return `/spec/purposes/${err.index}`;
+  if (err instanceof RevocationSourceError) return '/spec/revocation';
+  return '/spec/identity';
+}
+
 /** Compiles one tenant, or returns the problem that refuses it. */
 export function tryCompileTenant(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwks: JwksCache, opts: TenantCompileOptions = {}): CompiledTenant | PolicyError {
   const where = { ...t.origin, object: `Tenant ${objectKey(t)}` };
   try {
     return compileTenant(t, secrets, jwks, opts);
   } catch (err) {
-    const path = err instanceof IndexedQuotaError ? `/spec/${err.pointer}` : err instanceof PurposeError ? `/spec/purposes/${err.index}` : '/spec/identity';
+    const path = problemPath(err);
     const code = err instanceof IndexedQuotaError && err.cel ? (err.overBudget ? 'POLICY_CEL_COST' : 'POLICY_CEL') : 'POLICY_INVALID';
     return new PolicyError(code, (err as Error).message, { ...where, path }, { cause: err });
   }

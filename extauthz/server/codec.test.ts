@@ -38,7 +38,7 @@ describe('decodeCheckRequest', () => {
       {
         attributes: {
           source: { address: { socketAddress: { address: '10.1.2.3', portValue: 51234 } }, principal: 'spiffe://td/ns/a/sa/b', certificate: 'PEM' },
-          request: { http: { id: '42', method: 'GET', headers: { ':authority': 'api.example', 'x-request-id': 'abc', traceparent: '00-1-2-01' }, path: '/v1/x?y=1', host: 'api.example' } },
+          request: { http: { id: '42', method: 'GET', headers: { ':authority': 'api.example', 'x-request-id': 'abc', traceparent: '00-1-2-01' }, path: '/v1/x?y=1', host: 'api.example', body: Buffer.from('b'), rawBody: Buffer.from('rb') } },
           contextExtensions: { 'portcullis.io/policy': 'ns/p', other: 'v' },
         },
       },
@@ -47,6 +47,11 @@ describe('decodeCheckRequest', () => {
       'header_map (encode_raw_headers) with value and raw_value',
       { attributes: { request: { http: { method: 'POST', headerMap: { headers: [{ key: 'a', value: '1' }, { key: 'b', rawValue: Buffer.from('two') }] } } } } },
       { attributes: { request: { http: { method: 'POST', headerMap: { headers: [{ key: 'a', value: '1' }, { key: 'b', rawValue: Buffer.from('two') }] } } } } },
+    ],
+    [
+      'body (field 11) kept as bytes (a view of the message), as raw_body is',
+      { attributes: { request: { http: { method: 'POST', body: '{"a":1}' } } } },
+      { attributes: { request: { http: { method: 'POST', body: Buffer.from('{"a":1}') } } } },
     ],
     ['a map entry without a value is an empty string', { attributes: { request: { http: { headers: { a: '' } } } } }, { attributes: { request: { http: { headers: { a: '' } } } } }],
   ];

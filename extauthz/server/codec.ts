@@ -94,7 +94,18 @@ function headerMap(r: Reader, end: number): { headers: HeaderValue[] } {
   return { headers };
 }
 
-/** AttributeContext.HttpRequest: id 1, method 2, headers 3, path 4, host 5, header_map 13. */
+/** body 11 and raw_body 12 as bytes (views into the message); any other field is skipped. */
+function bodyOrSkip(r: Reader, t: number, out: HttpRequestAttributes): void {
+  if (t === 90) out.body = r.bytes();
+  else if (t === 98) out.rawBody = r.bytes();
+  else r.skipType(t & 7);
+}
+
+/**
+ * AttributeContext.HttpRequest: id 1, method 2, headers 3, path 4, host 5, body 11, raw_body 12,
+ * header_map 13. The body is kept as bytes (a view, not a copy) whichever field carries it: the
+ * request checks measure it in bytes and decode it as strict UTF-8 only when a rule reads it.
+ */
 function httpRequest(r: Reader, end: number): HttpRequestAttributes {
   const out: HttpRequestAttributes = {};
   let headers: Record<string, string> | undefined;
@@ -111,7 +122,7 @@ function httpRequest(r: Reader, end: number): HttpRequestAttributes {
       case 34: out.path = r.string(); break;
       case 42: out.host = r.string(); break;
       case 106: out.headerMap = headerMap(r, r.uint32() + r.pos); break;
-      default: r.skipType(t & 7);
+      default: bodyOrSkip(r, t, out);
     }
   }
   if (headers) out.headers = headers;

@@ -1,4 +1,5 @@
 /** Prometheus metrics of the decision service, on a registry of its own (no global state). */
+import type { PolicyError } from '../errors.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type MetricValueWithName } from 'prom-client';
 import type { Decision } from '../pipeline/decision.js';
 import type { PhaseName } from '../pipeline/pipeline.js';
@@ -78,6 +79,14 @@ export class ServiceMetrics {
   readonly reloads = new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy snapshot loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly policies = new Gauge({ name: 'portcullis_policies', help: 'ApiPolicies in the active snapshot.', registers: [this.registry] });
   readonly snapshotVersion = new Gauge({ name: 'portcullis_snapshot_version', help: 'Version of the active policy snapshot.', registers: [this.registry] });
+  readonly requestInvalid = new Counter({
+    name: 'portcullis_request_invalid_total',
+    help: 'Requests denied by a rule\'s request validation, by policy and error code (BODY_INVALID, QUERY_INVALID, ...).',
+    labelNames: ['policy', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly revocations = new Counter({ name: 'portcullis_revocation_denials_total', help: 'Checks denied REVOKED, by tenant (namespace/name) and the kind of list entry (jti, sub, api-key).', labelNames: ['tenant', 'kind'] as const, registers: [this.registry] });
+  readonly revocationSourcesFailing = new Gauge({ name: 'portcullis_revocation_sources_failing', help: 'Tenants whose revocation source is missing or does not parse (their last good list serves; a tenant without one authenticates no one).', registers: [this.registry] });
   /** Allowed checks counted here and added to `checks` at scrape time (the common case, no label hashing per Check). */
   private allowed = 0;
 
@@ -98,6 +107,20 @@ export class ServiceMetrics {
 
   countDecision = (d: Decision): void => {
     if (d.allowed && d.code === null) this.allowed++;
-    else this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
+    else this.countDeny(d);
   };
+
+  private countDeny(d: Decision): void {
+    this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
+    const kind = d.audit.revoked;
+    if (kind !== undefined) this.revocations.inc({ tenant: d.principal ? `${d.principal.namespace}/${d.principal.tenant}` : '', kind });
+    if (d.audit.validation !== undefined && d.code !== null) this.requestInvalid.inc({ policy: d.policy ?? '', code: d.code });
+  }
+
+  /** Counts the tenants whose problems include one at /spec/revocation. */
+  countRevocationProblems(problems: readonly PolicyError[]): void {
+    const tenants = new Set<string>();
+    for (const p of problems) if (p.location.path === '/spec/revocation' && p.location.object !== undefined) tenants.add(p.location.object);
+    this.revocationSourcesFailing.set(tenants.size);
+  }
 }

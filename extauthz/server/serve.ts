@@ -23,6 +23,8 @@ import { resolveMaskingConfig } from '../config.js';
 import { quotaServiceFor } from '../quota/index.js';
 import { auditWiring } from '../audit/service.js';
 import { SignalEngine } from '../signals/engine.js';
+import { createTracing, type Tracing } from '../tracing/index.js';
+import type { AlertSink } from '../signals/alert.js';
 
 export const AUTH_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -57,11 +59,13 @@ function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics,
   const folder = new FolderPolicySource(config.policyDir!, {
     onSnapshot: (s) => {
       metrics.reloads.inc({ result: 'ok' });
+      metrics.countRevocationProblems([]);
       log.info({ version: s.version, policies: s.size, conflicts: s.conflicts.map((c) => c.format()) }, 'policy snapshot loaded');
       onSnapshot(s);
     },
     onRejected: (problems) => {
       metrics.reloads.inc({ result: 'error' });
+      metrics.countRevocationProblems(problems);
       log.error({ problems: problems.map((p) => p.format()) }, 'policy change rejected; keeping the last good snapshot');
     },
   });
@@ -85,6 +89,7 @@ function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetr
       metrics.reloads.inc({ result: 'ok' });
       onSnapshot(s);
     },
+    onApplied: (r) => metrics.countRevocationProblems(r.problems),
   });
 }
 
@@ -103,6 +108,23 @@ function listenHttp(server: HttpServer, address: string): Promise<number> {
   });
 }
 
+/** Suspicious-activity signals: metrics, the log, and alert records in the audit chain. */
+function signalEngine(sink: AlertSink | undefined, log: Logger, metrics: ServiceMetrics): SignalEngine {
+  const signals = new SignalEngine({
+    ...(sink ? { sink } : {}),
+    onAlert: (a) => log.warn({ signal: a.signal, tenant: a.tenant, count: a.count, threshold: a.threshold, windowSeconds: a.windowSeconds, requestId: a.requestId }, 'suspicious activity'),
+    onError: (err, a) => log.error({ err, signal: a.signal, requestId: a.requestId }, 'alert record could not be written'),
+  });
+  signals.register(metrics.registry);
+  return signals;
+}
+
+/** Tracing only with an OTLP endpoint; otherwise the SDK is not even loaded. */
+function tracingFor(config: ServeConfig): Promise<Tracing | undefined> {
+  if (!config.otlpEndpoint) return Promise.resolve(undefined);
+  return createTracing({ endpoint: config.otlpEndpoint }, { instanceId: config.audit?.instanceId ?? 'portcullis' });
+}
+
 export async function startServer(config: ServeConfig, log: Logger, ext: ServeExtensions = {}): Promise<RunningServer> {
   const metrics = new ServiceMetrics();
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTH_SERVICE_NAME]: 'NOT_SERVING' });
@@ -119,15 +141,11 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log });
   // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
   const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry);
-  // Suspicious-activity signals: metrics, the log, and alert records in the audit chain.
-  const signals = new SignalEngine({
-    ...(audit.alerts ? { sink: audit.alerts } : {}),
-    onAlert: (a) => log.warn({ signal: a.signal, tenant: a.tenant, count: a.count, threshold: a.threshold, windowSeconds: a.windowSeconds, requestId: a.requestId }, 'suspicious activity'),
-    onError: (err, a) => log.error({ err, signal: a.signal, requestId: a.requestId }, 'alert record could not be written'),
-  });
-  signals.register(metrics.registry);
+  const signals = signalEngine(audit.alerts, log, metrics);
+  const tracing = await tracingFor(config);
   const pipeline = new DecisionPipeline({
     signals,
+    ...(tracing ? { tracer: tracing.tracer } : {}),
     snapshot: () => source.snapshot,
     directives: masking.issuer,
     observe: metrics.observePhase,
@@ -148,7 +166,7 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   const routes = [...(ext.routes ?? []), ...audit.routes];
   const http = createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, routes });
   const httpPort = await listenHttp(http, config.httpAddress);
-  log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource }, 'portcullis serving');
+  log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource, tracing: tracing !== undefined }, 'portcullis serving');
 
   const close = async (): Promise<void> => {
     health.setStatus('', 'NOT_SERVING');
@@ -169,6 +187,8 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     await quota.close();
     // After the gRPC drain, so every answered Check is in the log before the final checkpoint.
     await audit.close();
+    // Last: the spans of every answered Check are exported before the process goes.
+    if (tracing) await tracing.shutdown();
     await ext.onClose?.();
   };
   return { grpcPort, extProcPort, httpPort, metrics, pipeline, close };

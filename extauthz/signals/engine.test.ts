@@ -45,7 +45,7 @@ function engine(extra: SignalEngineOptions = {}): { e: SignalEngine; alerts: Ale
 describe('invalid credentials from one client network', () => {
   const { count, windowSeconds } = INVALID_CREDENTIALS_DEFAULTS;
   test('the codes counted: presented credentials that fail, not missing ones or missing MFA', () => {
-    assert.deepEqual([...INVALID_CREDENTIAL_CODES].sort(), ['AMBIGUOUS_PRINCIPAL', 'INVALID_API_KEY', 'INVALID_TOKEN', 'UNKNOWN_CLIENT_CERT', 'UNKNOWN_ISSUER'].sort());
+    assert.deepEqual([...INVALID_CREDENTIAL_CODES].sort(), ['AMBIGUOUS_PRINCIPAL', 'INVALID_API_KEY', 'INVALID_TOKEN', 'REVOKED', 'TOKEN_INACTIVE', 'UNKNOWN_CLIENT_CERT', 'UNKNOWN_ISSUER'].sort());
   });
 
   test('one below the threshold: no alert; at it: one alert for the /24, with no address in it', () => {
@@ -233,6 +233,21 @@ describe('distinct data subjects by one agency principal (exfiltration pattern)'
     for (let i = 0; i < 4; i++) e.observe(decision(null), agency, { id: `ok-${i}` }, T0);
     assert.equal(alerts.length, 0);
     e.observe(decision(null), agency, { id: 'ok-4' }, T0);
+    assert.equal(alerts.length, 1);
+  });
+
+  test('with a subjectParam only the data subject counts: many documents of one citizen are one subject', () => {
+    const agency = principal(tenant('revenue', 'agency', { distinctSubjects: { count: 3 } }), 'a');
+    const { e, alerts } = engine();
+    const of = (citizen: string): Decision => {
+      const d = decision(null);
+      d.audit.resource = citizen;
+      return d;
+    };
+    for (let i = 0; i < 50; i++) e.observe(of('c-1'), agency, { id: 'c-1', doc: `doc-${i}` }, T0);
+    e.observe(of('c-2'), agency, { id: 'c-2', doc: 'x' }, T0);
+    assert.equal(alerts.length, 0);
+    e.observe(of('c-3'), agency, { id: 'c-3', doc: 'x' }, T0);
     assert.equal(alerts.length, 1);
   });
 

@@ -111,6 +111,12 @@ function resourceHash(params: Readonly<Record<string, string>>, basis: number): 
   return any ? h >>> 0 : -1;
 }
 
+function valueHash(v: string, basis: number): number {
+  let h = basis;
+  for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
 export class SignalEngine implements SignalSink {
   /** invalid-credentials: keys chosen by unauthenticated clients, so counted in a fixed-size sketch. */
   private readonly sketch: WindowedSketch;
@@ -162,7 +168,7 @@ export class SignalEngine implements SignalSink {
     return this.windows(signal).peek(key);
   }
 
-  /** One decided Check (after its audit record). `params`: the matched path template's parameters. */
+  /** One decided Check (after its audit record). `params`: the matched path template's parameters (used when the rule names no subjectParam). */
   observe(d: Decision, p: Principal | undefined, params: Readonly<Record<string, string>> | undefined, now: number): void {
     try {
       if (p === undefined) {
@@ -209,7 +215,8 @@ export class SignalEngine implements SignalSink {
   }
 
   private access(d: Decision, p: Principal, params: Readonly<Record<string, string>>, now: number): void {
-    const id = resourceHash(params, this.basis);
+    // The rule's subjectParam names the data subject; without one, all the template's parameters together.
+    const id = d.audit.resource !== undefined ? valueHash(d.audit.resource, this.basis) : resourceHash(params, this.basis);
     if (id < 0) return;
     const th = p.tenant.alerts.distinctSubjects;
     const s = this.accessors.slot(`${p.tenant.key}\n${p.subject}`, now, th.windowMs);

@@ -49,12 +49,12 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): 
   });
 }
 
-function contentHash(goVersion: string): string {
+function contentHash(goVersion: string, dir: string): string {
   const h = createHash('sha256').update(goVersion);
-  const files = readdirSync(SOURCE_DIR)
+  const files = readdirSync(dir)
     .filter((f) => f === 'go.mod' || f === 'go.sum' || f.endsWith('.go'))
     .sort();
-  for (const f of files) h.update(`\0${f}\0`).update(readFileSync(path.join(SOURCE_DIR, f)));
+  for (const f of files) h.update(`\0${f}\0`).update(readFileSync(path.join(dir, f)));
   return h.digest('hex').slice(0, 16);
 }
 
@@ -65,18 +65,23 @@ export interface BuiltBinary {
 }
 
 export async function ensureConformanceBinary(go: string): Promise<BuiltBinary> {
+  return ensureGoBinary(go, SOURCE_DIR, 'conformance');
+}
+
+/** The same content-hashed build and cache for another Go module of the tests (bin/<name>-<hash>). */
+export async function ensureGoBinary(go: string, sourceDir: string, name: string): Promise<BuiltBinary> {
   const env = { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' };
-  const version = await run(go, ['env', 'GOVERSION'], SOURCE_DIR, env);
+  const version = await run(go, ['env', 'GOVERSION'], sourceDir, env);
   if (version.code !== 0) throw new Error(`go env GOVERSION failed: ${version.out}`);
-  const bin = path.join(cacheDir(), 'bin', `conformance-${contentHash(version.out.trim())}`);
+  const bin = path.join(cacheDir(), 'bin', `${name}-${contentHash(version.out.trim(), sourceDir)}`);
   if (existsSync(bin)) return { path: bin, buildSeconds: 0 };
   mkdirSync(path.dirname(bin), { recursive: true });
   const tmp = `${bin}.tmp.${process.pid}`;
   const started = process.hrtime.bigint();
-  const built = await run(go, ['build', '-trimpath', '-ldflags=-s -w', '-o', tmp, '.'], SOURCE_DIR, env);
+  const built = await run(go, ['build', '-trimpath', '-ldflags=-s -w', '-o', tmp, '.'], sourceDir, env);
   if (built.code !== 0) {
     rmSync(tmp, { force: true });
-    throw new Error(`go build of test/conformance failed:\n${built.out}`);
+    throw new Error(`go build of ${path.relative(REPO_ROOT, sourceDir)} failed:\n${built.out}`);
   }
   renameSync(tmp, bin);
   return { path: bin, buildSeconds: Number(process.hrtime.bigint() - started) / 1e9 };

@@ -29,6 +29,10 @@ type httpCall struct {
 	host    string
 	path    string // with the query, as on the wire
 	headers map[string]string
+	// body: sent only where the route asks for it (with_request_body); in raw_body, as with
+	// pack_as_bytes: true, unless asString (body, Envoy's default string form).
+	body     []byte
+	asString bool
 }
 
 // peer is the downstream connection as Envoy saw it.
@@ -64,7 +68,7 @@ func envoyHeaders(c httpCall, requestID string) map[string]string {
 
 func checkRequest(c httpCall, src peer, dst peer, requestID string) *authv3.CheckRequest {
 	headers := envoyHeaders(c, requestID)
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:      &authv3.AttributeContext_Peer{Address: socket(src.ip, src.port), Principal: src.principal, Certificate: src.certPEM},
 		Destination: &authv3.AttributeContext_Peer{Address: socket(dst.ip, dst.port), Principal: dst.principal},
 		Request: &authv3.AttributeContext_Request{
@@ -75,6 +79,16 @@ func checkRequest(c httpCall, src peer, dst peer, requestID string) *authv3.Chec
 			},
 		},
 	}}
+	if c.body != nil {
+		http := req.Attributes.Request.Http
+		http.Size = int64(len(c.body))
+		if c.asString {
+			http.Body = string(c.body)
+		} else {
+			http.RawBody = c.body
+		}
+	}
+	return req
 }
 
 // istioSidecar: an inbound sidecar with STRICT mTLS. Istio does not set

@@ -4,7 +4,8 @@ package main
 // Envoy's own rules: each YAML document is parsed into the Envoy type its marker comment names
 // (protojson, unknown fields rejected), ValidateAll() runs on it and on every google.protobuf.Any
 // inside it (typed_config, typed_extension_protocol_options, ...), and a few Portcullis rules
-// are checked on top (a real timeout budget, fail closed).
+// are checked on top (a real timeout budget, fail closed, request bodies asked for the way
+// Portcullis's request checks expect them).
 //
 // Marker, one per YAML document, before its first key:
 //   # envoy-type: envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter
@@ -178,6 +179,9 @@ func portcullisRules(msg proto.Message) []string {
 			if c.GetFailureModeAllow() {
 				out = append(out, "ext_authz failure_mode_allow must be false (fail closed)")
 			}
+			out = append(out, bodyRules("ext_authz with_request_body", c.GetWithRequestBody())...)
+		case *extauthzv3.CheckSettings:
+			out = append(out, bodyRules("check_settings with_request_body", c.GetWithRequestBody())...)
 		case *extprocv3.ExternalProcessor:
 			if c.GetMessageTimeout() == nil {
 				out = append(out, "ext_proc message_timeout must be set (Envoy's default is 200ms)")
@@ -187,6 +191,30 @@ func portcullisRules(msg proto.Message) []string {
 			}
 		}
 	})
+	return out
+}
+
+// maxRequestBody is Portcullis's largest request.maxBodyBytes (extauthz/policy/request-checks.ts).
+const maxRequestBody = 1 << 20
+
+// bodyRules: where a fragment asks Envoy for request bodies (docs/controls.md), the buffer is
+// bounded by what a rule can validate, a larger body still reaches Portcullis marked partial
+// (so Portcullis refuses it with its own code, and routes whose rules ignore bodies keep
+// working), and the bytes arrive exactly (raw_body).
+func bodyRules(where string, b *extauthzv3.BufferSettings) []string {
+	if b == nil {
+		return nil
+	}
+	var out []string
+	if b.GetMaxRequestBytes() > maxRequestBody {
+		out = append(out, fmt.Sprintf("%s.max_request_bytes must be at most %d (the largest request.maxBodyBytes)", where, maxRequestBody))
+	}
+	if !b.GetAllowPartialMessage() {
+		out = append(out, where+".allow_partial_message must be true (Portcullis refuses partial bodies itself, with BODY_TOO_LARGE / BODY_INCOMPLETE)")
+	}
+	if !b.GetPackAsBytes() {
+		out = append(out, where+".pack_as_bytes must be true (raw_body: the exact bytes)")
+	}
 	return out
 }
 

@@ -5,6 +5,8 @@ package main
 // for the citizen-app tenant; client certificates are generated here.
 
 import (
+	"strconv"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 )
@@ -169,6 +171,17 @@ func istioScenarios() []scenario {
 	}
 }
 
+// feedback is a partner's POST of a feedback document, with its Content-Length, as Envoy
+// Gateway sends it once bodyToExtAuth asks for bodies; extra headers override.
+func feedback(body string, extra map[string]string) httpCall {
+	h := map[string]string{"x-api-key": "demo-partner-key-not-a-secret", "content-type": "application/json",
+		"content-length": strconv.Itoa(len(body)), "x-envoy-auth-partial-body": "false"}
+	for k, v := range extra {
+		h[k] = v
+	}
+	return httpCall{method: "POST", host: "open.c2g.example", path: "/v1/datasets/population/feedback", headers: h, body: []byte(body)}
+}
+
 func gatewayScenarios() []scenario {
 	openData := map[string]string{policyContextKey: "c2g/open-data"}
 	return []scenario{
@@ -190,6 +203,59 @@ func gatewayScenarios() []scenario {
 					headers: map[string]string{"x-api-key": "demo-partner-key-not-a-secret", "content-type": "application/json"}}, openData, "gw-req-0002")
 			},
 			want: denied(403, "FORBIDDEN", codes.PermissionDenied),
+		},
+		{
+			// bodyToExtAuth: Envoy Gateway buffers the body and sends it; the rule's schema decides.
+			name: "gateway/partner-feedback-body-allowed",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return envoyGateway(feedback(`{"rating":4,"comment":"useful"}`, nil), openData, "gw-req-0101")
+			},
+			want: expect{allow: true, grpcCode: codes.OK,
+				upstream: identity("demo-2026", "partner-acme", "partner", "c2g/open-data", "partner-feedback", "gw-req-0101"),
+				absent:   []string{"x-api-key"}, removed: []string{"x-api-key"},
+				metadata: allowMeta("partner-acme", "partner", "c2g/open-data", "partner-feedback", "gw-req-0101")},
+		},
+		{
+			name: "gateway/partner-feedback-string-body-allowed",
+			build: func(*fixtures) *authv3.CheckRequest {
+				c := feedback(`{"rating":5}`, nil)
+				c.asString = true
+				return envoyGateway(c, openData, "gw-req-0102")
+			},
+			want: expect{allow: true, grpcCode: codes.OK,
+				upstream: identity("demo-2026", "partner-acme", "partner", "c2g/open-data", "partner-feedback", "gw-req-0102"),
+				absent:   []string{"x-api-key"}, removed: []string{"x-api-key"},
+				metadata: allowMeta("partner-acme", "partner", "c2g/open-data", "partner-feedback", "gw-req-0102")},
+		},
+		{
+			name: "gateway/partner-feedback-body-invalid",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return envoyGateway(feedback(`{"rating":9}`, nil), openData, "gw-req-0103")
+			},
+			want: denied(400, "BODY_INVALID", codes.InvalidArgument),
+		},
+		{
+			// allow_partial_message: Envoy sent the first bytes and said so; never validated as whole.
+			name: "gateway/partner-feedback-partial-body-denied",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return envoyGateway(feedback(`{"rating":4,"comment":"cut he`, map[string]string{"x-envoy-auth-partial-body": "true", "content-length": "3000"}), openData, "gw-req-0104")
+			},
+			want: denied(400, "BODY_INCOMPLETE", codes.InvalidArgument),
+		},
+		{
+			name: "gateway/partner-feedback-wrong-media-type-denied",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return envoyGateway(feedback(`rating=4`, map[string]string{"content-type": "application/x-www-form-urlencoded"}), openData, "gw-req-0105")
+			},
+			want: denied(415, "UNSUPPORTED_MEDIA_TYPE", codes.InvalidArgument),
+		},
+		{
+			name: "gateway/partner-page-over-limit-denied",
+			build: func(*fixtures) *authv3.CheckRequest {
+				return envoyGateway(httpCall{method: "GET", host: "open.c2g.example", path: "/v1/datasets/population?limit=500",
+					headers: map[string]string{"x-api-key": "demo-partner-key-not-a-secret"}}, openData, "gw-req-0106")
+			},
+			want: denied(400, "QUERY_INVALID", codes.InvalidArgument),
 		},
 		{
 			name: "gateway/unknown-api-key-denied",

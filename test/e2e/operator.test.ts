@@ -99,7 +99,9 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
     await apply(tenant);
     // The namespace of the Portcullis Service, where ReferenceGrants for Envoy Gateway policies live.
     await apply('apiVersion: v1\nkind: Namespace\nmetadata: { name: portcullis-system }\n');
-    const cfg = parseOperatorArgs(['--kubeconfig', cluster.kubeconfig, '--identity', 'op-main', '--lease-namespace', 'default', '--lease-name', 'main', '--http-address', '127.0.0.1:0', '--log-level', 'silent']) as OperatorConfig;
+    // The example open-data policy validates feedback bodies: the Istio provider is taken to send
+    // them (chart value istio.requestBodyMaxBytes), or the policy could not become Ready.
+    const cfg = parseOperatorArgs(['--kubeconfig', cluster.kubeconfig, '--identity', 'op-main', '--lease-namespace', 'default', '--lease-name', 'main', '--http-address', '127.0.0.1:0', '--log-level', 'silent', '--istio-request-body-bytes', '65536']) as OperatorConfig;
     operator = await runOperator(cfg, loadKubeConfig(cluster.kubeconfig), silent, () => undefined);
   });
 

@@ -101,12 +101,12 @@ void describe('secure defaults', { skip }, () => {
     for (const d of byKind(objs, 'Deployment')) assert.equal(podSpec(d).automountServiceAccountToken, true);
   });
 
-  void test('ext_authz RBAC is read-only: Portcullis resources and Secrets, nothing else', () => {
+  void test('ext_authz RBAC is read-only: Portcullis resources, Secrets and (revocation) ConfigMaps, nothing else', () => {
     const rules = byKind(objs, 'ClusterRole')
       .filter((r) => r.metadata.name.includes('-extauthz'))
       .flatMap((r) => r['rules'] as Rule[]);
     for (const r of rules) assert.deepEqual(r.verbs, ['get', 'list', 'watch'], JSON.stringify(r));
-    assert.deepEqual(rules.flatMap((r) => r.resources).sort(), ['apipolicies', 'secrets', 'tenants']);
+    assert.deepEqual(rules.flatMap((r) => r.resources).sort(), ['apipolicies', 'configmaps', 'secrets', 'tenants']);
   });
 
   void test('operator RBAC: its resources read-only, status writable, generated kinds, events; no Secrets', () => {
@@ -119,6 +119,7 @@ void describe('secure defaults', { skip }, () => {
       assert.deepEqual(verbsOf(g, res), ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], `${g}/${res}`);
     }
     assert.deepEqual(verbsOf('', 'events'), ['create', 'patch']);
+    assert.deepEqual(verbsOf('', 'configmaps'), ['get', 'list', 'watch'], 'revocation ConfigMaps, read-only');
     for (const res of ['httproutes', 'gateways']) assert.deepEqual(verbsOf('gateway.networking.k8s.io', res), ['get', 'list', 'watch'], res);
     assert.ok(!rules.some((r) => r.resources.includes('referencegrants')), 'ReferenceGrants: a Role in the release namespace, not cluster-wide');
     const grants = named(objs, 'Role', '-operator-referencegrants');
@@ -371,5 +372,19 @@ void describe('PrometheusRule for the suspicious-activity signals (docs/alerts.m
     const validate = ajv.compile(toJsonSchema(crd!.schema) as object);
     const rule = named(objs, 'PrometheusRule', '-alerts');
     assert.ok(validate(rule), `${crd!.file}: ${ajv.errorsText(validate.errors)}`);
+  });
+});
+
+void describe('tracing (docs/tracing.md)', { skip }, () => {
+  const env = (objs: K8sObject[]): { name: string; value?: string }[] => (podSpec(named(objs, 'Deployment', '-extauthz')).containers[0] as unknown as { env: { name: string; value?: string }[] }).env;
+  void test('off by default; extauthz.tracing.otlpEndpoint sets OTEL_EXPORTER_OTLP_ENDPOINT', async () => {
+    assert.ok(!env(await render(helm, [])).some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'));
+    const on = env(await render(helm, ['--set', 'extauthz.tracing.otlpEndpoint=http://otel-collector.observability:4318']));
+    assert.equal(on.find((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT')?.value, 'http://otel-collector.observability:4318');
+  });
+  void test('a non-http endpoint is refused by the values schema', async () => {
+    const r = await runHelm(helm, ['template', 'portcullis', CHART(), '--set', 'extauthz.tracing.otlpEndpoint=grpc://collector:4317']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /\/extauthz\/tracing\/otlpEndpoint/);
   });
 });

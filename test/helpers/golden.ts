@@ -16,6 +16,7 @@ export const GOLDEN_CONFIG: OutputConfig = {
   service: { name: 'portcullis-extauthz', namespace: 'portcullis-system', authzPort: 9001, extProcPort: 9002 },
   timeout: '500ms',
   clusterDomain: 'cluster.local',
+  istioRequestBodyBytes: 0,
 };
 
 interface GoldenInput {

@@ -1,7 +1,7 @@
 /** Policy sources from YAML strings: compiled in memory, or written to a temporary folder. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { compileSources, type CompileResult } from '../../extauthz/policy/store.js';
 import { loadText, type LoadResult } from '../../extauthz/policy/load.js';
 import type { PolicyError } from '../../extauthz/errors.js';
@@ -48,7 +48,10 @@ export function tempPolicyDir(files: Record<string, string> = {}): TempDir {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
   const t: TempDir = {
     dir,
-    write: (name, text) => writeFileSync(join(dir, name), text),
+    write: (name, text) => {
+      mkdirSync(dirname(join(dir, name)), { recursive: true });
+      writeFileSync(join(dir, name), text);
+    },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
   for (const [name, text] of Object.entries(files)) t.write(name, text);

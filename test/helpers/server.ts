@@ -62,8 +62,8 @@ export function headerMap(list: { header?: { key?: string; value?: string } }[] 
   return Object.fromEntries((list ?? []).map((h) => [h.header?.key ?? '', h.header?.value ?? '']));
 }
 
-export async function startTestServer(policyDir: string, opts: { watch?: boolean; ext?: ServeExtensions } = {}): Promise<TestServer> {
-  const server = await startServer(serveConfig(policyDir, opts.watch ?? false), createLogger('silent'), opts.ext ?? {});
+export async function startTestServer(policyDir: string, opts: { watch?: boolean; ext?: ServeExtensions; config?: Partial<ServeConfig> } = {}): Promise<TestServer> {
+  const server = await startServer({ ...serveConfig(policyDir, opts.watch ?? false), ...opts.config }, createLogger('silent'), opts.ext ?? {});
   const protos = envoyProtos() as unknown as { envoy: { service: { auth: { v3: { Authorization: unknown } } } } };
   const auth = client(protos.envoy.service.auth.v3.Authorization, server.grpcPort);
   const healthPkg = grpc.loadPackageDefinition(protoLoader.loadSync(HEALTH_PROTO, { keepCase: false, enums: String })) as unknown as { grpc: { health: { v1: { Health: unknown } } } };
