@@ -73,6 +73,8 @@ export interface DecisionEntry extends Chained {
   validation?: { check: string; pointer: string };
   /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
   traceId?: string;
+  /** Shadow mode: present only when the shadow policy or shadow rules would have denied (the decision itself is unchanged). */
+  wouldDeny?: { policy: string; rule: string | null; code: string; status: number };
 }
 
 /** One masking directive as audited: the path and the action, never a parameter or a value. */
@@ -223,5 +225,11 @@ function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pse
     resource: resource(a, pseudo),
   };
   if (a.validation) fields.validation = a.validation;
+  withWouldDeny(fields, a.wouldDeny);
   return fields;
+}
+
+/** Shadow mode: the would-be denial, only when there is one (other records are unchanged). */
+function withWouldDeny(fields: DecisionFields, w: Decision['audit']['wouldDeny']): void {
+  if (w) fields.wouldDeny = { policy: w.policy, rule: w.rule, code: w.code, status: w.status };
 }

@@ -16,6 +16,18 @@ export interface AuditSummary {
   byMasking: Record<string, number>;
   /** Suspicious-activity alert records by signal (docs/alerts.md). */
   byAlert: Record<string, number>;
+  /** Shadow mode: decision records carrying wouldDeny. */
+  wouldDeny: WouldDenySummary;
+}
+
+export interface WouldDenySummary {
+  records: number;
+  /** Of those, the ones the enforcing decision allowed: what enforcing the shadow policy would newly deny. */
+  allowedNow: number;
+  /** By "policy rule" ((default) when no rule decided). */
+  byRule: Record<string, number>;
+  byTenant: Record<string, number>;
+  byCode: Record<string, number>;
 }
 
 function bump(m: Record<string, number>, k: string): void {
@@ -23,7 +35,7 @@ function bump(m: Record<string, number>, k: string): void {
 }
 
 export async function summarize(files: string[]): Promise<AuditSummary> {
-  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {}, byMasking: {}, byAlert: {} };
+  const s: AuditSummary = { records: 0, chains: 0, checkpoints: 0, byDecision: {}, byTenant: {}, byRule: {}, byCode: {}, byHour: {}, byMasking: {}, byAlert: {}, wouldDeny: { records: 0, allowedNow: 0, byRule: {}, byTenant: {}, byCode: {} } };
   const add = (text: string): void => {
     let e: Record<string, unknown>;
     try {
@@ -51,6 +63,16 @@ function addDecision(s: AuditSummary, e: Record<string, unknown>): void {
   bump(s.byRule, String(e.rule ?? '(none)'));
   bump(s.byCode, String(e.code ?? 'OK'));
   bump(s.byHour, `${time.slice(0, 13)}:00Z`);
+  const w = e.wouldDeny;
+  if (w && typeof w === 'object') addWouldDeny(s.wouldDeny, w as Record<string, unknown>, e);
+}
+
+function addWouldDeny(s: WouldDenySummary, w: Record<string, unknown>, e: Record<string, unknown>): void {
+  s.records++;
+  if (e.decision === 'allow') s.allowedNow++;
+  bump(s.byRule, `${String(w.policy)} ${String(w.rule ?? '(default)')}`);
+  bump(s.byTenant, String(e.tenant ?? '(none)'));
+  bump(s.byCode, String(w.code));
 }
 
 function table(title: string, m: Record<string, number>, sortByKey = false): string {
@@ -70,5 +92,15 @@ export function formatSummary(s: AuditSummary): string {
     table('by hour', s.byHour, true),
     table('masking outcomes', s.byMasking),
     table('alerts (signal, tenant)', s.byAlert),
+    ...(s.wouldDeny.records > 0 ? wouldDenyTables(s.wouldDeny) : []),
   ].join('\n');
+}
+
+function wouldDenyTables(w: WouldDenySummary): string[] {
+  return [
+    `shadow: ${w.records} would-be denial(s), ${w.allowedNow} of them allowed now`,
+    table('would deny by rule (policy rule)', w.byRule),
+    table('would deny by tenant', w.byTenant),
+    table('would deny by code', w.byCode),
+  ];
 }

@@ -23,8 +23,10 @@ Exit status: 0 intact, 1 tampered (or unverified with --require-sealed), 2 usage
 
 const SHOW_HELP = `Usage: portcullis audit show FILE... [--json]
 
-Prints counts of decision records by decision, error code, tenant, rule and hour. It does not
-verify: run audit verify for that.`;
+Prints counts of decision records by decision, error code, tenant, rule and hour, masking
+outcomes, and (when shadow policies or rules ran) the would-be denials by policy and rule, by
+tenant and by code, with how many of them the enforcing decision allowed. It does not verify:
+run audit verify for that.`;
 
 const ACCESS_REPORT_HELP = `Usage: portcullis audit access-report --subject ID --subject-key-file K [--subject-key-file K2]
          --jwks FILE|URL [--format table|json] [--allow-open] FILE...

@@ -58,13 +58,13 @@ export function readCheckRequest(file: string): CheckRequestInput {
 }
 
 export function decisionSummary(d: Decision): Record<string, unknown> {
-  return { decision: d.allowed ? 'allow' : 'deny', status: d.status, rule: d.rule ?? null, code: d.code, reason: d.reason, headers: d.headers, ...(d.allowed ? { masks: d.audit.masks ?? [] } : {}), ...(Object.keys(d.responseHeaders).length > 0 ? { responseHeaders: d.responseHeaders } : {}) };
+  return { decision: d.allowed ? 'allow' : 'deny', status: d.status, rule: d.rule ?? null, code: d.code, reason: d.reason, headers: d.headers, ...(d.allowed ? { masks: d.audit.masks ?? [] } : {}), ...(Object.keys(d.responseHeaders).length > 0 ? { responseHeaders: d.responseHeaders } : {}), ...(d.audit.wouldDeny ? { wouldDeny: d.audit.wouldDeny } : {}) };
 }
 
 /** The decision as printed: the summary, plus the policy, principal, trace and body for explain. */
 function decisionOutput(d: Decision, explain: boolean): string {
   const out = decisionSummary(d);
-  if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null });
+  if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null, ...(d.shadow ? { shadow: d.shadow } : {}) });
   return JSON.stringify(out, null, explain ? 2 : undefined);
 }
 
@@ -102,6 +102,7 @@ export const CHECK: Command = {
 Loads the policy folder, decides the CheckRequest in FILE (canonical proto3 JSON of
 envoy.service.auth.v3.CheckRequest; - reads stdin) and prints one JSON line:
   {"decision","status","rule","code","reason","headers"}
+and "wouldDeny" when a shadow policy or shadow rule would have denied the request.
 --now evaluates at that time (token expiry, CEL now) instead of the clock.
 
 ${CLI_AUDIT_HELP}
@@ -117,6 +118,8 @@ export const EXPLAIN: Command = {
 Like check, and prints the policy chosen, the principal (type, tenant, subject) and, for
 every rule considered in order, whether it matched and why not; for a condition that was
 false, the part of it that made it false (operands of && and || evaluated one by one).
+When a shadow policy or shadow rules apply (docs/controls.md), "shadow" holds what they
+would have decided: policy, allowed, code, status, rule, reason and their own trace.
 
 ${CLI_AUDIT_HELP}
 

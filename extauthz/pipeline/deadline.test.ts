@@ -117,7 +117,8 @@ describe('deadlines in the pipeline, from the attacker side: a slow or late Chec
     const snapshot = compileValid(quotaPolicyYaml({ onBackendError: 'allow' })).snapshot;
     const c = new AbortController();
     // A Redis that answers too late: the deadline fires while the call is in flight.
-    const slow: QuotaBackend = { name: 'redis', charge: () => (c.abort(), new Promise<ChargeOutcome[]>(() => undefined)), close: () => Promise.resolve() };
+    const never = (): Promise<ChargeOutcome[]> => (c.abort(), new Promise<ChargeOutcome[]>(() => undefined));
+    const slow: QuotaBackend = { name: 'redis', charge: never, peek: never, close: () => Promise.resolve() };
     const p = new DecisionPipeline({ snapshot: () => snapshot, quota: new QuotaEnforcer({ backend: slow }) });
     const d = await p.check(quotaRequest({ apiKey: KEYS.a1 }), { signal: c.signal });
     assert.equal(d.code, 'DEADLINE_EXCEEDED', d.reason);

@@ -27,6 +27,8 @@ export interface Decision {
   metadata: Record<string, unknown>;
   /** Every rule considered, for explain. */
   trace: RuleTrace[];
+  /** Shadow mode: what the shadow policy or shadow rules would have decided (never applied). */
+  shadow?: ShadowOutcome;
   /** Facts the audit record needs that the decision itself does not carry. */
   audit: {
     method: string;
@@ -49,5 +51,29 @@ export interface Decision {
     validation?: { check: string; pointer: string };
     /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
     traceId?: string;
+    /** Shadow mode: what the shadow policy or shadow rules would have denied (never applied). */
+    wouldDeny?: WouldDeny;
   };
+}
+
+/** The decision the shadow policy (or the shadow rules) would have made. */
+export interface ShadowOutcome {
+  /** The shadow policy's key, or the enforcing policy's when its shadow rules were evaluated. */
+  policy: string;
+  allowed: boolean;
+  code: ErrorCode | null;
+  status: number;
+  /** The rule that decided, null for the default. */
+  rule: string | null;
+  reason: string;
+  /** Every rule considered (explain). */
+  trace: RuleTrace[];
+}
+
+/** What the audit record carries when the shadow evaluation would have denied. */
+export interface WouldDeny {
+  policy: string;
+  rule: string | null;
+  code: ErrorCode;
+  status: number;
 }

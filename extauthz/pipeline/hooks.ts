@@ -30,11 +30,14 @@ export interface QuotaResult {
 
 export interface QuotaPhase {
   charge(req: QuotaRequest): Promise<QuotaResult>;
+  /** Dry run for shadow mode: the verdict charge would give now, nothing charged (absent: shadow quotas always pass). */
+  peek?(req: QuotaRequest): Promise<QuotaResult>;
 }
 
 /** The default until a quota backend is configured: everything passes, nothing is counted. */
 export const NO_QUOTAS: QuotaPhase = {
   charge: () => Promise.resolve({ allowed: true, headers: {} }),
+  peek: () => Promise.resolve({ allowed: true, headers: {} }),
 };
 
 export interface AuditSink {

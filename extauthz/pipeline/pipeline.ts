@@ -12,12 +12,13 @@ import { authorize, explainConditions, type Authorization } from './authorize.js
 import type { CheckRequestInput } from './check-request.js';
 import { parseCheckRequest, type RequestContext } from './context.js';
 import { applyPathHandling } from './path-handling.js';
-import type { Decision } from './decision.js';
+import type { Decision, ShadowOutcome } from './decision.js';
 import { NO_QUOTAS, type AuditSink, type QuotaPhase, type QuotaRequest, type QuotaResult, type SignalSink, type CheckTracer, type PhaseTiming } from './hooks.js';
 import { Identifier, RevokedError } from './identify/index.js';
 import { presentedApiKey } from './identify/apikey.js';
 import type { Principal } from './principal.js';
 import { shapeAllow, shapeDeny } from './shape.js';
+import { evaluateShadow } from './shadow.js';
 import type { DirectiveIssuer } from '../masking/token.js';
 import type { RevocationKind } from '../policy/revocation.js';
 
@@ -52,6 +53,11 @@ interface State {
   principal?: Principal;
   authz?: Authorization;
   quota?: QuotaResult;
+  /** Identify completed (s.principal is the answer, anonymous included). */
+  identified?: boolean;
+  /** The shadow policy or shadow view to evaluate beside the decision (pipeline/shadow.ts). */
+  shadowPolicy?: CompiledPolicy;
+  shadow?: ShadowOutcome;
   apiKeyHeader?: string;
   /** Set when identify found the credential on its tenant's revocation list. */
   revoked?: RevocationKind;
@@ -68,7 +74,7 @@ interface State {
   timings?: PhaseTiming[];
 }
 
-type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>>) => void | Promise<void>;
+type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>> & { onShadowError: (err: unknown, requestId: string) => void }) => void | Promise<void>;
 
 function deny(s: State, code: ErrorCode, reason: string): void {
   s.deny = { code, reason };
@@ -85,6 +91,11 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.snapshot = snap;
     const ctx = s.ctx!;
     const policy = snap.route(ctx.host, ctx.segments, ctx.contextExtensions);
+    // Policies without shadow rules, and snapshots without shadow policies, pay two field tests here.
+    if (snap.hasShadowPolicies || policy?.shadowView) {
+      const shadow = snap.routeShadow(ctx.host, ctx.segments, ctx.contextExtensions) ?? policy?.shadowView;
+      if (shadow) s.shadowPolicy = shadow;
+    }
     if (!policy) return deny(s, 'NO_POLICY', `no policy for host ${ctx.host}`);
     s.policy = policy;
     const pathProblem = applyPathHandling(ctx, policy, (segments) => snap.route(ctx.host, segments, ctx.contextExtensions));
@@ -94,6 +105,7 @@ const PHASES: readonly [PhaseName, Phase][] = [
     const principal = await d.identifier.identify(s.ctx!, s.policy!.tenants, s.signal);
     if (principal) s.principal = principal;
     if (principal?.method === 'api-key') s.apiKeyHeader = presentedApiKey(s.ctx!, s.policy!.tenants)?.header;
+    s.identified = true;
   }],
   ['authorize', (s) => {
     s.authz = authorize(s.policy!, s.ctx!, s.principal);
@@ -103,6 +115,8 @@ const PHASES: readonly [PhaseName, Phase][] = [
     if (rule?.request) validateRequest(s, rule, rule.request);
   }],
   ['quota', async (s, d) => {
+    // Shadow quotas are peeked before this request's charge, so both see the same counters.
+    if (s.shadowPolicy && !s.shadow) await runShadow(s, d);
     s.quota = await d.quota.charge(quotaRequest(s));
     if (!s.quota.allowed) deny(s, s.quota.code ?? 'QUOTA_EXCEEDED', s.quota.reason ?? 'quota exceeded');
   }],
@@ -110,6 +124,23 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.decision = shapeAllow(s);
   }],
 ];
+
+type Deps = Parameters<Phase>[1];
+
+/** The shadow evaluation; never throws and never changes the decision (pipeline/shadow.ts). */
+async function runShadow(s: State, d: Deps): Promise<void> {
+  const snap = s.snapshot!;
+  const ctx = s.ctx!;
+  s.shadow = await evaluateShadow(s.shadowPolicy!, {
+    ctx,
+    enforcing: s.policy,
+    principal: s.principal,
+    identified: s.identified === true,
+    explain: s.explain,
+    ...(s.signal ? { signal: s.signal } : {}),
+    reroute: (segments) => snap.routeShadow(ctx.host, segments, ctx.contextExtensions),
+  }, { identifier: d.identifier, quota: d.quota, onError: (err) => d.onShadowError(err, s.requestId) });
+}
 
 /**
  * The allowing rule's request validation (policy/request-checks.ts), before quotas are charged:
@@ -161,7 +192,7 @@ function afterDeadline(s: State): void {
 }
 
 export class DecisionPipeline {
-  private readonly deps: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>>;
+  private readonly deps: Parameters<Phase>[1];
 
   constructor(private readonly options: PipelineDeps) {
     this.deps = {
@@ -169,6 +200,7 @@ export class DecisionPipeline {
       identifier: options.identifier ?? new Identifier(),
       quota: options.quota ?? NO_QUOTAS,
       clock: options.clock ?? (() => new Date()),
+      onShadowError: (err, requestId) => options.onInternalError?.(err, requestId),
     };
   }
 
@@ -178,6 +210,8 @@ export class DecisionPipeline {
     const tracer = this.options.tracer;
     if (tracer) s.timings = [];
     await this.runPhases(s);
+    // A Check denied before the quota phase still gets its shadow evaluation (none after the deadline).
+    if (s.shadowPolicy && !s.shadow && !s.signal?.aborted) await runShadow(s, this.deps);
     afterDeadline(s);
     const decision = finalDecision(s);
     // Decision latency for the audit record: every phase before audit.

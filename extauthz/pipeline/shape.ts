@@ -7,13 +7,14 @@ import { CATALOGUE, PortcullisError, type ErrorCode } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Authorization } from './authorize.js';
 import { isMethodOverrideHeader, type RequestContext } from './context.js';
-import type { Decision } from './decision.js';
+import type { Decision, ShadowOutcome, WouldDeny } from './decision.js';
 import type { QuotaResult } from './hooks.js';
 import type { Principal } from './principal.js';
 import { attachMaskDirective } from '../masking/decision.js';
 import type { DirectiveIssuer } from '../masking/token.js';
 import type { RequestFailure } from '../policy/request-checks.js';
 import type { RevocationKind } from '../policy/revocation.js';
+
 
 export const HEADER = {
   principal: 'x-portcullis-principal',
@@ -41,6 +42,8 @@ export interface ShapeInput {
   /** Signs the masking directive set on allow (x-portcullis-mask); absent: masks are only summarised. */
   directives?: DirectiveIssuer;
   now?: Date;
+  /** Shadow mode's outcome, recorded beside the decision (never changes it). */
+  shadow?: ShadowOutcome;
 }
 
 /** Bounds of identity values forwarded upstream (after encoding), so no backend sees an oversized header. */
@@ -105,7 +108,18 @@ function base(input: ShapeInput, o: Outcome): Decision {
   const rule = input.authz?.rule;
   if (rule) d.rule = rule.name;
   if (input.principal) d.principal = principalSummary(input.principal);
+  if (input.shadow) withShadow(d, input.shadow);
   return d;
+}
+
+export function wouldDeny(o: ShadowOutcome): WouldDeny | undefined {
+  return o.allowed ? undefined : { policy: o.policy, rule: o.rule, code: o.code ?? 'FORBIDDEN', status: o.status };
+}
+
+function withShadow(d: Decision, shadow: ShadowOutcome): void {
+  d.shadow = shadow;
+  const w = wouldDeny(shadow);
+  if (w) d.audit.wouldDeny = w;
 }
 
 function copyInto(to: Record<string, string>, from: Record<string, string> | undefined): Record<string, string> {

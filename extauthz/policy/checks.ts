@@ -151,9 +151,15 @@ function apiKeyOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undef
   return shared ? `both accept the same API key (${a.apiKeys.header}, key id ${shared.id})` : undefined;
 }
 
+/** Opaque bearer tokens carry no issuer: only one tenant of a namespace may introspect them. */
+function opaqueOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
+  const opaque = (t: IdentityClaimant): boolean => t.spec.identity.introspection !== undefined && (t.spec.identity.introspection.mode ?? 'opaque') !== 'jwt';
+  return opaque(a) && opaque(b) ? 'both introspect opaque bearer tokens (introspection mode opaque or both)' : undefined;
+}
+
 /** Why one credential could bind to both tenants, or undefined. */
 export function identityOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
-  return jwtOverlap(a, b) ?? mtlsOverlap(a, b) ?? apiKeyOverlap(a, b);
+  return jwtOverlap(a, b) ?? mtlsOverlap(a, b) ?? apiKeyOverlap(a, b) ?? opaqueOverlap(a, b);
 }
 
 /**
@@ -192,6 +198,8 @@ export interface HostClaimant {
   age: string;
   hosts: readonly string[];
   rules: readonly { paths?: readonly PathTemplate[] }[];
+  /** Shadow policies claim among themselves: one may shadow an enforcing policy's host and path. */
+  mode?: 'enforce' | 'shadow';
 }
 
 const claimCache = new WeakMap<HostClaimant, readonly string[]>();
@@ -212,7 +220,8 @@ function computeClaims(p: HostClaimant): string[] {
     if (!r.paths) shapes.add('/**');
     else for (const t of r.paths) shapes.add(t.shape);
   }
-  return p.hosts.flatMap((h) => [...shapes].map((s) => `${h} ${s}`));
+  const tag = p.mode === 'shadow' ? ' shadow' : '';
+  return p.hosts.flatMap((h) => [...shapes].map((s) => `${h} ${s}${tag}`));
 }
 
 /**
@@ -226,8 +235,8 @@ export class HostClaims {
     for (const c of hostClaims(p)) {
       const owner = this.owners.get(c);
       if (owner !== undefined && owner !== p.key) {
-        const [host, shape] = c.split(' ') as [string, string];
-        return new PolicyError('POLICY_CONFLICT', `host ${host} path ${shape} is already claimed by the older policy ${owner}; this policy is refused until one of them changes`, { object: `ApiPolicy ${p.key}`, path: '/spec/hosts' });
+        const [host, shape, shadow] = c.split(' ') as [string, string, string?];
+        return new PolicyError('POLICY_CONFLICT', `host ${host} path ${shape} is already claimed by the older ${shadow ? 'shadow ' : ''}policy ${owner}; this policy is refused until one of them changes`, { object: `ApiPolicy ${p.key}`, path: '/spec/hosts' });
       }
     }
     return undefined;

@@ -25,6 +25,8 @@ export interface CompiledRule {
   tenants?: ReadonlySet<string>;
   anonymous: boolean;
   requireMfa: boolean;
+  /** A shadow rule: only the policy's shadow view evaluates it (never decides). */
+  shadow: boolean;
   /** The request must declare a purpose of use its tenant lists (PURPOSE_REQUIRED otherwise). */
   requirePurpose: boolean;
   /** The path parameter naming the data subject: audited as a keyed pseudonym (resource). */
@@ -49,9 +51,18 @@ export interface CompiledPolicy {
   hosts: readonly string[];
   defaultAction: 'allow' | 'deny';
   auditFailure: 'allow' | 'deny';
+  /** shadow: routed through its own host index and evaluated only as a what-if (pipeline/shadow.ts). */
+  mode: 'enforce' | 'shadow';
+  /** The rules that decide (shadow rules excluded; in a shadow policy, all of them). */
   denyRules: readonly CompiledRule[];
   allowRules: readonly CompiledRule[];
+  /** Every rule, shadow ones included, in spec order. */
   rules: readonly CompiledRule[];
+  /**
+   * An enforcing policy with shadow rules: the same policy with every rule enforced, evaluated
+   * beside it as a what-if. Absent otherwise, so policies without shadow rules pay nothing.
+   */
+  shadowView?: CompiledPolicy;
   tenants: TenantDirectory;
   spec: ApiPolicySpec;
   /** Deterministic age order: creationTimestamp, then namespace/name. */
@@ -119,6 +130,7 @@ function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
     ...matchers,
     anonymous: rule.principals?.anonymous ?? false,
     requireMfa: rule.requireMfa ?? false,
+    shadow: rule.shadow ?? false,
     requirePurpose: rule.requirePurpose ?? false,
     ...subjectParam(rule, params),
     ...rulePrograms(rule, params),
@@ -186,27 +198,36 @@ export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: Compiled
   });
   problems.push(...policyCostProblems(problems, rules, base));
   if (problems.length > 0) return { problems, warnings: [] };
-  return {
-    problems,
-    warnings: unreachableRules(rules, base),
-    policy: {
-      key: objectKey(obj),
-      name: obj.metadata.name,
-      namespace: obj.metadata.namespace,
-      ...(obj.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {}),
-      ...(obj.spec.version !== undefined ? { version: obj.spec.version } : {}),
-      hosts: obj.spec.hosts.map((h) => h.toLowerCase()),
-      defaultAction: obj.spec.defaultAction ?? 'deny',
-      auditFailure: obj.spec.auditFailure ?? 'deny',
-      denyRules: rules.filter((r) => r.effect === 'deny'),
-      allowRules: rules.filter((r) => r.effect === 'allow'),
-      rules,
-      tenants: EMPTY_DIRECTORY,
-      spec: obj.spec,
-      age: `${obj.metadata.creationTimestamp ?? ''}\u0000${objectKey(obj)}`,
-      origin: obj.origin,
-    },
+  const mode = obj.spec.mode ?? 'enforce';
+  // In an enforcing policy shadow rules never decide; in a shadow policy every rule is evaluated (and nothing decides).
+  const deciding = mode === 'shadow' ? rules : rules.filter((r) => !r.shadow);
+  const policy: CompiledPolicy = {
+    key: objectKey(obj),
+    name: obj.metadata.name,
+    namespace: obj.metadata.namespace,
+    ...(obj.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {}),
+    ...(obj.spec.version !== undefined ? { version: obj.spec.version } : {}),
+    hosts: obj.spec.hosts.map((h) => h.toLowerCase()),
+    defaultAction: obj.spec.defaultAction ?? 'deny',
+    auditFailure: obj.spec.auditFailure ?? 'deny',
+    mode,
+    denyRules: deciding.filter((r) => r.effect === 'deny'),
+    allowRules: deciding.filter((r) => r.effect === 'allow'),
+    rules,
+    tenants: EMPTY_DIRECTORY,
+    spec: obj.spec,
+    age: `${obj.metadata.creationTimestamp ?? ''}\u0000${objectKey(obj)}`,
+    origin: obj.origin,
   };
+  return { problems, warnings: unreachableRules(deciding, base), policy: withShadowView(policy) };
+}
+
+/** Adds the what-if view of an enforcing policy with shadow rules: every rule enforced, same tenants. */
+function withShadowView(policy: CompiledPolicy): CompiledPolicy {
+  if (policy.mode === 'shadow' || !policy.rules.some((r) => r.shadow)) return policy;
+  const view: CompiledPolicy = { ...policy, mode: 'shadow', denyRules: policy.rules.filter((r) => r.effect === 'deny'), allowRules: policy.rules.filter((r) => r.effect === 'allow') };
+  delete view.shadowView;
+  return { ...policy, shadowView: view };
 }
 
 
@@ -220,7 +241,7 @@ export function linkPolicy(policy: CompiledPolicy, tenants: TenantDirectory): { 
   const problems = found.filter((p) => p.severity === 'error');
   const warnings = found.filter((p) => p.severity === 'warning');
   if (problems.length > 0) return { problems, warnings };
-  return { policy: { ...policy, tenants }, problems, warnings };
+  return { policy: withShadowView({ ...policy, tenants }), problems, warnings };
 }
 
 /** One policy against its namespace's tenants, as the operator validates it (no host checks: those need every policy). */

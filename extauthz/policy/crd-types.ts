@@ -20,6 +20,48 @@ export interface TenantSpec {
   identity: {
     jwt?: JwtIdentity;
     mtls?: MtlsIdentity;
+    /**
+     * OAuth 2.0 token introspection (RFC 7662, docs/revocation.md): opaque bearer tokens are introspected to identify the principal (mode opaque or both; one such tenant per namespace), and verified JWTs are introspected as an additional check (mode jwt or both). Client authentication is client_secret_basic.
+     */
+    introspection?: {
+      /**
+       * The introspection endpoint (https; plain http only for loopback hosts). Optional with jwt.issuerUrl, whose discovery document names it.
+       */
+      endpoint?: string;
+      /**
+       * The client id Portcullis authenticates with.
+       */
+      clientId: string;
+      /**
+       * The client secret: a key of a Secret in the tenant's namespace (in a cluster labelled portcullis.io/introspection=true; in folder mode a Secret document in the policy folder).
+       */
+      clientSecretRef: {
+        /**
+         * Name of the Secret.
+         */
+        name: string;
+        /**
+         * Data key that holds the client secret.
+         */
+        key: string;
+      };
+      /**
+       * How long an introspection result is cached; never longer than the token's exp. 0 introspects on every Check.
+       */
+      cacheSeconds?: number;
+      /**
+       * Timeout of one introspection request; the Check's own deadline also bounds it.
+       */
+      timeoutMs?: number;
+      /**
+       * When the endpoint fails (unreachable, timeout, non-200, malformed answer): deny (default, 503 INTROSPECTION_UNAVAILABLE) or allow. allow only skips the additional check of a verified JWT; an opaque token is never accepted unintrospected.
+       */
+      onError?: "deny" | "allow";
+      /**
+       * opaque (default) introspects only non-JWT tokens, jwt only verified JWTs, both both.
+       */
+      mode?: "opaque" | "jwt" | "both";
+    };
     apiKeys?: ApiKeyIdentity;
   };
   /**
@@ -155,6 +197,10 @@ export interface JwtIdentity {
    * HTTPS URL of the issuer's JWKS (plain http is accepted only for loopback hosts). Keys are cached and refreshed on an unknown kid at most once per 30 s.
    */
   jwksUri?: string;
+  /**
+   * OIDC discovery instead of jwksUri: Portcullis fetches issuerUrl/.well-known/openid-configuration (https; plain http only for loopback hosts; at most 64 KiB, 5 s), requires its issuer to equal issuer exactly, and uses its jwks_uri (and introspection_endpoint, when introspection names no endpoint). Refreshed every 10 minutes; until a document has been fetched, tokens are refused (fail closed).
+   */
+  issuerUrl?: string;
   /**
    * An inline JWK Set ({"keys":[...]}) with public keys only.
    */
@@ -348,6 +394,10 @@ export interface ApiPolicySpec {
    */
   defaultAction?: "deny" | "allow";
   /**
+   * enforce (default): the policy decides. shadow: the policy is evaluated for every request it routes (identify, authorize, quotas computed but not charged) and the decision it would have made is audited (wouldDeny) and counted, but never applied: the request is decided as if this policy did not exist (no enforcing policy for the host: denied by default).
+   */
+  mode?: "enforce" | "shadow";
+  /**
    * When an audit record cannot be written (buffer full, sink failing), deny (default) or allow the request.
    */
   auditFailure?: "deny" | "allow";
@@ -465,6 +515,10 @@ export interface ApiPolicyRule {
    */
   paths?: string[];
   principals?: PrincipalSelector;
+  /**
+   * Shadow rule: evaluated with the policy's other rules as if enforced, its would-be denials audited (wouldDeny) and counted, but never applied; the policy decides as if the rule were absent. In a shadow policy every rule is in shadow.
+   */
+  shadow?: boolean;
   /**
    * The principal must hold a JWT proving multi-factor authentication (tenant requiredAcr / mfaAmr).
    */

@@ -51,6 +51,10 @@ export class HostIndex<T> {
     else map.delete(key);
   }
 
+  isEmpty(): boolean {
+    return this.exact.size === 0 && this.wildcards.size === 0;
+  }
+
   /** Entries for the host, in insertion order; an empty list when nothing matches. */
   lookup(host: string): readonly T[] {
     const exact = this.exact.get(host);

@@ -39,11 +39,17 @@ export class PolicySnapshot {
   readonly tenants: ReadonlyMap<string, TenantDirectory>;
   readonly conflicts: readonly PolicyError[];
   private readonly hosts: HostIndex<CompiledPolicy>;
+  /** Shadow policies (spec.mode: shadow) route through their own index: they never decide. */
+  private readonly shadowHosts: HostIndex<CompiledPolicy>;
+  /** Whether any shadow policy is loaded: without one, routeShadow costs a boolean test. */
+  readonly hasShadowPolicies: boolean;
 
-  private constructor(parts: { version: number; byKey: ReadonlyMap<string, CompiledPolicy>; hosts: HostIndex<CompiledPolicy>; tenants: ReadonlyMap<string, TenantDirectory>; conflicts: readonly PolicyError[] }) {
+  private constructor(parts: { version: number; byKey: ReadonlyMap<string, CompiledPolicy>; hosts: HostIndex<CompiledPolicy>; shadowHosts: HostIndex<CompiledPolicy>; tenants: ReadonlyMap<string, TenantDirectory>; conflicts: readonly PolicyError[] }) {
     this.version = parts.version;
     this.byKey = parts.byKey;
     this.hosts = parts.hosts;
+    this.shadowHosts = parts.shadowHosts;
+    this.hasShadowPolicies = !parts.shadowHosts.isEmpty();
     this.tenants = parts.tenants;
     this.conflicts = parts.conflicts;
   }
@@ -52,35 +58,39 @@ export class PolicySnapshot {
   static of(version: number, policies: readonly CompiledPolicy[], tenants: ReadonlyMap<string, TenantDirectory>, conflicts: readonly PolicyError[] = []): PolicySnapshot {
     const byKey = new Map<string, CompiledPolicy>();
     const hosts = HostIndex.empty<CompiledPolicy>();
+    const shadowHosts = HostIndex.empty<CompiledPolicy>();
     for (const p of [...policies].sort((a, b) => (a.age < b.age ? -1 : a.age > b.age ? 1 : 0))) {
       byKey.set(p.key, p);
-      for (const h of p.hosts) hosts.add(h, p);
+      const index = p.mode === 'shadow' ? shadowHosts : hosts;
+      for (const h of p.hosts) index.add(h, p);
     }
-    return new PolicySnapshot({ version, byKey, hosts, tenants, conflicts });
+    return new PolicySnapshot({ version, byKey, hosts, shadowHosts, tenants, conflicts });
   }
 
   /** The next snapshot: this one with the change applied, sharing everything it does not touch. */
   derive(version: number, change: SnapshotChange): PolicySnapshot {
     const byKey = new Map(this.byKey);
     const hosts = this.hosts.clone();
+    const shadowHosts = this.shadowHosts.clone();
+    const indexOf = (p: CompiledPolicy): HostIndex<CompiledPolicy> => (p.mode === 'shadow' ? shadowHosts : hosts);
     for (const key of change.removed) {
       const old = byKey.get(key);
       if (!old) continue;
       byKey.delete(key);
-      for (const h of old.hosts) hosts.remove(h, old);
+      for (const h of old.hosts) indexOf(old).remove(h, old);
     }
     for (const p of change.upserted) {
       const old = byKey.get(p.key);
-      if (old) for (const h of old.hosts) hosts.remove(h, old);
+      if (old) for (const h of old.hosts) indexOf(old).remove(h, old);
       byKey.set(p.key, p);
-      for (const h of p.hosts) hosts.add(h, p, older);
+      for (const h of p.hosts) indexOf(p).add(h, p, older);
     }
     const tenants = new Map(this.tenants);
     for (const [ns, dir] of change.tenants) {
       if (dir) tenants.set(ns, dir);
       else tenants.delete(ns);
     }
-    return new PolicySnapshot({ version, byKey, hosts, tenants, conflicts: change.conflicts });
+    return new PolicySnapshot({ version, byKey, hosts, shadowHosts, tenants, conflicts: change.conflicts });
   }
 
   get policies(): IterableIterator<CompiledPolicy> {
@@ -94,13 +104,31 @@ export class PolicySnapshot {
   /** The policy that decides a request, or undefined (deny by default). */
   route(host: string, segments: readonly string[], contextExtensions: Readonly<Record<string, string>>): CompiledPolicy | undefined {
     const named = contextExtensions[POLICY_CONTEXT_KEY];
-    if (named !== undefined) return this.byKey.get(named);
-    const candidates = this.hosts.lookup(host);
-    if (candidates.length <= 1) return candidates[0];
-    return candidates.find((p) => coversPath(p, segments)) ?? candidates[0];
+    if (named !== undefined) {
+      const p = this.byKey.get(named);
+      return p?.mode === 'shadow' ? undefined : p;
+    }
+    return pick(this.hosts.lookup(host), segments);
+  }
+
+  /** The shadow policy (spec.mode: shadow) for the request, if any: evaluated beside the decision, never deciding. */
+  routeShadow(host: string, segments: readonly string[], contextExtensions: Readonly<Record<string, string>>): CompiledPolicy | undefined {
+    if (!this.hasShadowPolicies) return undefined;
+    const named = contextExtensions[POLICY_CONTEXT_KEY];
+    if (named !== undefined) {
+      const p = this.byKey.get(named);
+      return p?.mode === 'shadow' ? p : undefined;
+    }
+    return pick(this.shadowHosts.lookup(host), segments);
   }
 }
 
+function pick(candidates: readonly CompiledPolicy[], segments: readonly string[]): CompiledPolicy | undefined {
+  if (candidates.length <= 1) return candidates[0];
+  return candidates.find((p) => coversPath(p, segments)) ?? candidates[0];
+}
+
+/** Only the rules that decide choose the policy: a shadow rule's path does not route requests. */
 function coversPath(p: CompiledPolicy, segments: readonly string[]): boolean {
-  return p.rules.some((r) => !r.paths || r.paths.some((t) => matchPath(t, segments) !== undefined));
+  return p.rules.some((r) => (!r.shadow || p.mode === 'shadow') && (!r.paths || r.paths.some((t) => matchPath(t, segments) !== undefined)));
 }

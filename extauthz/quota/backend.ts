@@ -17,6 +17,11 @@ export interface QuotaBackend {
    * has fired before the backend is asked means: charge nothing.
    */
   charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]>;
+  /**
+   * Dry run (shadow mode): the outcomes charge would return now, with nothing stored. Rejects as
+   * charge does when the backend cannot be reached.
+   */
+  peek(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]>;
   close(): Promise<void>;
 }
 

@@ -38,6 +38,14 @@ export class MemoryBackend implements QuotaBackend {
     });
   }
 
+  /** Dry run: the same evaluation under the same lock (a consistent read of every counter), nothing written. */
+  peekNow(items: readonly ChargeItem[]): ChargeOutcome[] {
+    return this.table.locked(() => {
+      const now = this.clock();
+      return items.map((it) => evaluate(live(this.table.get(it.key), now), it, it.cost, now)).map(({ next: _next, ...rest }) => rest);
+    });
+  }
+
   /** All or none: when the table is full for one key, the counters already written are put back. */
   private commit(items: readonly ChargeItem[], next: QuotaState[], before: (SlotState | undefined)[], now: number): void {
     let i = 0;
@@ -54,6 +62,15 @@ export class MemoryBackend implements QuotaBackend {
     if (signal?.aborted) return Promise.reject(new DeadlineExceeded('before charging quotas'));
     try {
       return Promise.resolve(this.chargeNow(items));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  peek(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
+    if (signal?.aborted) return Promise.reject(new DeadlineExceeded('before peeking at quotas'));
+    try {
+      return Promise.resolve(this.peekNow(items));
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }

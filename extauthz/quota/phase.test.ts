@@ -28,6 +28,9 @@ class Spy implements QuotaBackend {
     this.keys.push(...items.map((i) => i.key));
     return this.inner.charge(items);
   }
+  peek(items: readonly ChargeItem[]): Promise<ChargeOutcome[]> {
+    return this.inner.peek(items);
+  }
   close(): Promise<void> {
     return this.inner.close();
   }
@@ -37,6 +40,9 @@ class DownBackend implements QuotaBackend {
   readonly name = 'redis' as const;
   charge(): Promise<ChargeOutcome[]> {
     return Promise.reject(new QuotaBackendError('connection refused'));
+  }
+  peek(): Promise<ChargeOutcome[]> {
+    return this.charge();
   }
   close(): Promise<void> {
     return Promise.resolve();

@@ -50,11 +50,25 @@ export class QuotaEnforcer implements QuotaPhase {
     return outcomes ? this.verdict(p.quotas, outcomes) : this.backendDown(p.quotas);
   }
 
-  private async call(quotas: PlannedQuota[], signal: AbortSignal | undefined): Promise<ChargeOutcome[] | undefined> {
+  /**
+   * Shadow mode's dry run: the verdict charge would give now, with nothing charged (backend peek)
+   * and nothing counted in the quota decision metric (shadow counts its own would-be denials).
+   */
+  async peek(req: QuotaRequest): Promise<QuotaResult> {
+    const p = plan(req, this.hasher);
+    if (!p.ok) return { allowed: false, code: 'QUOTA_UNAVAILABLE', reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
+    if (p.quotas.length === 0) return { allowed: true, headers: {} };
+    checkDeadline(req.signal, 'before peeking at quotas');
+    const outcomes = await this.call(p.quotas, req.signal, true);
+    return outcomes ? this.verdict(p.quotas, outcomes, false) : this.backendDown(p.quotas, false);
+  }
+
+  private async call(quotas: PlannedQuota[], signal: AbortSignal | undefined, dryRun = false): Promise<ChargeOutcome[] | undefined> {
     const { backend, metrics } = this.options;
     const started = process.hrtime.bigint();
     try {
-      const outcomes = await raceDeadline(backend.charge(quotas.map((q) => q.item), signal), signal, 'while charging quotas');
+      const items = quotas.map((q) => q.item);
+      const outcomes = await raceDeadline(dryRun ? backend.peek(items, signal) : backend.charge(items, signal), signal, dryRun ? 'while peeking at quotas' : 'while charging quotas');
       this.recovered();
       return outcomes;
     } catch (err) {
@@ -68,21 +82,21 @@ export class QuotaEnforcer implements QuotaPhase {
     }
   }
 
-  private verdict(quotas: PlannedQuota[], outcomes: ChargeOutcome[]): QuotaResult {
+  private verdict(quotas: PlannedQuota[], outcomes: ChargeOutcome[], count = true): QuotaResult {
     const compiled = quotas.map((q) => q.quota);
     const headers = rateLimitHeaders(compiled, outcomes);
     const refused = compiled.filter((_, i) => !outcomes[i]!.allowed).map((q) => q.name);
     const summary = { quotas: compiled.map((q, i) => ({ name: q.name, allowed: outcomes[i]!.allowed, remaining: Math.max(0, outcomes[i]!.remaining) })) };
-    compiled.forEach((q, i) => this.count(q.name, outcomes[i]!.allowed ? (refused.length ? 'not_charged' : 'allowed') : 'exceeded'));
+    if (count) compiled.forEach((q, i) => this.count(q.name, outcomes[i]!.allowed ? (refused.length ? 'not_charged' : 'allowed') : 'exceeded'));
     if (refused.length === 0) return { allowed: true, headers, summary };
     const never = outcomes.some((o) => !o.allowed && o.never);
     const reason = never ? `the cost of this request exceeds quota ${refused.join(', ')}` : `quota ${refused.join(', ')} exceeded`;
     return { allowed: false, code: 'QUOTA_EXCEEDED', reason, headers, summary };
   }
 
-  private backendDown(quotas: PlannedQuota[]): QuotaResult {
+  private backendDown(quotas: PlannedQuota[], count = true): QuotaResult {
     const closed = quotas.filter((q) => q.quota.onBackendError === 'deny').map((q) => q.quota.name);
-    for (const q of quotas) this.count(q.quota.name, q.quota.onBackendError === 'deny' ? 'backend_error_denied' : 'backend_error_allowed');
+    if (count) for (const q of quotas) this.count(q.quota.name, q.quota.onBackendError === 'deny' ? 'backend_error_denied' : 'backend_error_allowed');
     const summary = { backendError: true, failClosed: closed };
     if (closed.length === 0) return { allowed: true, headers: {}, summary };
     return { allowed: false, code: 'QUOTA_UNAVAILABLE', reason: `quota backend unavailable; quota ${closed.join(', ')} fails closed`, headers: {}, summary };

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { ChargeItem, ChargeOutcome, QuotaBackend } from './backend.js';
 import { QuotaBackendError } from './backend.js';
-import { ALGORITHM_CODE, CHARGE_SCRIPT } from './redis-script.js';
+import { ALGORITHM_CODE, CHARGE_SCRIPT, PEEK_SCRIPT } from './redis-script.js';
 
 export interface RedisBackendOptions {
   url: string;
@@ -22,7 +22,10 @@ export interface RedisBackendOptions {
   redisOptions?: RedisOptions;
 }
 
-const SHA = createHash('sha1').update(CHARGE_SCRIPT).digest('hex');
+const SCRIPTS = {
+  charge: { text: CHARGE_SCRIPT, sha: createHash('sha1').update(CHARGE_SCRIPT).digest('hex') },
+  peek: { text: PEEK_SCRIPT, sha: createHash('sha1').update(PEEK_SCRIPT).digest('hex') },
+} as const;
 
 export class RedisBackend implements QuotaBackend {
   readonly name = 'redis' as const;
@@ -60,7 +63,16 @@ export class RedisBackend implements QuotaBackend {
     });
   }
 
-  async charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
+  charge(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
+    return this.evaluate(SCRIPTS.charge, items, signal);
+  }
+
+  /** Dry run: the read-only script (no HSET, no PEXPIRE). */
+  peek(items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
+    return this.evaluate(SCRIPTS.peek, items, signal);
+  }
+
+  private async evaluate(script: { text: string; sha: string }, items: readonly ChargeItem[], signal?: AbortSignal): Promise<ChargeOutcome[]> {
     if (items.length === 0) return [];
     // ioredis takes no signal; past the deadline the script is never sent, so nothing is charged.
     checkDeadline(signal, 'before the Redis call');
@@ -68,20 +80,20 @@ export class RedisBackend implements QuotaBackend {
     const args = items.flatMap((i) => [ALGORITHM_CODE[i.algorithm], i.limit, i.periodMs, i.capacity, i.cost]);
     let raw: unknown;
     try {
-      raw = await this.run(keys, args);
+      raw = await this.run(script, keys, args);
     } catch (err) {
       throw new QuotaBackendError(`redis: ${(err as Error).message}`, { cause: err });
     }
     return decode(raw, items.length);
   }
 
-  private async run(keys: string[], args: number[]): Promise<unknown> {
+  private async run(script: { text: string; sha: string }, keys: string[], args: number[]): Promise<unknown> {
     try {
-      return await this.redis.evalsha(SHA, keys.length, ...keys, ...args);
+      return await this.redis.evalsha(script.sha, keys.length, ...keys, ...args);
     } catch (err) {
       // After a Redis restart the script cache is empty: send the script once more.
       if (!(err as Error).message.startsWith('NOSCRIPT')) throw err;
-      return this.redis.eval(CHARGE_SCRIPT, keys.length, ...keys, ...args);
+      return this.redis.eval(script.text, keys.length, ...keys, ...args);
     }
   }
 

@@ -7,10 +7,12 @@
  * KEYS: one per quota, all with the same hash tag (one Cluster slot, so one script may touch them).
  * ARGV: per quota five values: algorithm (1 bucket, 2 fixed, 3 sliding), limit, periodMs, capacity, cost.
  * Returns per quota five integers: allowed (0/1), remaining, resetMs, retryAfterMs, never (0/1).
+ * PEEK_SCRIPT is the same evaluation without the writes (shadow mode's dry run): the two share
+ * every line but the commit, so a peek answers exactly what a charge would.
  */
 export const ALGORITHM_CODE = { 'token-bucket': 1, 'fixed-window': 2, 'sliding-window': 3 } as const;
 
-export const CHARGE_SCRIPT = `
+const EVALUATE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = #KEYS
@@ -78,7 +80,9 @@ for i = 1, n do
   writes[i] = w
   for j = 1, 5 do out[#out + 1] = v[j] end
 end
+`;
 
+const COMMIT = `
 if all then
   for i = 1, n do
     local w = writes[i]
@@ -86,5 +90,10 @@ if all then
     redis.call('PEXPIRE', KEYS[i], w[4])
   end
 end
-return out
+`;
+
+export const CHARGE_SCRIPT = `${EVALUATE}${COMMIT}return out
+`;
+
+export const PEEK_SCRIPT = `${EVALUATE}return out
 `;

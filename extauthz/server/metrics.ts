@@ -75,6 +75,12 @@ export class ServiceMetrics {
     registers: [this.registry],
     collect: () => this.flushAllowed(),
   });
+  readonly shadowWouldDeny = new Counter({
+    name: 'portcullis_shadow_would_deny_total',
+    help: 'Requests a shadow policy or shadow rule would have denied (never applied), by policy, rule, code and tenant.',
+    labelNames: ['policy', 'rule', 'code', 'tenant'] as const,
+    registers: [this.registry],
+  });
   readonly phase = new LabelledHistogram<'phase'>('portcullis_phase_duration_seconds', 'Time spent in each decision phase.', 'phase', PHASE_BUCKETS);
   readonly reloads = new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy snapshot loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
   readonly policies = new Gauge({ name: 'portcullis_policies', help: 'ApiPolicies in the active snapshot.', registers: [this.registry] });
@@ -108,6 +114,8 @@ export class ServiceMetrics {
   countDecision = (d: Decision): void => {
     if (d.allowed && d.code === null) this.allowed++;
     else this.countDeny(d);
+    const w = d.audit.wouldDeny;
+    if (w) this.shadowWouldDeny.inc({ policy: w.policy, rule: w.rule ?? '(default)', code: w.code, tenant: d.principal?.tenant ?? '(none)' });
   };
 
   private countDeny(d: Decision): void {
