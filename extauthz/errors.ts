@@ -53,7 +53,7 @@ export const CATALOGUE = {
   POLICY_CEL: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A CEL condition does not parse or type-check.' },
   POLICY_CEL_COST: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'The estimated worst-case cost of a CEL expression, or of all of a policy\'s expressions together, is over the budget.' },
   POLICY_INVALID: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A policy is inconsistent (bad path template, unknown reference, duplicate name).' },
-  POLICY_CONFLICT: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'Two objects claim the same thing (a host and path, or an identity: issuer and audience, SPIFFE ID, subject, API key); the newer one is refused.' },
+  POLICY_CONFLICT: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'Two objects claim the same thing (a host and path, or an identity: issuer and audience, SPIFFE ID, subject, API key, opaque-token introspection); the newer one is refused.' },
   POLICY_REFERENCE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A rule names a quota that no tenant it applies to defines.' },
   POLICY_UNREACHABLE: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'Warning: a rule can never decide a request (an earlier rule or a deny rule covers everything it matches).' },
   POLICY_REQUEST: { http: 500, grpc: G.INVALID_ARGUMENT, summary: 'A rule\'s request validation is invalid: a body schema that does not compile, is over the size or complexity bounds or refers outside itself, or inconsistent query bounds or content types.' },

@@ -8,6 +8,8 @@ export const PLURAL = { ApiPolicy: 'apipolicies', Tenant: 'tenants' } as const;
 export const API_KEY_SECRET_LABEL = 'portcullis.io/api-keys=true';
 /** Secrets and ConfigMaps holding revocation lists (Tenant spec.revocation) carry this label. */
 export const REVOCATION_LABEL = 'portcullis.io/revocation=true';
+/** Secrets holding token-introspection client secrets (Tenant spec.identity.introspection) carry this label. */
+export const INTROSPECTION_SECRET_LABEL = 'portcullis.io/introspection=true';
 
 export function customPath(plural: string): string {
   return `/apis/${GROUP}/${VERSION}/${plural}`;

@@ -7,7 +7,8 @@ export interface Principal {
   tenant: CompiledTenant;
   /** The subject: JWT subject claim, SPIFFE ID or certificate subject, or API key id. */
   subject: string;
-  method: 'jwt' | 'mtls' | 'api-key';
+  /** opaque: an opaque bearer token identified by token introspection (RFC 7662). */
+  method: 'jwt' | 'mtls' | 'api-key' | 'opaque';
   claims: Readonly<Record<string, unknown>>;
   spiffeId: string;
   /** The token proves multi-factor authentication (tenant requiredAcr / mfaAmr). */

@@ -151,9 +151,15 @@ function apiKeyOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undef
   return shared ? `both accept the same API key (${a.apiKeys.header}, key id ${shared.id})` : undefined;
 }
 
+/** Opaque bearer tokens carry no issuer: only one tenant of a namespace may introspect them. */
+function opaqueOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
+  const opaque = (t: IdentityClaimant): boolean => t.spec.identity.introspection !== undefined && (t.spec.identity.introspection.mode ?? 'opaque') !== 'jwt';
+  return opaque(a) && opaque(b) ? 'both introspect opaque bearer tokens (introspection mode opaque or both)' : undefined;
+}
+
 /** Why one credential could bind to both tenants, or undefined. */
 export function identityOverlap(a: IdentityClaimant, b: IdentityClaimant): string | undefined {
-  return jwtOverlap(a, b) ?? mtlsOverlap(a, b) ?? apiKeyOverlap(a, b);
+  return jwtOverlap(a, b) ?? mtlsOverlap(a, b) ?? apiKeyOverlap(a, b) ?? opaqueOverlap(a, b);
 }
 
 /**

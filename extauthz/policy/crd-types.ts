@@ -20,6 +20,48 @@ export interface TenantSpec {
   identity: {
     jwt?: JwtIdentity;
     mtls?: MtlsIdentity;
+    /**
+     * OAuth 2.0 token introspection (RFC 7662, docs/revocation.md): opaque bearer tokens are introspected to identify the principal (mode opaque or both; one such tenant per namespace), and verified JWTs are introspected as an additional check (mode jwt or both). Client authentication is client_secret_basic.
+     */
+    introspection?: {
+      /**
+       * The introspection endpoint (https; plain http only for loopback hosts). Optional with jwt.issuerUrl, whose discovery document names it.
+       */
+      endpoint?: string;
+      /**
+       * The client id Portcullis authenticates with.
+       */
+      clientId: string;
+      /**
+       * The client secret: a key of a Secret in the tenant's namespace (in a cluster labelled portcullis.io/introspection=true; in folder mode a Secret document in the policy folder).
+       */
+      clientSecretRef: {
+        /**
+         * Name of the Secret.
+         */
+        name: string;
+        /**
+         * Data key that holds the client secret.
+         */
+        key: string;
+      };
+      /**
+       * How long an introspection result is cached; never longer than the token's exp. 0 introspects on every Check.
+       */
+      cacheSeconds?: number;
+      /**
+       * Timeout of one introspection request; the Check's own deadline also bounds it.
+       */
+      timeoutMs?: number;
+      /**
+       * When the endpoint fails (unreachable, timeout, non-200, malformed answer): deny (default, 503 INTROSPECTION_UNAVAILABLE) or allow. allow only skips the additional check of a verified JWT; an opaque token is never accepted unintrospected.
+       */
+      onError?: "deny" | "allow";
+      /**
+       * opaque (default) introspects only non-JWT tokens, jwt only verified JWTs, both both.
+       */
+      mode?: "opaque" | "jwt" | "both";
+    };
     apiKeys?: ApiKeyIdentity;
   };
   /**
@@ -155,6 +197,10 @@ export interface JwtIdentity {
    * HTTPS URL of the issuer's JWKS (plain http is accepted only for loopback hosts). Keys are cached and refreshed on an unknown kid at most once per 30 s.
    */
   jwksUri?: string;
+  /**
+   * OIDC discovery instead of jwksUri: Portcullis fetches issuerUrl/.well-known/openid-configuration (https; plain http only for loopback hosts; at most 64 KiB, 5 s), requires its issuer to equal issuer exactly, and uses its jwks_uri (and introspection_endpoint, when introspection names no endpoint). Refreshed every 10 minutes; until a document has been fetched, tokens are refused (fail closed).
+   */
+  issuerUrl?: string;
   /**
    * An inline JWK Set ({"keys":[...]}) with public keys only.
    */

@@ -105,12 +105,13 @@ function revoked(ids: RevokedIds, id: unknown, nowMs: number): boolean {
 }
 
 /**
- * The kind under which a credential is revoked, or undefined. Three Map lookups at most: the
- * subject (any method), the token id (JWT) and the API key id.
+ * The kind under which a credential is revoked, or undefined. Two Map lookups at most: the
+ * subject (any method) and the token id (JWT, or an introspected opaque token's jti), or the API
+ * key id.
  */
 export function revokedKind(rev: CompiledRevocation, p: { method: string; subject: string; claims: Readonly<Record<string, unknown>> }, nowMs: number): RevocationKind | undefined {
   if (p.method === 'api-key') return revoked(rev.apiKeys, p.subject, nowMs) ? 'api-key' : undefined;
   if (revoked(rev.sub, p.subject, nowMs)) return 'sub';
-  if (p.method === 'jwt' && revoked(rev.jti, p.claims.jti, nowMs)) return 'jti';
+  if ((p.method === 'jwt' || p.method === 'opaque') && revoked(rev.jti, p.claims.jti, nowMs)) return 'jti';
   return undefined;
 }

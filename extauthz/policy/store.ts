@@ -516,7 +516,7 @@ export class PolicyStore {
 
 const EMPTY = new TenantDirectory();
 
-/** The dependency keys (as in secretChanges) of one tenant: its API-key Secret and its revocation source. */
+/** The dependency keys (as in secretChanges) of one tenant: its API-key Secret, revocation source and introspection secret. */
 function tenantDependencies(t: TenantObject): string[] {
   const ns = t.metadata.namespace;
   const deps: string[] = [];
@@ -526,6 +526,8 @@ function tenantDependencies(t: TenantObject): string[] {
   if (rev?.secretRef) deps.push(`${ns}/${rev.secretRef.name}`);
   if (rev?.configMapRef) deps.push(`ConfigMap ${ns}/${rev.configMapRef.name}`);
   if (rev?.file !== undefined) deps.push(`File ${rev.file}`);
+  const introspection = t.spec.identity.introspection?.clientSecretRef.name;
+  if (introspection !== undefined) deps.push(`${ns}/${introspection}`);
   return deps;
 }
 

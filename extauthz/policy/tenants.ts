@@ -13,6 +13,8 @@ import { resolveIdentityOverlaps, type TenantEntry } from './checks.js';
 import { compileAlerts, DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './alerts.js';
 import { PRINCIPAL_TYPE_OF_TENANT, objectKey, type ConfigMapObject, type PrincipalType, type SecretObject, type TenantObject, type TenantSpec } from './model.js';
 import { parseRevocationList, RevocationListError, type CompiledRevocation } from './revocation.js';
+import { OidcDiscovery } from './discovery.js';
+import { checkedUrl } from './fetch-json.js';
 
 export interface CompiledJwt {
   issuer: string;
@@ -23,6 +25,24 @@ export interface CompiledJwt {
   subjectClaim: string;
   requiredAcr: ReadonlySet<string>;
   mfaAmr: ReadonlySet<string>;
+  /** Set with issuerUrl: the keys come from the discovered jwks_uri. */
+  discovery?: OidcDiscovery;
+}
+
+/** RFC 7662 token introspection of one tenant (identify/introspection.ts runs it). */
+export interface CompiledIntrospection {
+  /** The configured endpoint; absent: the one jwt.issuerUrl's discovery names. */
+  endpoint?: URL;
+  discovery?: OidcDiscovery;
+  /** client_secret_basic: the Authorization header value, built at load. */
+  authorization: string;
+  cacheMs: number;
+  timeoutMs: number;
+  onError: 'deny' | 'allow';
+  /** Identify opaque (non-JWT) bearer tokens by introspection. */
+  opaque: boolean;
+  /** Introspect verified JWTs as an additional check. */
+  jwt: boolean;
 }
 
 export interface CompiledMtls {
@@ -63,6 +83,7 @@ export interface CompiledTenant {
   jwt?: CompiledJwt;
   mtls?: CompiledMtls;
   apiKeys?: CompiledApiKeys;
+  introspection?: CompiledIntrospection;
   /** Quotas by name (extauthz/quota), compiled at load. */
   quotas?: ReadonlyMap<string, CompiledQuota>;
   /** The revocation list (revocation.ts), parsed at load; absent: the tenant has none. */
@@ -76,7 +97,20 @@ export interface CompiledTenant {
 /** Remote key sets survive recompiles, so a policy change does not drop cached keys. */
 export class JwksCache {
   private readonly remote = new Map<string, JWTVerifyGetKey>();
+  private readonly discoveries = new Map<string, OidcDiscovery>();
   constructor(private readonly options: { allowInsecureLoopback: boolean } = { allowInsecureLoopback: true }) {}
+
+  /** The discovery state of an issuer URL and expected issuer (shared across recompiles). */
+  discovery(issuerUrl: string, issuer: string): OidcDiscovery {
+    checkedUrl(issuerUrl, 'issuerUrl', this.options.allowInsecureLoopback);
+    const key = `${issuerUrl}\u0000${issuer}`;
+    let d = this.discoveries.get(key);
+    if (!d) {
+      d = new OidcDiscovery(issuerUrl, issuer, { allowInsecureLoopback: this.options.allowInsecureLoopback, keySet: (uri) => this.get(uri) });
+      this.discoveries.set(key, d);
+    }
+    return d;
+  }
 
   get(uri: string): JWTVerifyGetKey {
     let set = this.remote.get(uri);
@@ -162,15 +196,24 @@ function compileMtls(spec: NonNullable<TenantSpec['identity']['mtls']>): Compile
   };
 }
 
-function compileJwt(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: JwksCache): CompiledJwt {
-  let keys: JWTVerifyGetKey;
+/** The tenant's key source: an inline JWKS (public keys only), OIDC discovery, or a JWKS URI. */
+function jwtKeys(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: JwksCache): { keys: JWTVerifyGetKey; discovery?: OidcDiscovery } {
   if (spec.jwks) {
     for (const k of spec.jwks.keys) {
       if ('d' in k || 'k' in k || k.kty === 'oct') throw new Error('jwks must hold public asymmetric keys only');
     }
-    keys = createLocalJWKSet(spec.jwks as never);
-  } else keys = jwks.get(spec.jwksUri!);
-  return {
+    return { keys: createLocalJWKSet(spec.jwks as never) };
+  }
+  if (spec.issuerUrl !== undefined) {
+    const discovery = jwks.discovery(spec.issuerUrl, spec.issuer);
+    return { keys: discovery.keys, discovery };
+  }
+  return { keys: jwks.get(spec.jwksUri!) };
+}
+
+function compileJwt(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: JwksCache): CompiledJwt {
+  const { keys, discovery } = jwtKeys(spec, jwks);
+  const compiled: CompiledJwt = {
     issuer: spec.issuer,
     audiences: spec.audiences,
     algorithms: spec.algorithms ?? ['RS256', 'ES256'],
@@ -180,6 +223,41 @@ function compileJwt(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: Jwks
     requiredAcr: new Set(spec.requiredAcr ?? []),
     mfaAmr: new Set(spec.mfaAmr ?? ['mfa']),
   };
+  if (discovery) compiled.discovery = discovery;
+  return compiled;
+}
+
+function introspectionSecret(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>): string {
+  const ref = t.spec.identity.introspection!.clientSecretRef;
+  const where = `Secret ${t.metadata.namespace}/${ref.name}`;
+  const secret = secrets.get(`${t.metadata.namespace}/${ref.name}`);
+  if (!secret) throw new Error(`introspection.clientSecretRef: ${where} not found (in a cluster it needs the label portcullis.io/introspection=true)`);
+  const value = secret.values[ref.key];
+  if (value === undefined || value === '') throw new Error(`introspection.clientSecretRef: ${where} has no key ${ref.key}`);
+  return value;
+}
+
+function compileIntrospection(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, jwt: CompiledJwt | undefined, opts: TenantCompileOptions): CompiledIntrospection {
+  const spec = t.spec.identity.introspection!;
+  const mode = spec.mode ?? 'opaque';
+  const out: CompiledIntrospection = {
+    authorization: '',
+    cacheMs: (spec.cacheSeconds ?? 60) * 1000,
+    timeoutMs: spec.timeoutMs ?? 1000,
+    onError: spec.onError ?? 'deny',
+    opaque: mode !== 'jwt',
+    jwt: mode !== 'opaque',
+  };
+  if (spec.endpoint !== undefined) out.endpoint = checkedUrl(spec.endpoint, 'introspection.endpoint');
+  else if (jwt?.discovery) out.discovery = jwt.discovery;
+  else throw new Error('introspection needs an endpoint (or jwt.issuerUrl, whose discovery document names one)');
+  if (out.jwt && !jwt) throw new Error(`introspection mode ${mode} introspects JWTs: the tenant needs identity.jwt`);
+  if (opts.requireSecrets !== false) {
+    // RFC 6749 §2.3.1: client id and secret form-urlencoded, then base64 (client_secret_basic).
+    const pair = `${encodeURIComponent(spec.clientId)}:${encodeURIComponent(introspectionSecret(t, secrets))}`;
+    out.authorization = `Basic ${Buffer.from(pair).toString('base64')}`;
+  }
+  return out;
 }
 
 function compileApiKeys(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>): CompiledApiKeys {
@@ -254,6 +332,7 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
   const purposeIndex = compilePurposes(spec.purposes ?? []);
   const purposes = [...purposeIndex.keys()];
   const principalType = PRINCIPAL_TYPE_OF_TENANT[spec.type];
+  const jwt = id.jwt ? compileJwt(id.jwt, jwks) : undefined;
   return {
     key: objectKey(t),
     name: t.metadata.name,
@@ -264,7 +343,8 @@ export function compileTenant(t: TenantObject, secrets: ReadonlyMap<string, Secr
     purposes,
     purposeIndex,
     spec,
-    ...(id.jwt ? { jwt: compileJwt(id.jwt, jwks) } : {}),
+    ...optional('jwt', jwt),
+    ...(id.introspection ? { introspection: compileIntrospection(t, secrets, jwt, opts) } : {}),
     ...(id.mtls ? { mtls: compileMtls(id.mtls) } : {}),
     ...(id.apiKeys && opts.requireSecrets !== false ? { apiKeys: compileApiKeys(t, secrets) } : {}),
     quotas: compileTenantQuotas(spec.quotas ?? []),
@@ -293,8 +373,11 @@ export class TenantDirectory {
   readonly byIssuer = new Map<string, CompiledTenant[]>();
   readonly mtls: CompiledTenant[] = [];
   readonly apiKeyHeaders = new Map<string, CompiledTenant[]>();
+  /** Tenants that identify opaque bearer tokens by introspection (more than one: such a token is ambiguous). */
+  readonly opaque: CompiledTenant[] = [];
 
   add(t: CompiledTenant): void {
+    if (t.introspection?.opaque) this.opaque.push(t);
     this.byName.set(t.name, t);
     if (t.jwt) this.byIssuer.set(t.jwt.issuer, [...(this.byIssuer.get(t.jwt.issuer) ?? []), t]);
     if (t.mtls) this.mtls.push(t);

@@ -9,7 +9,9 @@ import type { TenantDirectory } from '../../policy/tenants.js';
 import type { RequestContext } from '../context.js';
 import type { Principal } from '../principal.js';
 import { identifyApiKey, presentedApiKey } from './apikey.js';
-import { JwtIdentifier } from './jwt.js';
+import { JwtIdentifier, MAX_TOKEN_BYTES } from './jwt.js';
+import { IntrospectionClient } from './introspection.js';
+import type { CompiledTenant } from '../../policy/tenants.js';
 import { identifyMtls } from './mtls.js';
 import { forwardableSubject } from '../shape.js';
 import { revokedKind, type RevocationKind } from '../../policy/revocation.js';
@@ -28,8 +30,26 @@ export class RevokedError extends PortcullisError {
   }
 }
 
+/** A compact JWS has exactly three dot-separated parts; anything else is an opaque token. */
+function looksLikeJwt(token: string): boolean {
+  let dots = 0;
+  for (let i = token.indexOf('.'); i !== -1; i = token.indexOf('.', i + 1)) dots++;
+  return dots === 2;
+}
+
+function hasMfa(tenant: CompiledTenant, claims: Readonly<Record<string, unknown>>): boolean {
+  const acr = claims.acr;
+  if (typeof acr === 'string' && tenant.jwt?.requiredAcr.has(acr)) return true;
+  const amr = claims.amr;
+  const mfaAmr = tenant.jwt?.mfaAmr ?? new Set(['mfa']);
+  return Array.isArray(amr) && amr.some((m) => typeof m === 'string' && mfaAmr.has(m));
+}
+
 export class Identifier {
-  constructor(readonly jwt: JwtIdentifier = new JwtIdentifier()) {}
+  constructor(
+    readonly jwt: JwtIdentifier = new JwtIdentifier(),
+    readonly introspection: IntrospectionClient = new IntrospectionClient(),
+  ) {}
 
   async identify(ctx: RequestContext, dir: TenantDirectory, signal?: AbortSignal): Promise<Principal | undefined> {
     const p = await this.resolve(ctx, dir, signal);
@@ -45,12 +65,41 @@ export class Identifier {
     return p;
   }
 
+  /** An opaque token: the namespace's one introspecting tenant says whether it is active and whose it is. */
+  private async opaque(token: string, dir: TenantDirectory, now: Date, signal?: AbortSignal): Promise<Principal> {
+    if (token.length > MAX_TOKEN_BYTES) throw new PortcullisError('INVALID_TOKEN', 'token too large');
+    if (dir.opaque.length > 1) throw new PortcullisError('AMBIGUOUS_PRINCIPAL', 'several tenants introspect opaque tokens in this namespace');
+    const tenant = dir.opaque[0]!;
+    const claims = await this.introspection.introspect(token, tenant, now.getTime(), signal);
+    if (claims === null) throw new PortcullisError('TOKEN_INACTIVE', 'the introspection endpoint says the token is not active');
+    const subjectClaim = tenant.jwt?.subjectClaim ?? 'sub';
+    const subject = claims[subjectClaim];
+    if (typeof subject !== 'string' || subject === '') throw new PortcullisError('INVALID_TOKEN', `the introspection answer has no ${subjectClaim}`);
+    return { type: tenant.principalType, tenant, subject, method: 'opaque', claims, spiffeId: '', mfa: hasMfa(tenant, claims) };
+  }
+
+  /** The additional check of a verified JWT; with onError: allow an endpoint failure lets the verified token through. */
+  private async checkJwt(token: string, p: Principal, now: Date, signal?: AbortSignal): Promise<void> {
+    let claims;
+    try {
+      claims = await this.introspection.introspect(token, p.tenant, now.getTime(), signal);
+    } catch (err) {
+      if (err instanceof PortcullisError && err.code === 'INTROSPECTION_UNAVAILABLE' && p.tenant.introspection!.onError === 'allow') return;
+      throw err;
+    }
+    if (claims === null) throw new PortcullisError('TOKEN_INACTIVE', 'the introspection endpoint says the token is not active');
+  }
+
   private async resolve(ctx: RequestContext, dir: TenantDirectory, signal?: AbortSignal): Promise<Principal | undefined> {
     const authorization = ctx.headers.authorization;
     if (authorization !== undefined) {
       const m = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization.trim());
       if (!m) throw new PortcullisError('INVALID_TOKEN', 'authorization header must be a Bearer token');
-      return this.jwt.identify(m[1]!, dir, ctx.now, signal);
+      const token = m[1]!;
+      if (dir.opaque.length > 0 && !looksLikeJwt(token)) return this.opaque(token, dir, ctx.now, signal);
+      const p = await this.jwt.identify(token, dir, ctx.now, signal);
+      if (p.tenant.introspection?.jwt) await this.checkJwt(token, p, ctx.now, signal);
+      return p;
     }
     const key = presentedApiKey(ctx, dir);
     if (key) return identifyApiKey(key, dir);

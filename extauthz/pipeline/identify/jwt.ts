@@ -11,6 +11,7 @@ import { PortcullisError } from '../../errors.js';
 import type { CompiledTenant } from '../../policy/tenants.js';
 import type { TenantDirectory } from '../../policy/tenants.js';
 import type { Principal } from '../principal.js';
+import { DiscoveryError } from '../../policy/discovery.js';
 
 export const MAX_TOKEN_BYTES = 16 * 1024;
 
@@ -76,6 +77,7 @@ function tenantFor(token: string, dir: TenantDirectory): CompiledTenant {
 }
 
 function reasonOf(err: unknown): string {
+  if (err instanceof DiscoveryError) return err.message;
   if (err instanceof joseErrors.JWTExpired) return 'token expired';
   if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim ${err.claim} invalid: ${err.reason}`;
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no key matches the token kid';
