@@ -59,6 +59,8 @@ export class TestCredentials {
       jwtKeys.set(objectKey(t), { ...key.key, issuer: jwt.issuer, audience: jwt.audiences[0]! });
       const replaced = { ...jwt, jwks: { keys: [key.publicJwk] } as never };
       delete replaced.jwksUri;
+      // No discovery either (jwks wins over it anyway), unless introspection needs the document for its endpoint.
+      if (!t.spec.identity.introspection) delete replaced.issuerUrl;
       tenants.push({ ...t, spec: { ...t.spec, identity: { ...t.spec.identity, jwt: replaced } } });
     }
     const { secrets, apiKeys } = apiKeySecrets(sources, suites, byName);
