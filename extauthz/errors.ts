@@ -11,7 +11,7 @@ export interface CatalogueEntry {
 }
 
 // gRPC status numbers (google.rpc.Code), spelled out so the catalogue has no runtime imports.
-const G = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16, INTERNAL: 13 } as const;
+const G = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16, INTERNAL: 13 } as const;
 
 export const CATALOGUE = {
   // Request errors (the decision pipeline)
@@ -36,6 +36,7 @@ export const CATALOGUE = {
   QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota cannot be charged and fails closed: the quota backend is unreachable, the rule names a quota the caller\'s tenant does not define, or a quota key or cost expression fails.' },
   AUDIT_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The decision could not be audited and the policy fails closed.' },
   DEADLINE_EXCEEDED: { http: 503, grpc: G.DEADLINE_EXCEEDED, summary: 'The Check\'s deadline passed before a decision: denied, and quotas are not charged once it has passed. The proxy has already answered the client with its status_on_error (503 in the documented configuration).' },
+  API_SUNSET: { http: 410, grpc: G.NOT_FOUND, summary: 'The route is past its sunset date (deprecation.sunset, afterSunset: deny): it no longer answers. The Sunset and Link headers say when it ended and where its replacement is documented.' },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: G.INVALID_ARGUMENT, summary: 'The request has a body whose Content-Type is missing, malformed or not one the matching rule accepts (request.contentTypes).' },
   BODY_TOO_LARGE: { http: 413, grpc: G.INVALID_ARGUMENT, summary: 'The request body, declared (Content-Length) or received, is larger than the matching rule\'s request.maxBodyBytes.' },
   BODY_INCOMPLETE: { http: 400, grpc: G.INVALID_ARGUMENT, summary: 'The matching rule validates the body, but the proxy did not send it whole (a partial body, or fewer bytes than Content-Length): never validated as if complete.' },

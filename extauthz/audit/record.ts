@@ -71,6 +71,8 @@ export interface DecisionEntry extends Chained {
   resource: string | null;
   /** Present only when a request check denied: which check and the JSON pointer of its first failure (never the value). */
   validation?: { check: string; pointer: string };
+  /** Present only when the route declares a deprecation: announced, deprecated or sunset at the decision's time. */
+  lifecycle?: string;
   /** W3C trace id of the Check's span (docs/tracing.md); present only when tracing is on. */
   traceId?: string;
   /** Shadow mode: present only when the shadow policy or shadow rules would have denied (the decision itself is unchanged). */
@@ -224,9 +226,15 @@ function baseFields(d: Decision, policy: CompiledPolicy | undefined, pseudo: Pse
     apiVersion: apiVersion(policy),
     resource: resource(a, pseudo),
   };
-  if (a.validation) fields.validation = a.validation;
+  controlFields(fields, a);
   withWouldDeny(fields, a.wouldDeny);
   return fields;
+}
+
+/** Fields present only when a control applied: the request check that denied, the route's lifecycle state. */
+function controlFields(fields: DecisionFields, a: Decision['audit']): void {
+  if (a.validation) fields.validation = a.validation;
+  if (a.lifecycle) fields.lifecycle = a.lifecycle;
 }
 
 /** Shadow mode: the would-be denial, only when there is one (other records are unchanged). */

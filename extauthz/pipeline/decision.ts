@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors.js';
+import type { LifecycleState } from '../policy/lifecycle.js';
 import type { PrincipalType } from '../policy/model.js';
 import type { CompiledPurpose } from '../policy/tenants.js';
 import type { RuleTrace } from './authorize.js';
@@ -49,6 +50,8 @@ export interface Decision {
     revoked?: RevocationKind;
     /** The request check that denied: which one and the JSON pointer of its first failure (never the value). */
     validation?: { check: string; pointer: string };
+    /** The route's deprecation state when it declares one (announced, deprecated, sunset). */
+    lifecycle?: LifecycleState;
     /** W3C trace id of the Check's span, when tracing is on (docs/tracing.md). */
     traceId?: string;
     /** Shadow mode: what the shadow policy or shadow rules would have denied (never applied). */

@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { checkRequest, type CompiledRequest, type RequestFailure } from '../policy/request-checks.js';
+import { lifecycleState, type CompiledLifecycle } from '../policy/lifecycle.js';
+import type { LifecycleFacts } from './shape.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { authorize, explainConditions, type Authorization } from './authorize.js';
 import type { CheckRequestInput } from './check-request.js';
@@ -64,6 +66,8 @@ interface State {
   deny?: { code: ErrorCode; reason: string };
   /** The first request check the matched rule's request validation failed. */
   validation?: RequestFailure;
+  /** The deciding rule's (or policy's) deprecation and where the route stands at s.now. */
+  lifecycle?: LifecycleFacts;
   decision?: Decision;
   directives?: DirectiveIssuer;
   /** explain: the full trace, with the failing part of false conditions named. */
@@ -112,6 +116,8 @@ const PHASES: readonly [PhaseName, Phase][] = [
     if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
     if (!s.authz.allowed) return deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
     const rule = s.authz.rule;
+    const lifecycle = rule?.lifecycle ?? s.policy!.lifecycle;
+    if (lifecycle && applyLifecycle(s, rule, lifecycle)) return;
     if (rule?.request) validateRequest(s, rule, rule.request);
   }],
   ['quota', async (s, d) => {
@@ -154,6 +160,24 @@ function validateRequest(s: State, rule: CompiledRule, r: CompiledRequest): void
   const at = f.pointer === '' ? '' : ` at ${f.pointer}`;
   s.authz!.trace.push({ rule: rule.name, effect: 'allow', matched: true, reason: `request ${f.check} check failed${at}: ${f.message}` });
   deny(s, f.code, `rule ${rule.name}: request ${f.check}${at}: ${f.message}`);
+}
+
+/**
+ * API lifecycle (policy/lifecycle.ts): the route's state at the Check's time, kept for the
+ * response headers, the audit record and the metric; past the sunset it answers 410 API_SUNSET
+ * unless afterSunset is serve. True when it denied.
+ */
+function applyLifecycle(s: State, rule: CompiledRule | undefined, l: CompiledLifecycle): boolean {
+  const state = lifecycleState(l, s.now.getTime());
+  s.lifecycle = { state, headers: l.headers };
+  const name = rule?.name ?? '(default)';
+  if (state === 'sunset' && l.afterSunset === 'deny') {
+    s.authz!.trace.push({ rule: name, effect: 'allow', matched: true, reason: `past its sunset (${l.headers.sunset ?? ''}): afterSunset deny` });
+    deny(s, 'API_SUNSET', `rule ${name}: the route is past its sunset`);
+    return true;
+  }
+  if (s.explain) s.authz!.trace.push({ rule: name, effect: 'allow', matched: true, reason: `lifecycle ${state}: deprecation ${new Date(l.since).toISOString()}${l.sunset !== undefined ? `, sunset ${new Date(l.sunset).toISOString()} (afterSunset ${l.afterSunset})` : ''}` });
+  return false;
 }
 
 function quotaRequest(s: State): QuotaRequest {

@@ -118,6 +118,15 @@ describe('pipeline: request validation', () => {
     assert.match(p.format(), /\/spec\/rules\/1\/request\/body\/inline.*rule create-order.*RE2/);
   });
 
+  test('a shadow rule\'s request checks are evaluated and audited as wouldDeny, never applied', async () => {
+    const shadowed = POLICY.replace('    - name: list-orders\n      methods: [GET]', '    - name: list-orders-strict\n      shadow: true\n      methods: [GET]\n      paths: ["/v1/orders"]\n      principals: { anonymous: true }\n      request: { query: { parameters: [{ name: limit, type: integer, maximum: 10 }] } }\n    - name: list-orders\n      methods: [GET]');
+    const snap = compileValid({ 'orders.yaml': shadowed }).snapshot;
+    const d = await new DecisionPipeline({ snapshot: () => snap, clock: () => NOW }).check(request('GET', '/v1/orders?limit=50'));
+    assert.equal(d.status, 200, d.reason);
+    assert.equal(d.audit.wouldDeny?.code, 'QUERY_INVALID');
+    assert.equal(d.audit.wouldDeny?.rule, 'list-orders-strict');
+  });
+
   test('the CRD refuses configMapRef rather than ignoring it', () => {
     const ref = POLICY.replace(/        body:\n          inline:\n[\s\S]*?quantity: \{[^\n]*\n/, '        body:\n          configMapRef: { name: order-schema, key: schema.json }\n');
     const c = compileYaml({ 'orders.yaml': ref });

@@ -16,6 +16,8 @@ import type { QuotaPhase, QuotaRequest, QuotaResult } from './hooks.js';
 import type { Identifier } from './identify/index.js';
 import { applyPathHandling } from './path-handling.js';
 import type { Principal } from './principal.js';
+import { checkRequest } from '../policy/request-checks.js';
+import { lifecycleState } from '../policy/lifecycle.js';
 
 export interface ShadowInput {
   ctx: RequestContext;
@@ -63,10 +65,24 @@ async function decide(policy: CompiledPolicy, input: ShadowInput, deps: ShadowDe
   const authz = authorize(policy, ctx, principal);
   if (input.explain) explainConditions(policy, ctx, principal, authz.trace);
   const by: Decided = { rule: authz.rule?.name ?? null, trace: authz.trace };
-  if (!authz.allowed) return denied(policy, authz.code ?? 'FORBIDDEN', authz.reason, by);
+  const refused = refusal(policy, authz, ctx);
+  if (refused) return denied(policy, refused.code, refused.reason, by);
   const q = await peekQuotas({ policy, authz, principal }, input, deps.quota);
   if (q && !q.allowed) return denied(policy, q.code ?? 'QUOTA_EXCEEDED', q.reason ?? 'quota exceeded', by);
   return { policy: policy.key, allowed: true, code: null, status: 200, rule: by.rule, reason: authz.reason, trace: by.trace };
+}
+
+/**
+ * Why the shadow decision refuses before quotas: authorization, then the allowing rule's
+ * lifecycle (sunset) and request checks, in the enforcing run's order (pipeline.ts).
+ */
+function refusal(policy: CompiledPolicy, authz: Authorization, ctx: RequestContext): { code: ErrorCode; reason: string } | undefined {
+  if (!authz.allowed) return { code: authz.code ?? 'FORBIDDEN', reason: authz.reason };
+  const l = authz.rule?.lifecycle ?? policy.lifecycle;
+  if (l && l.afterSunset === 'deny' && lifecycleState(l, ctx.now.getTime()) === 'sunset') return { code: 'API_SUNSET', reason: 'the route is past its sunset' };
+  const r = authz.rule?.request;
+  const f = r ? checkRequest(r, ctx) : undefined;
+  return f ? { code: f.code, reason: `request ${f.check}${f.pointer === '' ? '' : ` at ${f.pointer}`}: ${f.message}` } : undefined;
 }
 
 /** The dry run of the quotas the shadow decision would charge (undefined: the phase has no peek). */

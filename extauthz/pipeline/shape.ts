@@ -13,6 +13,13 @@ import type { Principal } from './principal.js';
 import { attachMaskDirective } from '../masking/decision.js';
 import type { DirectiveIssuer } from '../masking/token.js';
 import type { RequestFailure } from '../policy/request-checks.js';
+import type { LifecycleState } from '../policy/lifecycle.js';
+
+/** A deprecated route's state and the headers every response on it carries (Deprecation, Sunset, Link). */
+export interface LifecycleFacts {
+  state: LifecycleState;
+  headers: Readonly<Record<string, string>>;
+}
 import type { RevocationKind } from '../policy/revocation.js';
 
 
@@ -36,6 +43,8 @@ export interface ShapeInput {
   deny?: { code: ErrorCode; reason: string };
   /** A failed request check: its pointer goes in the deny body and the audit record. */
   validation?: RequestFailure;
+  /** Set when the route is deprecated: its headers go on the response, its state in the audit record. */
+  lifecycle?: LifecycleFacts;
   apiKeyHeader?: string;
   /** The kind of revocation list entry that denied the credential (REVOKED). */
   revoked?: RevocationKind;
@@ -85,13 +94,19 @@ function accountabilityFacts(facts: Decision['audit'], authz: Authorization): vo
   if (value !== undefined) facts.resource = value;
 }
 
+/** The request check that denied and the route's lifecycle state, when either applies. */
+function controlFacts(facts: Decision['audit'], input: ShapeInput): void {
+  const v = input.validation;
+  if (v !== undefined) facts.validation = { check: v.check, pointer: v.pointer };
+  if (input.lifecycle !== undefined) facts.lifecycle = input.lifecycle.state;
+}
+
 function auditFacts(input: ShapeInput): Decision['audit'] {
   const ctx = input.ctx;
   const facts: Decision['audit'] = { method: ctx?.method ?? '', host: ctx?.host ?? '', pathTemplate: pathTemplate(input), sourceIp: ctx?.sourceIp ?? '' };
   const quota = input.quota?.summary;
   if (quota !== undefined) facts.quota = quota;
-  const v = input.validation;
-  if (v !== undefined) facts.validation = { check: v.check, pointer: v.pointer };
+  controlFacts(facts, input);
   if (input.revoked !== undefined) facts.revoked = input.revoked;
   if (input.authz) accountabilityFacts(facts, input.authz);
   return facts;
@@ -132,6 +147,8 @@ export function shapeDeny(input: ShapeInput, code: ErrorCode, reason: string): D
   const headers = copyInto({ 'content-type': 'application/json', 'cache-control': 'no-store' }, input.quota?.headers);
   const www = wwwAuthenticate(code);
   if (www) headers['www-authenticate'] = www;
+  // A deprecated route says so on every response, its 410 after the sunset included.
+  if (input.lifecycle !== undefined) copyInto(headers, input.lifecycle.headers as Record<string, string>);
   const d = base(input, { allowed: false, status: entry.http, code, reason, headers });
   const v = input.validation;
   // The pointer of a failed request check (never the value); only for the check that denied.
@@ -175,6 +192,7 @@ export function shapeAllow(input: ShapeInput): Decision {
   const d = base(input, { allowed: true, status: 200, code: null, reason: input.authz?.reason ?? 'allowed', headers: allowHeaders(input) });
   d.removeHeaders = headersToRemove(input);
   d.responseHeaders = copyInto({}, input.quota?.headers);
+  if (input.lifecycle !== undefined) copyInto(d.responseHeaders, input.lifecycle.headers as Record<string, string>);
   d.metadata = allowMetadata(d, input);
   attachMaskDirective(d, input);
   return d;

@@ -14,6 +14,7 @@ import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quot
 import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
 import { compileRequest, RequestSpecError, type CompiledRequest } from './request-checks.js';
 import { BodySchemaError } from './body-schema.js';
+import { compileLifecycle, LifecycleSpecError, type CompiledLifecycle } from './lifecycle.js';
 
 export interface CompiledRule {
   name: string;
@@ -39,6 +40,8 @@ export interface CompiledRule {
   masking?: RuleMasking;
   /** Request validation (content type, size, query, body schema), compiled at load; absent: none. */
   request?: CompiledRequest;
+  /** The rule's own deprecation (it overrides the policy's); dates parsed at load. */
+  lifecycle?: CompiledLifecycle;
 }
 
 export interface CompiledPolicy {
@@ -69,6 +72,8 @@ export interface CompiledPolicy {
   age: string;
   /** Where the object was read from (file and document in folder mode). */
   origin: Origin;
+  /** spec.deprecation: every rule's lifecycle unless the rule has its own. */
+  lifecycle?: CompiledLifecycle;
 }
 
 /** Unlinked policies point at an empty directory until linkPolicy binds their namespace's tenants. */
@@ -135,6 +140,7 @@ function compileRule(rule: ApiPolicyRule, index: number): CompiledRule {
     ...subjectParam(rule, params),
     ...rulePrograms(rule, params),
     ...(rule.request ? { request: compileRequest(rule.request) } : {}),
+    ...(rule.deprecation ? { lifecycle: compileLifecycle(rule.deprecation) } : {}),
     spec: rule,
   };
 }
@@ -170,6 +176,9 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
   if (err instanceof BodySchemaError) {
     return new PolicyError('POLICY_REQUEST', `request.body: ${err.message}`, { ...base, path: `/spec/rules/${i}/request/body/inline${err.pointer}`, rule: rule.name }, { cause: err });
   }
+  if (err instanceof LifecycleSpecError) {
+    return new PolicyError('POLICY_INVALID', `deprecation: ${err.message}`, { ...base, path: `/spec/rules/${i}/deprecation/${err.field}`, rule: rule.name }, { cause: err });
+  }
   if (err instanceof RequestSpecError) {
     return new PolicyError('POLICY_REQUEST', `request: ${err.message}`, { ...base, path: `/spec/rules/${i}/request/${err.pointer}`, rule: rule.name }, { cause: err });
   }
@@ -197,6 +206,7 @@ export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: Compiled
     }
   });
   problems.push(...policyCostProblems(problems, rules, base));
+  const lifecycle = policyLifecycle(obj, base, problems);
   if (problems.length > 0) return { problems, warnings: [] };
   const mode = obj.spec.mode ?? 'enforce';
   // In an enforcing policy shadow rules never decide; in a shadow policy every rule is evaluated (and nothing decides).
@@ -218,6 +228,7 @@ export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: Compiled
     spec: obj.spec,
     age: `${obj.metadata.creationTimestamp ?? ''}\u0000${objectKey(obj)}`,
     origin: obj.origin,
+    ...(lifecycle ? { lifecycle } : {}),
   };
   return { problems, warnings: unreachableRules(deciding, base), policy: withShadowView(policy) };
 }
@@ -228,6 +239,19 @@ function withShadowView(policy: CompiledPolicy): CompiledPolicy {
   const view: CompiledPolicy = { ...policy, mode: 'shadow', denyRules: policy.rules.filter((r) => r.effect === 'deny'), allowRules: policy.rules.filter((r) => r.effect === 'allow') };
   delete view.shadowView;
   return { ...policy, shadowView: view };
+}
+
+/** spec.deprecation compiled, or a problem at its field. */
+function policyLifecycle(obj: ApiPolicyObject, base: PolicyError['location'], problems: PolicyError[]): CompiledLifecycle | undefined {
+  const spec = obj.spec.deprecation;
+  if (!spec) return undefined;
+  try {
+    return compileLifecycle(spec);
+  } catch (err) {
+    const field = err instanceof LifecycleSpecError ? err.field : '';
+    problems.push(new PolicyError('POLICY_INVALID', `deprecation: ${(err as Error).message}`, { ...base, path: `/spec/deprecation/${field}` }, { cause: err }));
+    return undefined;
+  }
 }
 
 

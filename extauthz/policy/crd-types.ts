@@ -424,6 +424,7 @@ export interface ApiPolicySpec {
    * Default for every mask of the policy that matches nothing in a response: record (default) or deny (fail closed with MASK_UNMATCHED). A mask's own onUnmatched wins.
    */
   onUnmatchedMask?: "record" | "deny";
+  deprecation?: Deprecation;
   /**
    * Ordered rules. Deny rules are evaluated first and win; then the first matching allow rule decides.
    *
@@ -489,6 +490,27 @@ export interface MaskDirective {
    * When this mask matches nothing in a response: record (default: the response goes out, the miss is in the audit record and the portcullis_mask_unmatched_total metric) or deny (the response is withheld, MASK_UNMATCHED). Overrides spec.onUnmatchedMask.
    */
   onUnmatched?: "record" | "deny";
+}
+/**
+ * The API lifecycle of every rule of the policy (a rule's own deprecation wins). Allowed responses carry Deprecation (RFC 9745), Sunset (RFC 8594) and Link rel="deprecation"; after the sunset the policy answers 410 API_SUNSET unless afterSunset is serve.
+ */
+export interface Deprecation {
+  /**
+   * When the route is (or will be) deprecated, RFC 3339 (e.g. 2026-06-01T00:00:00Z).
+   */
+  since: string;
+  /**
+   * When the route stops answering, RFC 3339; not before since.
+   */
+  sunset?: string;
+  /**
+   * An https URL documenting the deprecation and its replacement.
+   */
+  link?: string;
+  /**
+   * deny (default, 410 API_SUNSET) or serve (keep answering, headers still sent).
+   */
+  afterSunset?: "deny" | "serve";
 }
 /**
  * One rule.
@@ -569,6 +591,7 @@ export interface ApiPolicyRule {
    */
   detail?: boolean;
   request?: RequestValidation;
+  deprecation?: Deprecation;
 }
 /**
  * Which principals the rule applies to; absent means any authenticated principal.

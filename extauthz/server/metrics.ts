@@ -91,6 +91,12 @@ export class ServiceMetrics {
     labelNames: ['policy', 'code'] as const,
     registers: [this.registry],
   });
+  readonly deprecatedCalls = new Counter({
+    name: 'portcullis_deprecated_calls_total',
+    help: 'Calls to deprecated routes (since reached: deprecated, or past the sunset), by tenant (namespace/name), policy, rule and state, so an API owner knows whom to tell before a sunset.',
+    labelNames: ['tenant', 'policy', 'rule', 'state'] as const,
+    registers: [this.registry],
+  });
   readonly revocations = new Counter({ name: 'portcullis_revocation_denials_total', help: 'Checks denied REVOKED, by tenant (namespace/name) and the kind of list entry (jti, sub, api-key).', labelNames: ['tenant', 'kind'] as const, registers: [this.registry] });
   readonly revocationSourcesFailing = new Gauge({ name: 'portcullis_revocation_sources_failing', help: 'Tenants whose revocation source is missing or does not parse (their last good list serves; a tenant without one authenticates no one).', registers: [this.registry] });
   /** Allowed checks counted here and added to `checks` at scrape time (the common case, no label hashing per Check). */
@@ -114,9 +120,14 @@ export class ServiceMetrics {
   countDecision = (d: Decision): void => {
     if (d.allowed && d.code === null) this.allowed++;
     else this.countDeny(d);
+    if (d.audit.lifecycle !== undefined && d.audit.lifecycle !== 'announced') this.countDeprecated(d, d.audit.lifecycle);
     const w = d.audit.wouldDeny;
     if (w) this.shadowWouldDeny.inc({ policy: w.policy, rule: w.rule ?? '(default)', code: w.code, tenant: d.principal?.tenant ?? '(none)' });
   };
+
+  private countDeprecated(d: Decision, state: string): void {
+    this.deprecatedCalls.inc({ tenant: d.principal ? `${d.principal.namespace}/${d.principal.tenant}` : '', policy: d.policy ?? '', rule: d.rule ?? '(default)', state });
+  }
 
   private countDeny(d: Decision): void {
     this.checks.inc({ decision: d.allowed ? 'allow' : 'deny', code: d.code ?? 'OK' });
