@@ -6,10 +6,11 @@
  * 1. CEL libraries (cel-compare.ts) and the CEL cost estimate vs time (cel-cost.ts)  2. per-phase cost in process (phases.ts)
  * 3. the Check codec (codec.ts)
  * 4. per core: every server pinned to one CPU, sidecar-shaped mix, interleaved rounds, and at half
- *    of its maximum throughput (percore.ts)
+ *    of its maximum throughput (percore.ts); then serve --workers 1 against 2 (workersBenchmark)
  * 5. load: Portcullis vs the no-op servers vs OPA, ghz at fixed concurrency and duration (load.ts)
  * 6. scale: 10 / 1,000 / 10,000 ApiPolicies (scale.ts)
- * 7. the other engineers' benchmarks when built: quota.js, masking.js, audit.js (own tables)
+ * 7. the benchmarks with their own tables: quota.js, masking.js, audit.js, and cluster-scale.js
+ *    (the operator on the test control plane: 10,000 ApiPolicies to Ready, --quick 1,000)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -116,7 +117,8 @@ function ratioTable(results: LoadResult[]): Table {
 
 /** Other engineers' benchmarks print their own tables; run each that exists. */
 function otherBenchmarks(): void {
-  for (const name of ['quota', 'masking', 'audit']) {
+  // cluster-scale: the operator on the test control plane (10,000 ApiPolicies; --quick 1,000).
+  for (const name of ['quota', 'masking', 'audit', 'cluster-scale']) {
     const file = join(HERE, `${name}.js`);
     if (!existsSync(file)) {
       console.log(`== ${name}: not built (test/bench/${name}.ts absent)\n`);
