@@ -2,6 +2,7 @@
  * The one place that reads the environment. Flags win over PORTCULLIS_* variables, which win over
  * the defaults; everything is validated here, so the rest of the code receives typed settings.
  */
+import { availableParallelism } from 'node:os';
 import { PortcullisError } from './errors.js';
 
 export interface ServeConfig {
@@ -31,6 +32,8 @@ export interface ServeConfig {
   masking?: MaskingConfig;
   /** OTLP/HTTP endpoint for Check spans (docs/tracing.md); absent: tracing off. */
   otlpEndpoint?: string;
+  /** Worker threads serving gRPC on one port (serve --workers); 1: this thread serves, no workers. */
+  workers: number;
 }
 
 export const DEFAULTS: ServeConfig = {
@@ -41,7 +44,11 @@ export const DEFAULTS: ServeConfig = {
   logLevel: 'info',
   drainSeconds: 10,
   quotaBackend: 'memory',
+  workers: 1,
 };
+
+/** Most workers one process may run: a bound on what a flag can make a 2-core pod spawn. */
+export const MAX_WORKERS = 64;
 
 const ENV_KEYS: Record<string, keyof ServeConfig> = {
   PORTCULLIS_GRPC_ADDRESS: 'grpcAddress',
@@ -54,6 +61,7 @@ const ENV_KEYS: Record<string, keyof ServeConfig> = {
   PORTCULLIS_REDIS_URL: 'redisUrl',
   PORTCULLIS_QUOTA_HASH_KEY: 'quotaHashKey',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
+  PORTCULLIS_WORKERS: 'workers',
 };
 
 /** Environment values, for the keys that have one. */
@@ -110,6 +118,14 @@ function checkPolicyDir(source: string, dir: string | boolean | undefined): void
   if (source === 'folder' && (dir === undefined || dir === '')) throw new PortcullisError('USAGE', 'serve needs --policies DIR (or PORTCULLIS_POLICIES) with the folder source');
 }
 
+/** --workers: an integer 1..MAX_WORKERS, or "auto" (the CPUs this process may run on). */
+export function checkWorkers(v: string | boolean | undefined, cpus: number): number {
+  if (v === undefined || v === 'auto') return Math.max(1, Math.min(cpus, MAX_WORKERS));
+  const n = Number(v);
+  if (!/^\d+$/.test(String(v)) || n < 1 || n > MAX_WORKERS) throw new PortcullisError('USAGE', `--workers must be auto or an integer from 1 to ${MAX_WORKERS}, got "${String(v)}"`);
+  return n;
+}
+
 function checkDrain(drain: number): number {
   if (!Number.isFinite(drain) || drain < 0 || drain > 600) throw new PortcullisError('USAGE', '--drain-seconds must be between 0 and 600');
   return drain;
@@ -126,7 +142,7 @@ function quotaSettings(pick: ServePick): ReturnType<typeof validateQuota> {
   return validateQuota(pickString(pick, 'quotaBackend', DEFAULTS.quotaBackend ?? 'memory'), url === undefined ? undefined : String(url));
 }
 
-export function resolveServeConfig(flags: Partial<Record<keyof ServeConfig, string | boolean>>, env = fromEnvironment()): ServeConfig {
+export function resolveServeConfig(flags: Partial<Record<keyof ServeConfig, string | boolean>>, env = fromEnvironment(), cpus = availableParallelism()): ServeConfig {
   const pick: ServePick = (k) => flags[k] ?? env[k];
   const source = checkSource(pickString(pick, 'policySource', DEFAULTS.policySource));
   const level = checkLevel(pickString(pick, 'logLevel', DEFAULTS.logLevel));
@@ -146,6 +162,7 @@ export function resolveServeConfig(flags: Partial<Record<keyof ServeConfig, stri
     ...quotaSettings(pick),
     ...optionalString(pick, 'quotaHashKey'),
     ...otlpEndpoint(pick),
+    workers: checkWorkers(pick('workers'), cpus),
   };
 }
 

@@ -33,6 +33,8 @@ export interface AuditServiceDeps {
   log: Pick<Logger, 'warn' | 'error'>;
   stdout?: NodeJS.WritableStream;
   source?: DecisionEntry['source'];
+  /** The ephemeral pseudonym key the workers of one `serve --workers` share (no --audit-subject-key-file). */
+  subjectKey?: Buffer;
 }
 
 export function jwksRoute(key: SigningKey): HttpRoute {
@@ -45,17 +47,17 @@ export function jwksRoute(key: SigningKey): HttpRoute {
   };
 }
 
-function keys(cfg: AuditConfig, log: AuditServiceDeps['log']): { key: SigningKey; pseudo: Pseudonymizer } {
+function keys(cfg: AuditConfig, log: AuditServiceDeps['log'], subjectKey?: Buffer): { key: SigningKey; pseudo: Pseudonymizer } {
   if (!cfg.keyFile) log.warn('audit: no --audit-key-file; checkpoints are signed with an ephemeral key, verifiable only while this process publishes its JWKS');
-  if (!cfg.subjectKeyFile) log.warn('audit: no --audit-subject-key-file; subject pseudonyms use an ephemeral key and will not match across restarts or replicas');
+  if (!cfg.subjectKeyFile && !subjectKey) log.warn('audit: no --audit-subject-key-file; subject pseudonyms use an ephemeral key and will not match across restarts or replicas');
   return {
     key: cfg.keyFile ? SigningKey.fromFile(cfg.keyFile) : SigningKey.generate(),
-    pseudo: cfg.subjectKeyFile ? new Pseudonymizer(readSubjectKey(cfg.subjectKeyFile)) : Pseudonymizer.ephemeral(),
+    pseudo: cfg.subjectKeyFile ? new Pseudonymizer(readSubjectKey(cfg.subjectKeyFile)) : subjectKey ? new Pseudonymizer(subjectKey) : Pseudonymizer.ephemeral(),
   };
 }
 
 export async function createAuditService(cfg: AuditConfig, deps: AuditServiceDeps): Promise<AuditService> {
-  const { key, pseudo } = keys(cfg, deps.log);
+  const { key, pseudo } = keys(cfg, deps.log, deps.subjectKey);
   const sinks: LineSink[] = [];
   if (cfg.file) sinks.push(await FileSink.open(cfg.file, cfg.maxFileBytes));
   if (cfg.stdout) sinks.push(new StreamSink(deps.stdout ?? process.stdout));
@@ -87,6 +89,8 @@ export interface AuditWiring {
   /** The same trail, for the suspicious-activity alert records (extauthz/signals). */
   alerts?: AlertSink;
   routes: HttpRoute[];
+  /** The public checkpoint keys, for a primary that publishes its workers' keys together. */
+  jwks?: object;
   close(): Promise<void>;
 }
 
@@ -98,5 +102,5 @@ export async function auditWiring(cfg: AuditConfig | undefined, injected: AuditS
   }
   if (!cfg) return { routes: [], close: () => Promise.resolve() };
   const svc = await createAuditService(cfg, deps);
-  return { sink: svc.trail, masking: svc.trail, alerts: svc.trail, routes: svc.routes, close: svc.close };
+  return { sink: svc.trail, masking: svc.trail, alerts: svc.trail, routes: svc.routes, jwks: svc.key.jwks(), close: svc.close };
 }

@@ -63,9 +63,14 @@ export function decisionSummary(d: Decision): Record<string, unknown> {
 
 /** The decision as printed: the summary, plus the policy, principal, trace and body for explain. */
 function decisionOutput(d: Decision, explain: boolean): string {
+  return explain ? explainOutput(d) : JSON.stringify(decisionSummary(d));
+}
+
+/** What explain prints for a decision (also each failing case of portcullis test). */
+export function explainOutput(d: Decision): string {
   const out = decisionSummary(d);
-  if (explain) Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null, ...(d.shadow ? { shadow: d.shadow } : {}) });
-  return JSON.stringify(out, null, explain ? 2 : undefined);
+  Object.assign(out, { policy: d.policy ?? null, principal: d.principal ?? null, trace: d.trace, body: d.body ?? null, ...(d.shadow ? { shadow: d.shadow } : {}) });
+  return JSON.stringify(out, null, 2);
 }
 
 function quotaAt(now: Date | undefined): QuotaEnforcer {

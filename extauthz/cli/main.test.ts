@@ -91,6 +91,9 @@ describe('cli: exit codes', () => {
     ['validate --strict: warnings fail', () => ['validate', '--strict', shadowed.dir], 2, /0 error\(s\), 1 warning\(s\) \(--strict: warnings fail\)/],
     ['serve: no policies', () => ['serve', '--grpc-address', '127.0.0.1:0'], 2, /--policies/],
     ['serve: bad address', () => ['serve', '--policies', good.dir, '--grpc-address', 'nowhere'], 2, /host:port/],
+    ['serve: --workers 0', () => ['serve', '--policies', good.dir, '--workers', '0'], 2, /--workers must be auto or an integer from 1 to 64, got "0"/],
+    ['serve: --workers 1.5', () => ['serve', '--policies', good.dir, '--workers', '1.5'], 2, /--workers must be auto/],
+    ['serve: --workers 65', () => ['serve', '--policies', good.dir, '--workers', '65'], 2, /from 1 to 64/],
     ['unknown command', () => ['frobnicate'], 2, /unknown command "frobnicate"/],
     ['no command', () => [], 2],
   ];

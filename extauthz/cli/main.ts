@@ -8,12 +8,14 @@ import { CHECK, EXPLAIN } from './check.js';
 import { SERVE } from './serve.js';
 import { EXIT, STDIO, type Command, type Io } from './usage.js';
 import { VALIDATE } from './validate.js';
+import { TEST } from './test.js';
 
 export const COMMANDS: Record<string, Command> = {
   serve: SERVE,
   check: CHECK,
   explain: EXPLAIN,
   validate: VALIDATE,
+  test: TEST,
   audit: AUDIT,
 };
 

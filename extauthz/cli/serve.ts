@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { resolveServeConfig, type ServeConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { startServer } from '../server/serve.js';
+import { startWorkerPool } from '../server/workers.js';
 import { AUDIT_HELP, AUDIT_OPTIONS, auditConfigFrom } from '../audit/cli-options.js';
 import { EXIT, type Command } from './usage.js';
 import { MASKING_HELP, MASKING_OPTIONS, maskingConfigFrom } from '../extproc/cli-options.js';
@@ -19,6 +20,7 @@ const OPTIONS = {
   'quota-backend': { type: 'string' },
   'redis-url': { type: 'string' },
   'otlp-endpoint': { type: 'string' },
+  workers: { type: 'string' },
   ...AUDIT_OPTIONS,
   ...MASKING_OPTIONS,
   help: { type: 'boolean', short: 'h' },
@@ -36,6 +38,7 @@ const FLAG_FIELDS = {
   'quota-backend': 'quotaBackend',
   'redis-url': 'redisUrl',
   'otlp-endpoint': 'otlpEndpoint',
+  workers: 'workers',
 } as const;
 
 /** The serve flags given, as resolveServeConfig takes them (unset flags fall to the environment). */
@@ -72,6 +75,11 @@ Options (environment variable in brackets):
   --quota-backend B       quota counters: memory (default; one replica) or redis [PORTCULLIS_QUOTA_BACKEND]
   --redis-url URL         redis://host:port/db for --quota-backend redis [PORTCULLIS_REDIS_URL]
                           (quota keys pseudonymise subjects with HMAC key [PORTCULLIS_QUOTA_HASH_KEY])
+  --workers N|auto        worker threads serving gRPC and ext_proc on the same ports (SO_REUSEPORT),
+                          default auto: the CPUs this process may run on (1: no worker threads).
+                          One policy source feeds all; memory quotas stay exact (shared counters);
+                          each worker writes its own audit chain (instance id -wN, file name -wN);
+                          health, metrics and drain cover every worker [PORTCULLIS_WORKERS]
   --otlp-endpoint URL     export a span per Check, with its phases as child spans, over OTLP/HTTP
                           (protobuf) to URL (base, e.g. http://collector:4318, or …/v1/traces);
                           continues the request's W3C traceparent; off by default
@@ -92,7 +100,7 @@ Logs go to stderr; audit records (JSON lines) to stdout.`,
     config.audit = auditConfigFrom(values);
     config.masking = maskingConfigFrom(values);
     const log = createLogger(config.logLevel);
-    const server = await startServer(config, log);
+    const server = config.workers > 1 ? await startWorkerPool(config, log) : await startServer(config, log);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         log.info({ signal }, 'draining');

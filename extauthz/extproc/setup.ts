@@ -14,6 +14,7 @@ import type { Logger } from '../logger.js';
 import { DirectiveIssuer, DirectiveVerifier, MaskKey, MIN_KEY_BYTES } from '../masking/token.js';
 import { ExternalProcessorService, EXT_PROC_SERVICE_NAME } from './service.js';
 import type { MaskingAuditSink } from './settings.js';
+import { bindGrpc, type GrpcListener } from '../server/listen.js';
 
 export interface MaskingRuntime {
   issuer: DirectiveIssuer;
@@ -36,7 +37,8 @@ function readSecret(file: string, what: string): Buffer {
   return key;
 }
 
-function keys(config: MaskingConfig, log: Logger): { signing: MaskKey; hash: Buffer } {
+/** The masking keys from their files, or generated for this process (with a warning). */
+export function maskingKeys(config: MaskingConfig, log: Logger): { signing: MaskKey; hash: Buffer } {
   if (!config.keyFile) log.warn('no --mask-key-file: masking directives are signed with a key generated for this process; an ext_proc in another process cannot verify them');
   if (!config.hashKeyFile) log.warn('no --mask-hash-key-file: hash pseudonyms use a key generated for this process and differ between replicas and restarts');
   return {
@@ -49,8 +51,8 @@ function keys(config: MaskingConfig, log: Logger): { signing: MaskKey; hash: Buf
  * `audit`: the trail the server built (auditWiring().masking), so masking outcomes join its chain.
  * `registry`: where portcullis_mask_unmatched_total is registered (the server's metrics).
  */
-export function createMasking(config: MaskingConfig, log: Logger, audit?: MaskingAuditSink, registry?: Registry): MaskingRuntime {
-  const { signing, hash } = keys(config, log);
+export function createMasking(config: MaskingConfig, log: Logger, audit?: MaskingAuditSink, registry?: Registry, shared?: { signing: Buffer; hash: Buffer }, reusePort = false): MaskingRuntime {
+  const { signing, hash } = shared ? { signing: MaskKey.from(shared.signing), hash: shared.hash } : maskingKeys(config, log);
   const unmatched = new Counter({ name: 'portcullis_mask_unmatched_total', help: 'Masks that matched nothing in a response body, by what followed: recorded (the body went out) or denied (onUnmatched: deny, the body was withheld).', labelNames: ['result'] as const, registers: registry ? [registry] : [] });
   const service = new ExternalProcessorService({
     verifier: new DirectiveVerifier(signing),
@@ -68,16 +70,18 @@ export function createMasking(config: MaskingConfig, log: Logger, audit?: Maskin
   const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE_NAME]: 'SERVING' });
   service.addToServer(server);
   health.addToServer(server);
+  let listener: GrpcListener | undefined;
   return {
     issuer: new DirectiveIssuer(signing, { ttlSeconds: config.ttlSeconds }),
     service,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.bindAsync(config.extProcAddress, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-      }),
+    listen: async () => {
+      listener = await bindGrpc(server, config.extProcAddress, reusePort);
+      return listener.port;
+    },
     close: (drainSeconds) =>
       new Promise<void>((resolve) => {
         health.setStatus('', 'NOT_SERVING');
+        listener?.stopAccepting();
         const force = setTimeout(() => {
           server.forceShutdown();
           resolve();

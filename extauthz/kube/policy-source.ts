@@ -24,6 +24,8 @@ export interface KubeSourceOptions {
   onSnapshot?: (s: PolicySnapshot) => void;
   /** Every apply's result (reports per object), for status and tests. */
   onApplied?: (r: ApplyResult) => void;
+  /** The object set each apply hands the store (serve --workers forwards it to every worker). */
+  onInput?: (input: StoreInput) => void;
 }
 
 /** The fingerprint the store compiles by, for an informer object (uid/generation; spec for Secrets). */
@@ -79,7 +81,7 @@ export class KubernetesPolicySource {
   async start(): Promise<void> {
     await Promise.all(Object.values(this.informers).map((i) => i.start()));
     // Startup: nothing is served yet, so the first compile runs in one go.
-    this.applied(this.store.apply(this.input()));
+    this.applied(this.store.apply(this.tapped()));
   }
 
   async close(): Promise<void> {
@@ -100,6 +102,12 @@ export class KubernetesPolicySource {
     this.timer = setTimeout(() => void this.recompile(), this.opts.debounceMs ?? 50);
   }
 
+  private tapped(): StoreInput {
+    const input = this.input();
+    this.opts.onInput?.(input);
+    return input;
+  }
+
   private input(): StoreInput {
     const { policies, tenants, secrets, revocationSecrets, revocationConfigMaps, introspectionSecrets } = this.informers;
     const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: uniqueSecrets(secrets.list(), revocationSecrets.list(), introspectionSecrets.list()), ConfigMap: revocationConfigMaps.list() };
@@ -110,7 +118,7 @@ export class KubernetesPolicySource {
 
   private async recompile(): Promise<void> {
     try {
-      this.applied(await this.store.applyAsync(this.input()));
+      this.applied(await this.store.applyAsync(this.tapped()));
     } catch (err) {
       this.opts.log.error({ err: String(err) }, 'policy recompile failed; serving the last snapshot');
     }

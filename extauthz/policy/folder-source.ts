@@ -22,6 +22,8 @@ export interface SourceEvents {
   /** Problems after a reload (objects refused; those with a last good version keep serving it). */
   onRejected?: (problems: readonly PolicyError[]) => void;
   onWarnings?: (warnings: readonly PolicyError[]) => void;
+  /** The object set each load hands the store (serve --workers forwards it to every worker). */
+  onInput?: (input: StoreInput) => void;
 }
 
 /**
@@ -101,6 +103,7 @@ export class FolderPolicySource {
     const { input, fileProblems, unreadable } = this.read();
     // No folder at all before anything loaded: stay NOT_SERVING rather than serve an empty set.
     if (unreadable && !this.store.snapshot) return this.reportOnly(fileProblems);
+    this.events.onInput?.(input);
     return this.report(this.store.apply(input), fileProblems);
   }
 
@@ -113,6 +116,7 @@ export class FolderPolicySource {
   async reloadAsync(): Promise<readonly PolicyError[]> {
     const { input, fileProblems, unreadable } = this.read();
     if (unreadable && !this.store.snapshot) return this.reportOnly(fileProblems);
+    this.events.onInput?.(input);
     return this.report(await this.store.applyAsync(input), fileProblems);
   }
 

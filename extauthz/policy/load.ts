@@ -39,14 +39,17 @@ export const YAML_LIMITS = {
   folderBytes: 16 * 1024 * 1024,
 } as const;
 
-/** The YAML files of a folder (recursively), in a stable order. */
-export function policyFiles(dir: string): string[] {
+/** Policy test suites (portcullis test): never read as policies. */
+const TEST_SUITE = /\.test\.ya?ml$/;
+
+/** The YAML files of a folder (recursively), in a stable order; test suites (*.test.yaml) only when asked for. */
+export function policyFiles(dir: string, opts: { suites?: boolean } = {}): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (entry.name.startsWith('.')) continue;
     const full = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...policyFiles(full));
-    else if (/\.ya?ml$/.test(entry.name)) out.push(full);
+    if (entry.isDirectory()) out.push(...policyFiles(full, opts));
+    else if (/\.ya?ml$/.test(entry.name) && (opts.suites === true || !TEST_SUITE.test(entry.name))) out.push(full);
   }
   return out;
 }

@@ -17,6 +17,8 @@ export interface QuotaSettings {
   redisUrl?: string;
   quotaHashKey?: string;
   redisCommandTimeoutMs?: number;
+  /** The memory backend's counters, shared with the other workers of `serve --workers`. */
+  quotaTable?: SharedArrayBuffer;
 }
 
 export interface QuotaService {
@@ -25,7 +27,7 @@ export interface QuotaService {
 }
 
 function backendFor(settings: QuotaSettings, log: QuotaLog & { debug?(obj: object, msg: string): void }): QuotaBackend {
-  if (settings.quotaBackend !== 'redis') return new MemoryBackend();
+  if (settings.quotaBackend !== 'redis') return new MemoryBackend(settings.quotaTable ? { table: settings.quotaTable } : {});
   return new RedisBackend({
     url: settings.redisUrl ?? 'redis://127.0.0.1:6379',
     ...(settings.redisCommandTimeoutMs !== undefined ? { commandTimeoutMs: settings.redisCommandTimeoutMs } : {}),

@@ -7,6 +7,8 @@ export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean |
 export interface HttpOptions {
   ready: () => boolean;
   registry: Registry;
+  /** The registry /metrics renders, built per scrape (serve --workers aggregates its workers'). */
+  aggregate?: () => Promise<Registry>;
   /** Extra routes (audit JWKS, …); return true when handled. */
   routes?: HttpRoute[];
 }
@@ -27,7 +29,10 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n');
   if (path === '/healthz') return send(res, 200, 'ok\n');
   if (path === '/readyz') return opts.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
-  if (path === '/metrics') return send(res, 200, await opts.registry.metrics(), opts.registry.contentType);
+  if (path === '/metrics') {
+    const registry = opts.aggregate ? await opts.aggregate() : opts.registry;
+    return send(res, 200, await registry.metrics(), registry.contentType);
+  }
   for (const route of opts.routes ?? []) if (await route(req, res)) return;
   send(res, 404, 'not found\n');
 }

@@ -83,8 +83,9 @@ export class ServiceMetrics {
   });
   readonly phase = new LabelledHistogram<'phase'>('portcullis_phase_duration_seconds', 'Time spent in each decision phase.', 'phase', PHASE_BUCKETS);
   readonly reloads = new Counter({ name: 'portcullis_policy_reloads_total', help: 'Policy snapshot loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
-  readonly policies = new Gauge({ name: 'portcullis_policies', help: 'ApiPolicies in the active snapshot.', registers: [this.registry] });
-  readonly snapshotVersion = new Gauge({ name: 'portcullis_snapshot_version', help: 'Version of the active policy snapshot.', registers: [this.registry] });
+  // 'max': with --workers, the primary and each worker report the same snapshot; a sum would multiply it.
+  readonly policies = new Gauge({ name: 'portcullis_policies', help: 'ApiPolicies in the active snapshot.', registers: [this.registry], aggregator: 'max' });
+  readonly snapshotVersion = new Gauge({ name: 'portcullis_snapshot_version', help: 'Version of the active policy snapshot.', registers: [this.registry], aggregator: 'max' });
   readonly requestInvalid = new Counter({
     name: 'portcullis_request_invalid_total',
     help: 'Requests denied by a rule\'s request validation, by policy and error code (BODY_INVALID, QUERY_INVALID, ...).',

@@ -7,12 +7,12 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { bindGrpc, splitHostPort } from './listen.js';
 import type { ServeConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { FolderPolicySource } from '../policy/folder-source.js';
-import { loadKubeConfig } from '../../kube/config.js';
-import { KubernetesPolicySource } from '../kube/policy-source.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
+import type { StoreInput } from '../policy/store.js';
 import type { AuditSink, QuotaPhase } from '../pipeline/hooks.js';
 import { DecisionPipeline } from '../pipeline/pipeline.js';
 import { AuthorizationService } from './authorization.js';
@@ -20,8 +20,9 @@ import { createHttpServer, type HttpRoute } from './http.js';
 import { ServiceMetrics } from './metrics.js';
 import { createMasking } from '../extproc/setup.js';
 import { resolveMaskingConfig } from '../config.js';
-import { quotaServiceFor } from '../quota/index.js';
-import { auditWiring } from '../audit/service.js';
+import { quotaServiceFor, type QuotaService } from '../quota/index.js';
+import { auditWiring, type AuditWiring } from '../audit/service.js';
+import type { MaskingRuntime } from '../extproc/setup.js';
 import { SignalEngine } from '../signals/engine.js';
 import { createTracing, type Tracing } from '../tracing/index.js';
 import type { AlertSink } from '../signals/alert.js';
@@ -33,6 +34,20 @@ export interface PolicySourceHandle {
   readonly snapshot: PolicySnapshot | undefined;
   start(): Promise<void>;
   close(): void | Promise<void>;
+  /** Snapshots after start (an injected source; the built-in ones report through their events). */
+  subscribe?(onSnapshot: (s: PolicySnapshot) => void): void;
+}
+
+/**
+ * What a worker thread of `serve --workers` shares with its siblings (workers.ts): the port
+ * (SO_REUSEPORT), the quota counters, and the keys that must agree across workers — masking
+ * directives signed by one worker's Check are verified by whichever worker takes the ext_proc
+ * stream, and subject pseudonyms must match across the workers' audit chains.
+ */
+export interface SharedWiring {
+  quotaTable: SharedArrayBuffer;
+  maskKeys: { signing: Buffer; hash: Buffer };
+  subjectKey?: Buffer;
 }
 
 export interface ServeExtensions {
@@ -43,6 +58,8 @@ export interface ServeExtensions {
   /** Register further gRPC services (ext_proc) on the same server. */
   services?: ((server: grpc.Server) => void)[];
   onClose?: () => Promise<void>;
+  /** Set in a worker thread: listen with SO_REUSEPORT, no HTTP listener (the primary serves it). */
+  shared?: SharedWiring;
 }
 
 export interface RunningServer {
@@ -52,11 +69,20 @@ export interface RunningServer {
   httpPort: number;
   metrics: ServiceMetrics;
   pipeline: DecisionPipeline;
+  /** The audit chain's public checkpoint keys (JWKS), when this server writes an audit trail. */
+  auditJwks?: object;
   close(): Promise<void>;
 }
 
-function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics, onSnapshot: (s: PolicySnapshot) => void): PolicySourceHandle {
+/** What a built-in source reports to the server: each new snapshot, and (serve --workers) each object set it compiles. */
+export interface SourceHooks {
+  onSnapshot: (s: PolicySnapshot) => void;
+  onInput?: (input: StoreInput) => void;
+}
+
+function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics, { onSnapshot, onInput }: SourceHooks): PolicySourceHandle {
   const folder = new FolderPolicySource(config.policyDir!, {
+    ...(onInput ? { onInput } : {}),
     onSnapshot: (s) => {
       metrics.reloads.inc({ result: 'ok' });
       metrics.countRevocationProblems([]);
@@ -81,34 +107,59 @@ function folderSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics,
   };
 }
 
-function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics, onSnapshot: (s: PolicySnapshot) => void): PolicySourceHandle {
-  return new KubernetesPolicySource({
-    kubeConfig: loadKubeConfig(config.kubeconfig),
-    log,
-    onSnapshot: (s) => {
-      metrics.reloads.inc({ result: 'ok' });
-      onSnapshot(s);
+function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetrics, { onSnapshot, onInput }: SourceHooks): PolicySourceHandle {
+  // Loaded on use: @kubernetes/client-node never finishes loading inside a worker thread (seen on
+  // 2.0.1 with Node 24), and the workers of serve --workers import this module.
+  let inner: PolicySourceHandle | undefined;
+  return {
+    get snapshot() {
+      return inner?.snapshot;
     },
-    onApplied: (r) => metrics.countRevocationProblems(r.problems),
-  });
-}
-
-function bindGrpc(server: grpc.Server, address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-  });
+    start: async () => {
+      const [{ KubernetesPolicySource }, { loadKubeConfig }] = await Promise.all([import('../kube/policy-source.js'), import('../../kube/config.js')]);
+      inner = new KubernetesPolicySource({
+        kubeConfig: loadKubeConfig(config.kubeconfig),
+        log,
+        ...(onInput ? { onInput } : {}),
+        onSnapshot: (s) => {
+          metrics.reloads.inc({ result: 'ok' });
+          onSnapshot(s);
+        },
+        onApplied: (r) => metrics.countRevocationProblems(r.problems),
+      });
+      await inner.start();
+    },
+    close: () => inner?.close(),
+  };
 }
 
 function listenHttp(server: HttpServer, address: string): Promise<number> {
-  const i = address.lastIndexOf(':');
-  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const { host, port } = splitHostPort(address);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(address.slice(i + 1)), host, () => resolve((server.address() as AddressInfo).port));
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });
 }
 
-/** Suspicious-activity signals: metrics, the log, and alert records in the audit chain. */
+/** The configured policy source. */
+export function policySourceFor(config: ServeConfig, log: Logger, metrics: ServiceMetrics, hooks: SourceHooks): PolicySourceHandle {
+  return config.policySource === 'kubernetes' ? kubernetesSource(config, log, metrics, hooks) : folderSource(config, log, metrics, hooks);
+}
+
+/** Quotas, audit and masking: injected by the caller, built from the config, or (in a worker) from what the workers share. */
+async function decisionParts(config: ServeConfig, log: Logger, ext: ServeExtensions, metrics: ServiceMetrics): Promise<DecisionParts> {
+  const shared = ext.shared;
+  // Quotas: injected by the caller, or built from --quota-backend (memory by default).
+  const quota = await quotaServiceFor(ext.quota, shared ? { ...config, quotaTable: shared.quotaTable } : config, metrics.registry, log);
+  // Audit: injected by the caller, or built from config.audit (hash-chained records, signed checkpoints).
+  const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log, ...(shared?.subjectKey ? { subjectKey: shared.subjectKey } : {}) });
+  // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
+  const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry, shared?.maskKeys, shared !== undefined);
+  return { quota, audit, masking, tracing: await tracingFor(config) };
+}
+
+/** Suspicious-activity signals: metrics, the log, and alert records in the audit chain. With
+ * --workers each worker counts the Checks it serves (its own windows; see docs/alerts.md). */
 function signalEngine(sink: AlertSink | undefined, log: Logger, metrics: ServiceMetrics): SignalEngine {
   const signals = new SignalEngine({
     ...(sink ? { sink } : {}),
@@ -125,8 +176,43 @@ function tracingFor(config: ServeConfig): Promise<Tracing | undefined> {
   return createTracing({ endpoint: config.otlpEndpoint }, { instanceId: config.audit?.instanceId ?? 'portcullis' });
 }
 
+interface DecisionParts {
+  quota: QuotaService;
+  audit: AuditWiring;
+  masking: MaskingRuntime;
+  tracing: Tracing | undefined;
+}
+
+function pipelineFor(source: PolicySourceHandle, parts: DecisionParts, metrics: ServiceMetrics, log: Logger): DecisionPipeline {
+  return new DecisionPipeline({
+    signals: signalEngine(parts.audit.alerts, log, metrics),
+    ...(parts.tracing ? { tracer: parts.tracing.tracer } : {}),
+    snapshot: () => source.snapshot,
+    directives: parts.masking.issuer,
+    observe: metrics.observePhase,
+    quota: parts.quota.phase,
+    ...(parts.audit.sink ? { audit: parts.audit.sink } : {}),
+    onInternalError: (err, requestId) => log.error({ err, requestId }, 'internal error during check'),
+  });
+}
+
+function drain(server: grpc.Server, seconds: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, seconds * 1000);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
 export async function startServer(config: ServeConfig, log: Logger, ext: ServeExtensions = {}): Promise<RunningServer> {
-  const metrics = new ServiceMetrics();
+  const shared = ext.shared;
+  // A worker's process-wide default metrics would be counted once per worker; the primary reports them.
+  const metrics = new ServiceMetrics(!shared);
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTH_SERVICE_NAME]: 'NOT_SERVING' });
   const markServing = (s: PolicySnapshot): void => {
     metrics.policies.set(s.size);
@@ -134,56 +220,35 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     health.setStatus('', 'SERVING');
     health.setStatus(AUTH_SERVICE_NAME, 'SERVING');
   };
-  const source = ext.source ?? (config.policySource === 'kubernetes' ? kubernetesSource(config, log, metrics, markServing) : folderSource(config, log, metrics, markServing));
-  // Quotas: injected by the caller, or built from --quota-backend (memory by default).
-  const quota = await quotaServiceFor(ext.quota, config, metrics.registry, log);
-  // Audit: injected by the caller, or built from config.audit (hash-chained records, signed checkpoints).
-  const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log });
-  // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
-  const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry);
-  const signals = signalEngine(audit.alerts, log, metrics);
-  const tracing = await tracingFor(config);
-  const pipeline = new DecisionPipeline({
-    signals,
-    ...(tracing ? { tracer: tracing.tracer } : {}),
-    snapshot: () => source.snapshot,
-    directives: masking.issuer,
-    observe: metrics.observePhase,
-    quota: quota.phase,
-    ...(audit.sink ? { audit: audit.sink } : {}),
-    onInternalError: (err, requestId) => log.error({ err, requestId }, 'internal error during check'),
-  });
+  const source = ext.source ?? policySourceFor(config, log, metrics, { onSnapshot: markServing });
+  const parts = await decisionParts(config, log, ext, metrics);
+  const { quota, audit, masking, tracing } = parts;
+  const pipeline = pipelineFor(source, parts, metrics, log);
   const auth = new AuthorizationService(pipeline, metrics.countDecision);
   // Channelz off: its per-call bookkeeping (call counters, timestamps) is measurable on the hot path and nothing here reads it.
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.enable_channelz': 0 });
   auth.addToServer(grpcServer);
   health.addToServer(grpcServer);
   for (const register of ext.services ?? []) register(grpcServer);
-  const grpcPort = await bindGrpc(grpcServer, config.grpcAddress);
+  const grpcListener = await bindGrpc(grpcServer, config.grpcAddress, shared !== undefined);
+  const grpcPort = grpcListener.port;
   const extProcPort = await masking.listen();
+  source.subscribe?.(markServing);
   await source.start();
   if (source.snapshot) markServing(source.snapshot);
-  const routes = [...(ext.routes ?? []), ...audit.routes];
-  const http = createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, routes });
-  const httpPort = await listenHttp(http, config.httpAddress);
-  log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource, tracing: tracing !== undefined }, 'portcullis serving');
+  // A worker has no HTTP listener: the primary serves health, readiness and metrics for all.
+  const http = shared ? undefined : createHttpServer({ ready: () => source.snapshot !== undefined, registry: metrics.registry, routes: [...(ext.routes ?? []), ...audit.routes] });
+  const httpPort = http ? await listenHttp(http, config.httpAddress) : 0;
+  if (http) log.info({ grpc: `${config.grpcAddress.replace(/:\d+$/, '')}:${grpcPort}`, http: httpPort, source: config.policySource, tracing: tracing !== undefined }, 'portcullis serving');
 
   const close = async (): Promise<void> => {
     health.setStatus('', 'NOT_SERVING');
     health.setStatus(AUTH_SERVICE_NAME, 'NOT_SERVING');
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        grpcServer.forceShutdown();
-        resolve();
-      }, config.drainSeconds * 1000);
-      grpcServer.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    grpcListener.stopAccepting();
+    await drain(grpcServer, config.drainSeconds);
     await masking.close(config.drainSeconds);
     await source.close();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
+    if (http) await new Promise<void>((resolve) => http.close(() => resolve()));
     await quota.close();
     // After the gRPC drain, so every answered Check is in the log before the final checkpoint.
     await audit.close();
@@ -191,5 +256,7 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     if (tracing) await tracing.shutdown();
     await ext.onClose?.();
   };
-  return { grpcPort, extProcPort, httpPort, metrics, pipeline, close };
+  const running: RunningServer = { grpcPort, extProcPort, httpPort, metrics, pipeline, close };
+  if (audit.jwks) running.auditJwks = audit.jwks;
+  return running;
 }

@@ -105,12 +105,15 @@ interface GhzReport {
   errorDistribution?: Record<string, number>;
 }
 
-export function ghzArgs(port: number, dataFile: string, run: { concurrency: number; durationS: number; rps?: number | undefined }): string[] {
-  const { concurrency, durationS, rps } = run;
+export function ghzArgs(port: number, dataFile: string, run: { concurrency: number; durationS: number; rps?: number | undefined; connections?: number | undefined }): string[] {
+  const { concurrency, durationS, rps, connections } = run;
   return [
     '--insecure', '--proto', AUTH_PROTO, '-i', INCLUDE_DIRS.join(','),
     '--call', 'envoy.service.auth.v3.Authorization.Check', '--data-file', dataFile,
-    '-c', String(concurrency), '-z', `${durationS}s`, ...(rps ? ['-r', String(Math.round(rps))] : []), '-O', 'json', `127.0.0.1:${port}`,
+    '-c', String(concurrency), '-z', `${durationS}s`, ...(rps ? ['-r', String(Math.round(rps))] : []),
+    // Several connections, as several Envoys would open: SO_REUSEPORT spreads connections, not calls.
+    ...(connections ? ['--connections', String(connections)] : []),
+    '-O', 'json', `127.0.0.1:${port}`,
   ];
 }
 
@@ -128,12 +131,14 @@ export interface GhzRun {
   rps?: number;
   /** Pin ghz to these CPUs (taskset -c). */
   cpus?: string;
+  /** gRPC connections ghz spreads the calls over (default 1). */
+  connections?: number;
 }
 
-export function runGhz(ghz: string, target: Running, { name, dataFile, concurrency, durationS, rps, cpus }: GhzRun): LoadResult {
+export function runGhz(ghz: string, target: Running, { name, dataFile, concurrency, durationS, rps, cpus, connections }: GhzRun): LoadResult {
   const pid = target.child.pid!;
   const cpu0 = cpuSeconds(pid);
-  const args = ghzArgs(target.port, dataFile, { concurrency, durationS, rps });
+  const args = ghzArgs(target.port, dataFile, { concurrency, durationS, rps, connections });
   const r = cpus ? spawnSync('taskset', ['-c', cpus, ghz, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }) : spawnSync(ghz, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   const cpu = cpuSeconds(pid) - cpu0;
   const base = { server: name, concurrency, cpuSeconds: cpu, peakRssMB: peakRssMB(pid) };

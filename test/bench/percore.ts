@@ -40,7 +40,7 @@ export function perCoreServers(w: Workload, tools: Record<string, string>, opaDi
   const node = process.execPath;
   const on = pin ? { cpus: pin } : {};
   const list: ServerSpec[] = [
-    { name: 'Portcullis', cmd: node, args: portcullisArgs(w.dir), ...on },
+    { name: 'Portcullis', cmd: node, args: portcullisArgs(w.dir, ['--workers', '1']), ...on },
     { name: NOOP, cmd: node, args: [join(HERE, 'noop-server.js'), '{port}'], ...on },
     { name: FLOOR, cmd: node, args: [join(HERE, 'noop-server.js'), '{port}', '--no-decode'], ...on },
   ];
@@ -126,6 +126,47 @@ function halfLoadTable({ ghz, running, dataFile, cfg, ghzCpus }: Bench, r: Round
 
 const loadNote = (): string => `Load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs.`;
 
+/**
+ * serve --workers 1 against --workers 2, nothing pinned, ghz over 16 connections (SO_REUSEPORT
+ * spreads connections): on a 2-core machine ghz itself needs most of a core, so this shows what
+ * the second worker costs and gains here, not the scaling a node with spare cores would show.
+ */
+export async function workersBenchmark(w: Workload, tools: Record<string, string>, cfg: PerCoreConfig): Promise<Table> {
+  const ghz = tools.ghz;
+  const title = 'Workers: serve --workers 1 and 2, nothing pinned, sidecar-shaped mix, 32 in flight over 16 connections';
+  if (!ghz) return { title, headers: ['result'], rows: [['ghz could not be built: see build-tools.sh output above']] };
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-workers-'));
+  const running = new Map<string, Running>();
+  try {
+    const dataFile = writeDataFile(dir, w.sidecar);
+    for (const n of [1, 2]) {
+      const name = `Portcullis --workers ${n}`;
+      running.set(name, await startChild({ name, cmd: process.execPath, args: portcullisArgs(w.dir, ['--workers', String(n)]) }));
+    }
+    const names = [...running.keys()];
+    const byServer = new Map(names.map((n) => [n, [] as LoadResult[]]));
+    const run = (n: string, durationS: number): LoadResult => runGhz(ghz, running.get(n)!, { name: n, dataFile, concurrency: 32, connections: 16, durationS });
+    for (const n of names) run(n, 1); // warm-up
+    for (let round = 0; round < cfg.rounds; round++) for (let i = 0; i < names.length; i++) {
+      const n = names[(i + round) % names.length]!;
+      byServer.get(n)!.push(run(n, cfg.seconds));
+    }
+    const rows = names.map((n) => {
+      const list = byServer.get(n)!;
+      return [n, fmt(median(list.map((x) => x.rps)), 0), fmt(median(list.map(usPerCheck)), 0), fmt(median(list.map((x) => x.p99ms)), 2), String(list.reduce((e, x) => e + (Number.isNaN(x.errors) ? 0 : x.errors), 0)), fmt(Math.max(...list.map((x) => x.peakRssMB)), 0)];
+    });
+    return {
+      title,
+      headers: ['server', 'RPS (median)', 'CPU µs per Check (median, all threads)', 'p99 ms', 'errors', 'peak RSS MB'],
+      rows,
+      notes: [`${cpus().length} CPUs shared by the server and ghz; ${cfg.rounds} interleaved rounds of ${cfg.seconds} s. ${loadNote()}`],
+    };
+  } finally {
+    for (const r of running.values()) await r.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function perCoreBenchmark(w: Workload, tools: Record<string, string>, cfg: PerCoreConfig): Promise<Table[]> {
   const ghz = tools.ghz;
   if (!ghz) return [{ title: 'Per core', headers: ['result'], rows: [['ghz could not be built: see build-tools.sh output above']] }];
@@ -160,7 +201,9 @@ async function main(): Promise<void> {
   const cfg = { rounds: num('--rounds', quick ? 2 : 5), seconds: num('--seconds', quick ? 2 : 5), concurrency: 16 };
   const w = await createWorkload(50, 100);
   try {
-    for (const t of await perCoreBenchmark(w, buildTools(), cfg)) console.log(`${formatText(t)}\n`);
+    const tools = buildTools();
+    for (const t of await perCoreBenchmark(w, tools, cfg)) console.log(`${formatText(t)}\n`);
+    console.log(`${formatText(await workersBenchmark(w, tools, cfg))}\n`);
   } finally {
     w.remove();
   }

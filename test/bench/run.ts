@@ -25,7 +25,7 @@ import { loadSnapshot, phaseTable } from './phases.js';
 import { scaleTable } from './scale.js';
 import { buildTools } from './go-tools.js';
 import { codecTable } from './codec.js';
-import { perCoreBenchmark } from './percore.js';
+import { perCoreBenchmark, workersBenchmark } from './percore.js';
 import { fmt, formatMarkdown, formatText, type Table } from './table.js';
 import { createWorkload, type Workload } from './workload.js';
 
@@ -140,6 +140,7 @@ async function main(): Promise<void> {
     emit(await phaseTable(loadSnapshot(w.dir), w, CFG.phaseIterations));
     emit(await codecTable(quick));
     for (const t of await perCoreBenchmark(w, tools, CFG.perCore)) emit(t);
+    emit(await workersBenchmark(w, tools, CFG.perCore));
     const load = await loadBenchmark(w, tools);
     emit(scaleTable(CFG.scale, CFG.scaleIterations));
     otherBenchmarks();

@@ -128,7 +128,7 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
   });
 
   test('examples/cluster holds every Service the examples target, and the cluster tenant carries its JWKS inline', async () => {
-    const policies = parseAllDocuments(readdirSync(`${ROOT}examples/policies`).map((f) => readFileSync(`${ROOT}examples/policies/${f}`, 'utf8')).join('\n---\n'))
+    const policies = parseAllDocuments(readdirSync(`${ROOT}examples/policies`).filter((f) => f.endsWith('.yaml')).map((f) => readFileSync(`${ROOT}examples/policies/${f}`, 'utf8')).join('\n---\n'))
       .map((d) => d.toJS() as { kind?: string; metadata?: { name: string }; spec?: { targetRefs?: { kind: string; name: string }[] } } | null)
       .filter((o) => o !== null);
     const targets = policies.filter((o) => o.kind === 'ApiPolicy').flatMap((o) => o.spec?.targetRefs ?? []).filter((t) => t.kind === 'Service').map((t) => t.name);

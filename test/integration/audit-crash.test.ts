@@ -26,7 +26,7 @@ interface Server {
 }
 
 function startServe(args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--policies', join(ROOT, 'examples', 'policies'), '--no-watch', '--grpc-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--no-audit-stdout', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--policies', join(ROOT, 'examples', 'policies'), '--no-watch', '--grpc-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--no-audit-stdout', '--workers', '1', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     let buf = '';

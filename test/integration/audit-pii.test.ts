@@ -41,8 +41,9 @@ function addressesOf(req: RequestShape, headers: Record<string, string>): string
   return [req.attributes?.source?.address?.socketAddress?.address ?? '', ...(headers['x-forwarded-for'] ?? '').split(',').map((s) => s.trim())];
 }
 
-void test('no personal data in clear in any audit record', async () => {
-  const compiled = compileFolder(join(ROOT, 'examples', 'policies'));
+// examples/accountability records the data subject of each request (subjectParam) as `resource`.
+for (const [policies, requests] of [['policies', 'requests'], ['accountability/policies', 'accountability/requests']] as const) void test(`no personal data in clear in any audit record (examples/${policies})`, async () => {
+  const compiled = compileFolder(join(ROOT, 'examples', policies));
   assert.deepEqual(compiled.problems, []);
   const stream = new PassThrough();
   let text = '';
@@ -50,7 +51,7 @@ void test('no personal data in clear in any audit record', async () => {
   const pseudo = new Pseudonymizer(Buffer.alloc(32, 1));
   const trail = new AuditTrail({ chain: new Chain({ instance: 'pii', key: SigningKey.generate(), subjectKeyId: pseudo.keyId, previous: null }), pseudonymizer: pseudo, sinks: [new StreamSink(stream)], mode: 'strict', checkpointEvery: 100, checkpointSeconds: 60 });
   const pipeline = new DecisionPipeline({ snapshot: () => compiled.snapshot, audit: trail });
-  const dir = join(ROOT, 'examples', 'requests');
+  const dir = join(ROOT, 'examples', requests);
   const secrets: string[] = [];
   let subjects = 0;
   for (const f of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
@@ -71,4 +72,5 @@ void test('no personal data in clear in any audit record', async () => {
   // The pseudonym is there instead, and IPs are reduced to a network.
   assert.ok(records.some((r) => typeof r.subject === 'string' && /^[A-Za-z0-9_-]{22}$/.test(r.subject)));
   assert.ok(records.every((r) => r.client === null || /\/(24|48)$/.test(String(r.client))));
+  if (policies.startsWith('accountability')) assert.ok(records.some((r) => r.resource === pseudo.subject('1984') && r.legalBasis !== null), 'the data subject, pseudonymised, and the legal basis');
 });

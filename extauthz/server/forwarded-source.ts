@@ -1,0 +1,86 @@
+/**
+ * The policy source of a worker thread in `serve --workers`: the primary's source (folder or
+ * Kubernetes) reads the objects once and forwards every object set it hands its own store; each
+ * worker compiles the same set into its own store (compiled CEL programs and regexes cannot cross
+ * threads), so all workers serve what the primary reports, without N watches on the folder or
+ * the API server.
+ */
+import { PolicyError, type ErrorCode, type Severity, type SourceLocation } from '../errors.js';
+import { generationFingerprint, PolicyStore, type StoreInput } from '../policy/store.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
+import { JwksCache } from '../policy/tenants.js';
+import type { PolicySourceHandle } from './serve.js';
+
+interface WireProblem {
+  code: ErrorCode;
+  message: string;
+  location: SourceLocation;
+  severity: Severity;
+}
+
+/** A StoreInput as structured-clone data: errors cross threads as plain fields (clone drops their class). */
+export interface WireInput {
+  tenants: StoreInput['tenants'];
+  policies: StoreInput['policies'];
+  secrets: StoreInput['secrets'];
+  broken: [string, WireProblem[]][];
+}
+
+export type Fingerprint = 'spec' | 'generation';
+
+export function toWire(input: StoreInput): WireInput {
+  const broken: [string, WireProblem[]][] = [];
+  for (const [id, problems] of input.broken ?? []) {
+    broken.push([id, problems.map((p) => ({ code: p.code, message: p.message, location: p.location, severity: p.severity }))]);
+  }
+  return { tenants: input.tenants, policies: input.policies, secrets: input.secrets, broken };
+}
+
+export function fromWire(w: WireInput): StoreInput {
+  const broken = new Map<string, PolicyError[]>();
+  for (const [id, problems] of w.broken) broken.set(id, problems.map((p) => new PolicyError(p.code, p.message, p.location, { severity: p.severity })));
+  return { tenants: w.tenants, policies: w.policies, secrets: w.secrets, broken };
+}
+
+export class ForwardedPolicySource implements PolicySourceHandle {
+  private readonly store: PolicyStore;
+  private listener: ((s: PolicySnapshot) => void) | undefined;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly initial: WireInput | undefined,
+    fingerprint: Fingerprint,
+    private readonly onError: (err: unknown) => void,
+  ) {
+    this.store = new PolicyStore({ jwks: new JwksCache(), ...(fingerprint === 'generation' ? { fingerprint: generationFingerprint } : {}) });
+  }
+
+  get snapshot(): PolicySnapshot | undefined {
+    return this.store.snapshot;
+  }
+
+  subscribe(onSnapshot: (s: PolicySnapshot) => void): void {
+    this.listener = onSnapshot;
+  }
+
+  /** The set the primary had when this worker started: compiled in one go, nothing is served yet. */
+  start(): Promise<void> {
+    if (this.initial) this.store.apply(fromWire(this.initial));
+    return Promise.resolve();
+  }
+
+  /** A later set: compiled in slices like the primary's, applied in arrival order. */
+  push(input: WireInput): Promise<void> {
+    this.queue = this.queue.then(async () => {
+      try {
+        const r = await this.store.applyAsync(fromWire(input));
+        if (r.changed) this.listener?.(r.snapshot);
+      } catch (err) {
+        this.onError(err);
+      }
+    });
+    return this.queue;
+  }
+
+  close(): void {}
+}
