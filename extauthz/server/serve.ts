@@ -8,6 +8,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bindGrpc, splitHostPort } from './listen.js';
+import { PortcullisError } from '../errors.js';
 import type { ServeConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { FolderPolicySource } from '../policy/folder-source.js';
@@ -147,15 +148,39 @@ export function policySourceFor(config: ServeConfig, log: Logger, metrics: Servi
 }
 
 /** Quotas, audit and masking: injected by the caller, built from the config, or (in a worker) from what the workers share. */
-async function decisionParts(config: ServeConfig, log: Logger, ext: ServeExtensions, metrics: ServiceMetrics): Promise<DecisionParts> {
+async function decisionParts({ config, log, ext, metrics, undo }: { config: ServeConfig; log: Logger; ext: ServeExtensions; metrics: ServiceMetrics; undo: Undo }): Promise<DecisionParts> {
   const shared = ext.shared;
   // Quotas: injected by the caller, or built from --quota-backend (memory by default).
   const quota = await quotaServiceFor(ext.quota, shared ? { ...config, quotaTable: shared.quotaTable } : config, metrics.registry, log);
+  undo.push(() => quota.close());
   // Audit: injected by the caller, or built from config.audit (hash-chained records, signed checkpoints).
   const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log, ...(shared?.subjectKey ? { subjectKey: shared.subjectKey } : {}) });
+  undo.push(() => audit.close());
   // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
   const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry, shared?.maskKeys, shared !== undefined);
-  return { quota, audit, masking, tracing: await tracingFor(config) };
+  undo.push(() => masking.close(0));
+  const tracing = await tracingFor(config);
+  if (tracing) undo.push(() => tracing.shutdown());
+  return { quota, audit, masking, tracing };
+}
+
+/** What startup built so far, closed in reverse when a later step fails (a Redis client left open would keep the process alive). */
+type Undo = (() => unknown)[];
+
+async function unwind(undo: Undo): Promise<void> {
+  for (const step of undo.reverse()) {
+    try {
+      await step();
+    } catch {
+      // Best effort: the startup error is what the operator needs to see.
+    }
+  }
+}
+
+/** Usage errors keep their code; anything else that stops startup (a port in use, a key that does not load) is STARTUP_FAILED. */
+function startupError(err: unknown): PortcullisError {
+  if (err instanceof PortcullisError && err.code === 'USAGE') return err;
+  return new PortcullisError('STARTUP_FAILED', err instanceof Error ? err.message : String(err), { cause: err });
 }
 
 /** Suspicious-activity signals: metrics, the log, and alert records in the audit chain. With
@@ -209,7 +234,21 @@ function drain(server: grpc.Server, seconds: number): Promise<void> {
   });
 }
 
+/**
+ * Starts every part, or none: a failure at any step closes what was built and rejects with
+ * STARTUP_FAILED (or USAGE), so `serve` exits non-zero instead of hanging on open handles.
+ */
 export async function startServer(config: ServeConfig, log: Logger, ext: ServeExtensions = {}): Promise<RunningServer> {
+  const undo: Undo = [];
+  try {
+    return await buildServer(config, log, ext, undo);
+  } catch (err) {
+    await unwind(undo);
+    throw startupError(err);
+  }
+}
+
+async function buildServer(config: ServeConfig, log: Logger, ext: ServeExtensions, undo: Undo): Promise<RunningServer> {
   const shared = ext.shared;
   // A worker's process-wide default metrics would be counted once per worker; the primary reports them.
   const metrics = new ServiceMetrics(!shared);
@@ -221,7 +260,7 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
     health.setStatus(AUTH_SERVICE_NAME, 'SERVING');
   };
   const source = ext.source ?? policySourceFor(config, log, metrics, { onSnapshot: markServing });
-  const parts = await decisionParts(config, log, ext, metrics);
+  const parts = await decisionParts({ config, log, ext, metrics, undo });
   const { quota, audit, masking, tracing } = parts;
   const pipeline = pipelineFor(source, parts, metrics, log);
   const auth = new AuthorizationService(pipeline, metrics.countDecision);
@@ -231,9 +270,14 @@ export async function startServer(config: ServeConfig, log: Logger, ext: ServeEx
   health.addToServer(grpcServer);
   for (const register of ext.services ?? []) register(grpcServer);
   const grpcListener = await bindGrpc(grpcServer, config.grpcAddress, shared !== undefined);
+  undo.push(() => {
+    grpcListener.stopAccepting();
+    grpcServer.forceShutdown();
+  });
   const grpcPort = grpcListener.port;
   const extProcPort = await masking.listen();
   source.subscribe?.(markServing);
+  undo.push(() => source.close());
   await source.start();
   if (source.snapshot) markServing(source.snapshot);
   // A worker has no HTTP listener: the primary serves health, readiness and metrics for all.
