@@ -17,11 +17,13 @@ export const BODY_SCHEMA_LIMITS = {
   /** Nesting of schema objects and arrays. */
   depth: 32,
   /** Schema objects with every $ref expanded. */
-  expandedNodes: 5000,
+  expandedNodes: 1000,
   /** uniqueItems compares every pair of items: only with maxItems at most this. */
   uniqueItemsMax: 1000,
   /** Longest pointer reported (characters). */
   pointerChars: 512,
+  /** Worst-case work of one body's validation at maxBodyBytes (workFor), ~tens of ms on one core. */
+  work: 2_000_000,
 } as const;
 
 const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
@@ -101,11 +103,28 @@ export const SAFE_FORMATS: Readonly<Record<string, (s: string) => boolean>> = {
   email: validEmail,
 };
 
+/**
+ * What validating one body can cost, counted when the schema compiles, so the worst case for a
+ * given body size is known before any request (workFor): ajv's work is one step per (schema
+ * node, body value) pair, and RE2's is program size × characters scanned.
+ */
+export interface SchemaCost {
+  /** Nodes that apply to at most one value of the body. */
+  single: number;
+  /** Nodes below items, additionalProperties, patternProperties, contains...: to every value. */
+  many: number;
+  /** maxItems of every uniqueItems (its pairwise comparisons are bounded by maxItems × body values). */
+  unique: number;
+  /** Patterns: RE2 program size, the maxLength beside them, and whether they apply to many values. */
+  patterns: { program: number; maxLength: number | undefined; many: boolean }[];
+}
+
 interface Walk {
   root: Json;
   expanded: number;
   /** Property names the schema declares (properties, required, dependentRequired): safe to report. */
   names: Set<string>;
+  cost: SchemaCost;
 }
 
 function resolveLocal(root: Json, ref: string): unknown {
@@ -167,10 +186,37 @@ interface At {
   at: string;
   depth: number;
   refs: readonly string[];
+  /** Below an applicator that applies its schema to every member or element. */
+  many: boolean;
+  /** False inside $defs (counted only where a $ref applies it). */
+  applied: boolean;
 }
 
-function below(p: At, key: string): At {
-  return { at: `${p.at}/${key}`, depth: p.depth + 1, refs: p.refs };
+/** Keywords whose subschema applies to every element or member (the others apply in place, or to one member). */
+const MANY_KEYWORDS = new Set(['items', 'prefixItems', 'additionalItems', 'contains', 'unevaluatedItems', 'additionalProperties', 'patternProperties', 'unevaluatedProperties', 'propertyNames']);
+const DEFS_KEYWORDS = new Set(['$defs', 'definitions']);
+
+function below(p: At, key: string, keyword?: string): At {
+  return { at: `${p.at}/${key}`, depth: p.depth + 1, refs: p.refs, many: p.many || (keyword !== undefined && MANY_KEYWORDS.has(keyword)), applied: p.applied && !(keyword !== undefined && DEFS_KEYWORDS.has(keyword)) };
+}
+
+function countCost(w: Walk, node: Json, p: At): void {
+  if (!p.applied) return;
+  if (p.many) w.cost.many++;
+  else w.cost.single++;
+  if (node.uniqueItems === true && typeof node.maxItems === 'number') w.cost.unique += node.maxItems;
+  const maxLength = typeof node.maxLength === 'number' ? node.maxLength : undefined;
+  if (typeof node.pattern === 'string') w.cost.patterns.push({ program: re2Size(node.pattern), maxLength, many: p.many });
+  if (isObject(node.patternProperties)) for (const k of Object.keys(node.patternProperties)) w.cost.patterns.push({ program: re2Size(k), maxLength: undefined, many: true });
+}
+
+/** RE2 program size of a pattern (0 when it does not compile: ajv refuses it with the reason). */
+function re2Size(pattern: string): number {
+  try {
+    return RE2JS.compile(pattern).programSize();
+  } catch {
+    return 0;
+  }
 }
 
 /** Keywords whose values are data, not schemas. */
@@ -187,9 +233,10 @@ function expand(w: Walk, node: unknown, p: At): void {
   if (++w.expanded > BODY_SCHEMA_LIMITS.expandedNodes) throw new BodySchemaError(`the schema expands to more than ${BODY_SCHEMA_LIMITS.expandedNodes} nodes with its $refs followed`, p.at);
   checkKeywords(node, p.at);
   collectNames(node, w.names);
+  countCost(w, node, p);
   for (const [k, v] of Object.entries(node)) {
     if (REF_KEYS.includes(k)) followRef(w, v as string, below(p, k));
-    else if (!DATA_KEYWORDS.has(k)) expand(w, v, below(p, escapePointer(k)));
+    else if (!DATA_KEYWORDS.has(k)) expand(w, v, below(p, escapePointer(k), k));
   }
 }
 
@@ -198,7 +245,7 @@ function followRef(w: Walk, ref: string, p: At): void {
   const target = resolveLocal(w.root, ref);
   if (target === undefined) throw new BodySchemaError(`$ref ${ref} does not resolve inside the schema`, p.at);
   // Below a $ref, problems are reported where the target is written.
-  expand(w, target, { at: ref.startsWith('#/') ? ref.slice(1) : p.at, depth: p.depth, refs: [...p.refs, ref] });
+  expand(w, target, { at: ref.startsWith('#/') ? ref.slice(1) : p.at, depth: p.depth, refs: [...p.refs, ref], many: p.many, applied: p.applied });
 }
 
 // ---- ajv -------------------------------------------------------------------------------------
@@ -238,6 +285,8 @@ export class CompiledBodySchema {
   constructor(
     private readonly fn: ValidateFunction,
     private readonly names: ReadonlySet<string>,
+    /** What validation can cost, for the work bound against maxBodyBytes (request-checks.ts). */
+    readonly cost: SchemaCost,
   ) {}
 
   /** Undefined when the value satisfies the schema; else the first failure, safe to report. */
@@ -281,8 +330,8 @@ export function compileBodySchema(schema: unknown): CompiledBodySchema {
   if (Buffer.byteLength(text) > BODY_SCHEMA_LIMITS.bytes) throw new BodySchemaError(`the schema is larger than ${BODY_SCHEMA_LIMITS.bytes} bytes`, '');
   // A private copy: ajv keeps references into the schema it compiled, and the spec object is shared.
   const own = JSON.parse(text) as Json;
-  const walk: Walk = { root: own, expanded: 0, names: new Set() };
-  expand(walk, own, { at: '', depth: 0, refs: [] });
+  const walk: Walk = { root: own, expanded: 0, names: new Set(), cost: { single: 0, many: 0, unique: 0, patterns: [] } };
+  expand(walk, own, { at: '', depth: 0, refs: [], many: false, applied: true });
   const a = ajv();
   if (!a.validateSchema(own)) {
     const e = a.errors?.[0];
@@ -296,5 +345,22 @@ export function compileBodySchema(schema: unknown): CompiledBodySchema {
   } finally {
     a.removeSchema(own);
   }
-  return new CompiledBodySchema(fn, walk.names);
+  return new CompiledBodySchema(fn, walk.names, walk.cost);
+}
+
+/** RE2 steps cost about this many ajv steps (measured: re2js runs a Pike VM, no DFA). */
+const RE2_STEP_WEIGHT = 4;
+
+/**
+ * The worst-case work (ajv steps) of validating a body of at most maxBodyBytes: a JSON body of B
+ * bytes holds at most B/2 + 1 values, and its strings at most B characters together.
+ */
+export function workFor(cost: SchemaCost, maxBodyBytes: number): number {
+  const values = Math.floor(maxBodyBytes / 2) + 1;
+  let work = cost.single + (cost.many + cost.unique) * values;
+  for (const p of cost.patterns) {
+    const chars = Math.min(maxBodyBytes, (p.many ? values : 1) * (p.maxLength ?? maxBodyBytes));
+    work += RE2_STEP_WEIGHT * p.program * chars;
+  }
+  return work;
 }

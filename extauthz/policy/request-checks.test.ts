@@ -117,6 +117,12 @@ describe('request checks: one table per check', () => {
     assert.equal(checkRequest(r, { headers: {}, rawQuery: 'limit=500&other=1', body: undefined })?.pointer, '/limit');
   });
 
+  test('the work bound admits the same schema with bounded strings and a smaller body', () => {
+    const r = compileRequest({ maxBodyBytes: 4096, body: { inline: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^[a-z0-9-]{1,32}$', maxLength: 32 } } } });
+    const body = Buffer.from(JSON.stringify(Array(100).fill('a'.repeat(32))));
+    assert.equal(checkRequest(r, { headers: { 'content-type': 'application/json', 'content-length': String(body.length) }, rawQuery: '', body }), undefined);
+  });
+
   test('a body schema without maxBodyBytes gets the 64 KiB default', () => {
     assert.equal(compileRequest({ body: { inline: { type: 'object' } } }).maxBodyBytes, 65536);
   });
@@ -155,6 +161,9 @@ describe('request specs refused at load', () => {
     ['an enum value outside the type', { query: { parameters: [{ name: 'x', type: 'integer', enum: ['1', 'two'] }] } }, /enum value 1/],
     ['a parameter declared twice', { query: { parameters: [{ name: 'x', type: 'string' }, { name: 'x', type: 'integer' }] } }, /declared twice/],
     ['a body schema with a non-JSON content type', { body: { inline: { type: 'object' } }, contentTypes: ['text/plain'] }, /only JSON media types/],
+    ['work: many keywords on every item of a 1 MiB body', { maxBodyBytes: 1048576, body: { inline: { type: 'array', items: { allOf: Array.from({ length: 50 }, (_, i) => ({ type: 'integer', minimum: -i })) } } } }, /could cost \d+ steps, more than 2000000/],
+    ['work: an unbounded pattern on every item', { body: { inline: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9-]{1,32}$' } } } }, /could cost/],
+    ['work: a pattern on one string as long as the body', { maxBodyBytes: 1048576, body: { inline: { type: 'string', pattern: '^([a-z]+-)*[a-z]+$' } } }, /could cost/],
   ];
   for (const [name, spec, message] of cases) {
     test(name, () => assert.throws(() => compileRequest(spec), (e: unknown) => e instanceof RequestSpecError && message.test(e.message)));

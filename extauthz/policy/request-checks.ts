@@ -11,7 +11,7 @@
  * when the declared length is over the limit).
  */
 import type { RequestValidation, QueryParameter } from './crd-types.js';
-import { compileBodySchema, type CompiledBodySchema } from './body-schema.js';
+import { BODY_SCHEMA_LIMITS, compileBodySchema, workFor, type CompiledBodySchema } from './body-schema.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 65536;
 export const MAX_BODY_BYTES = 1048576;
@@ -210,6 +210,19 @@ function compileContentTypes(spec: RequestValidation): MediaRange[] | undefined 
   });
 }
 
+/** The body schema, refused when validating a body of maxBodyBytes could cost more than the work bound. */
+function boundedSchema(inline: unknown, maxBodyBytes: number): CompiledBodySchema {
+  const schema = compileBodySchema(inline);
+  const work = workFor(schema.cost, maxBodyBytes);
+  if (work > BODY_SCHEMA_LIMITS.work) {
+    throw new RequestSpecError(
+      `validating a body of maxBodyBytes ${maxBodyBytes} against this schema could cost ${work} steps, more than ${BODY_SCHEMA_LIMITS.work}: lower maxBodyBytes, give patterned strings a maxLength, or check fewer keywords on array items and map values`,
+      'body/inline',
+    );
+  }
+  return schema;
+}
+
 /** Compiles request validation, or throws RequestSpecError / BodySchemaError with where it is. */
 export function compileRequest(spec: RequestValidation): CompiledRequest {
   const out: CompiledRequest = { requiredParams: [], rejectUnknown: false, spec };
@@ -220,7 +233,7 @@ export function compileRequest(spec: RequestValidation): CompiledRequest {
     out.maxBodyBytes = spec.maxBodyBytes;
   } else if (spec.body) out.maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   compileQuery(spec, out);
-  if (spec.body?.inline !== undefined) out.body = compileBodySchema(spec.body.inline);
+  if (spec.body?.inline !== undefined) out.body = boundedSchema(spec.body.inline, out.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
   return out;
 }
 
