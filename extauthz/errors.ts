@@ -31,7 +31,7 @@ export const CATALOGUE = {
   PURPOSE_REQUIRED: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'The matching rule requires a declared purpose of use (x-purpose-of-use) and the request declares none.' },
   FORBIDDEN: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'No rule allows this request, or a deny rule matched.' },
   CONDITION_ERROR: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'A rule condition could not be evaluated (missing attribute, type error): denied.' },
-  CONDITION_BUDGET: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'Evaluating the rule conditions of this request exceeded the runtime step or time budget: stopped and denied.' },
+  CONDITION_BUDGET: { http: 403, grpc: G.PERMISSION_DENIED, summary: 'Evaluating the rule conditions (or a quota key or cost expression) of this request exceeded the runtime step or time budget: stopped and denied.' },
   QUOTA_EXCEEDED: { http: 429, grpc: G.RESOURCE_EXHAUSTED, summary: 'A quota of the matching rule is exhausted; Retry-After says when to retry.' },
   QUOTA_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The quota cannot be charged and fails closed: the quota backend is unreachable, the rule names a quota the caller\'s tenant does not define, or a quota key or cost expression fails.' },
   AUDIT_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, summary: 'The decision could not be audited and the policy fails closed.' },

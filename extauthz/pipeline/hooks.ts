@@ -20,7 +20,7 @@ export interface QuotaRequest {
 
 export interface QuotaResult {
   allowed: boolean;
-  code?: Extract<ErrorCode, 'QUOTA_EXCEEDED' | 'QUOTA_UNAVAILABLE'>;
+  code?: Extract<ErrorCode, 'QUOTA_EXCEEDED' | 'QUOTA_UNAVAILABLE' | 'CONDITION_BUDGET'>;
   reason?: string;
   /** RateLimit / RateLimit-Policy / Retry-After headers for the client. */
   headers: Record<string, string>;

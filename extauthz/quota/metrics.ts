@@ -1,7 +1,7 @@
 /** Quota metrics, registered on the service's registry (injected; no global state). */
 import { Counter, Histogram, type Registry } from 'prom-client';
 
-export type QuotaOutcome = 'allowed' | 'exceeded' | 'not_charged' | 'backend_error_allowed' | 'backend_error_denied' | 'undefined_quota' | 'expression_error';
+export type QuotaOutcome = 'allowed' | 'exceeded' | 'not_charged' | 'backend_error_allowed' | 'backend_error_denied' | 'undefined_quota' | 'expression_error' | 'expression_budget';
 
 export class QuotaMetrics {
   readonly decisions: Counter<'quota' | 'outcome'>;

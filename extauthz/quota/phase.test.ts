@@ -9,6 +9,7 @@ import { QuotaBackendError } from './backend.js';
 import { MemoryBackend } from './memory-backend.js';
 import { QuotaMetrics } from './metrics.js';
 import { QuotaEnforcer } from './phase.js';
+import { CelBudgetExceededError, type CelProgram } from '../policy/cel.js';
 import { AGENCY_SPIFFE, KEYS, quotaPolicyYaml, quotaRequest, type QuotaFixtureOptions } from './test-fixtures.js';
 
 const T0 = 1_800_000_000_000;
@@ -113,6 +114,21 @@ void describe('quota phase through the pipeline', () => {
     const d = await pipeline.check(quotaRequest({ apiKey: KEYS.a1, method: 'POST', path: '/v1/bulk', headers: { 'x-count': 'many' } }));
     assert.equal(d.code, 'QUOTA_UNAVAILABLE');
     assert.match(d.reason, /cost expression failed/);
+  });
+
+  void test('a cost expression over its runtime budget denies with CONDITION_BUDGET, not as a backend outage', async () => {
+    const snap = snapshotOf();
+    const rule = snap.byKey.get('q/quota-api')!.rules.find((r) => r.name === 'consumer-bulk')!;
+    const ref = rule.quotas![0]! as { cost?: unknown };
+    const program = ref.cost as CelProgram;
+    // The meter's verdict (cel-meter) as the program would throw it past 100,000 steps or 5 ms.
+    ref.cost = { ...program, evaluate: () => { throw new CelBudgetExceededError('evaluation exceeded 100000 steps'); } };
+    const registry = new Registry();
+    const pipeline = new DecisionPipeline({ snapshot: () => snap, quota: new QuotaEnforcer({ backend: new MemoryBackend({ clock: () => T0 }), metrics: new QuotaMetrics(registry) }) });
+    const d = await pipeline.check(quotaRequest({ apiKey: KEYS.a1, method: 'POST', path: '/v1/bulk', headers: { 'x-count': '1' } }));
+    assert.deepEqual([d.allowed, d.code], [false, 'CONDITION_BUDGET']);
+    assert.match(d.reason, /quota burst: cost expression exceeded its runtime budget/);
+    assert.match(await registry.metrics(), /portcullis_quota_decisions_total\{quota="burst",outcome="expression_budget"\} 1/);
   });
 
   void test('inline rule quota keyed by a CEL expression (source address)', async () => {

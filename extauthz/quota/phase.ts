@@ -11,6 +11,7 @@ import { rateLimitHeaders } from './headers.js';
 import { KeyHasher } from './keys.js';
 import type { QuotaMetrics, QuotaOutcome } from './metrics.js';
 import { plan, type PlannedQuota } from './plan.js';
+import { sharedBudget } from '../policy/cel.js';
 
 /** The subset of a pino logger the phase uses. */
 export interface QuotaLog {
@@ -26,6 +27,11 @@ export interface QuotaEnforcerOptions {
   hashKey?: string;
 }
 
+/** A quota key or cost over its CEL runtime budget denies as a condition over budget would; other plan failures fail closed as unavailable. */
+function planCode(outcome: 'undefined_quota' | 'expression_error' | 'expression_budget'): 'CONDITION_BUDGET' | 'QUOTA_UNAVAILABLE' {
+  return outcome === 'expression_budget' ? 'CONDITION_BUDGET' : 'QUOTA_UNAVAILABLE';
+}
+
 export class QuotaEnforcer implements QuotaPhase {
   private readonly hasher: KeyHasher;
   private failing = false;
@@ -39,10 +45,10 @@ export class QuotaEnforcer implements QuotaPhase {
   }
 
   async charge(req: QuotaRequest): Promise<QuotaResult> {
-    const p = plan(req, this.hasher);
+    const p = sharedBudget(() => plan(req, this.hasher));
     if (!p.ok) {
       this.count(p.quota, p.outcome);
-      return { allowed: false, code: 'QUOTA_UNAVAILABLE', reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
+      return { allowed: false, code: planCode(p.outcome), reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
     }
     if (p.quotas.length === 0) return { allowed: true, headers: {} };
     checkDeadline(req.signal, 'before charging quotas');
@@ -55,8 +61,8 @@ export class QuotaEnforcer implements QuotaPhase {
    * and nothing counted in the quota decision metric (shadow counts its own would-be denials).
    */
   async peek(req: QuotaRequest): Promise<QuotaResult> {
-    const p = plan(req, this.hasher);
-    if (!p.ok) return { allowed: false, code: 'QUOTA_UNAVAILABLE', reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
+    const p = sharedBudget(() => plan(req, this.hasher));
+    if (!p.ok) return { allowed: false, code: planCode(p.outcome), reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
     if (p.quotas.length === 0) return { allowed: true, headers: {} };
     checkDeadline(req.signal, 'before peeking at quotas');
     const outcomes = await this.call(p.quotas, req.signal, true);

@@ -5,7 +5,7 @@
  */
 import { celActivation } from '../pipeline/authorize.js';
 import type { QuotaRequest } from '../pipeline/hooks.js';
-import { CelEvalError, type CelProgram } from '../policy/cel.js';
+import { CelBudgetExceededError, CelEvalError, type CelProgram } from '../policy/cel.js';
 import type { ChargeItem } from './backend.js';
 import type { KeyHasher } from './keys.js';
 import type { CompiledQuota, RuleQuotaRef } from './model.js';
@@ -15,7 +15,9 @@ export interface PlannedQuota {
   item: ChargeItem;
 }
 
-export type Plan = { ok: true; quotas: PlannedQuota[] } | { ok: false; outcome: 'undefined_quota' | 'expression_error'; quota: string; reason: string };
+type PlanOutcome = 'undefined_quota' | 'expression_error' | 'expression_budget';
+
+export type Plan = { ok: true; quotas: PlannedQuota[] } | { ok: false; outcome: PlanOutcome; quota: string; reason: string };
 
 interface Chosen {
   quota: CompiledQuota;
@@ -25,7 +27,7 @@ interface Chosen {
 
 class PlanError extends Error {
   constructor(
-    readonly outcome: 'undefined_quota' | 'expression_error',
+    readonly outcome: PlanOutcome,
     readonly quota: string,
     message: string,
   ) {
@@ -60,6 +62,8 @@ function evalCel(program: CelProgram, activation: Record<string, unknown>, what:
   try {
     return program.evaluate(activation);
   } catch (err) {
+    // Over the runtime budget is the policy's doing, not the backend's: CONDITION_BUDGET, like a condition.
+    if (err instanceof CelBudgetExceededError) throw new PlanError('expression_budget', quota, `quota ${quota}: ${what} expression exceeded its runtime budget: ${err.message}`);
     const msg = err instanceof CelEvalError ? err.message : 'evaluation failed';
     throw new PlanError('expression_error', quota, `quota ${quota}: ${what} expression failed: ${msg}`);
   }
