@@ -51,7 +51,15 @@ export function maskingKeys(config: MaskingConfig, log: Logger): { signing: Mask
  * `audit`: the trail the server built (auditWiring().masking), so masking outcomes join its chain.
  * `registry`: where portcullis_mask_unmatched_total is registered (the server's metrics).
  */
-export function createMasking(config: MaskingConfig, log: Logger, audit?: MaskingAuditSink, registry?: Registry, shared?: { signing: Buffer; hash: Buffer }, reusePort = false): MaskingRuntime {
+export interface MaskingWiring {
+  audit?: MaskingAuditSink | undefined;
+  registry?: Registry | undefined;
+  /** serve --workers: the keys every worker shares, and the listener on a shared port (SO_REUSEPORT). */
+  shared?: { signing: Buffer; hash: Buffer } | undefined;
+}
+
+export function createMasking(config: MaskingConfig, log: Logger, { audit, registry, shared }: MaskingWiring = {}): MaskingRuntime {
+  const reusePort = shared !== undefined;
   const { signing, hash } = shared ? { signing: MaskKey.from(shared.signing), hash: shared.hash } : maskingKeys(config, log);
   const unmatched = new Counter({ name: 'portcullis_mask_unmatched_total', help: 'Masks that matched nothing in a response body, by what followed: recorded (the body went out) or denied (onUnmatched: deny, the body was withheld).', labelNames: ['result'] as const, registers: registry ? [registry] : [] });
   const service = new ExternalProcessorService({

@@ -157,7 +157,7 @@ async function decisionParts({ config, log, ext, metrics, undo }: { config: Serv
   const audit = await auditWiring(config.audit, ext.audit, { registry: metrics.registry, log, ...(shared?.subjectKey ? { subjectKey: shared.subjectKey } : {}) });
   undo.push(() => audit.close());
   // Masking: directives signed in shape, enforced by the ext_proc listener of this process.
-  const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, audit.masking, metrics.registry, shared?.maskKeys, shared !== undefined);
+  const masking = createMasking(config.masking ?? resolveMaskingConfig({}), log, { audit: audit.masking, registry: metrics.registry, shared: shared?.maskKeys });
   undo.push(() => masking.close(0));
   const tracing = await tracingFor(config);
   if (tracing) undo.push(() => tracing.shutdown());
