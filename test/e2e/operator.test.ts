@@ -252,7 +252,7 @@ spec:
     assert.match(rejected.message, /EnvoyExtensionPolicy\/portcullis-gw-records: ext_proc backend not found/);
   });
 
-  test('Ready=False cases: a missing Service, a host claimed twice (the newer policy), an unknown tenant, a quota no tenant defines', async () => {
+  test('Ready=False cases: a missing Service, a host claimed twice (the newer policy), an unknown tenant, a quota no tenant defines, a CEL field that does not exist', async () => {
     await apply(`apiVersion: portcullis.io/v1alpha1
 kind: ApiPolicy
 metadata: { name: ghost, namespace: c2g }
@@ -284,6 +284,14 @@ spec:
   hosts: [quota.c2g.example]
   targetRefs: [{ kind: Service, name: stats-api }]
   rules: [{ name: agencies, principals: { types: [agency] }, quotas: [{ name: daly }] }]
+---
+apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: field-typo, namespace: c2g }
+spec:
+  hosts: [field-typo.c2g.example]
+  targetRefs: [{ kind: Service, name: stats-api }]
+  rules: [{ name: typo, principals: { types: [agency] }, when: "principal.subjekt == 'x'" }]
 `);
     const ready = (name: string): Promise<ConditionView> => until(`${name} Ready=False`, async () => {
       const c = await condition('apipolicy', name);
@@ -300,7 +308,11 @@ spec:
     assert.match(stranger.message, /unknown tenant "no-such-tenant"/);
     const quota = await ready('quota-typo');
     assert.match(quota.message, /quota "daly" is not defined by any tenant/);
-    const d = await cluster.kubectl(['delete', 'apipolicy', 'ghost', 'records-again', 'stranger', 'quota-typo', '-n', 'c2g']);
+    // Typed CEL: a field the principal does not have is refused at load, so the policy is not Accepted.
+    const typo = await ready('field-typo');
+    assert.match(typo.message, /POLICY_CEL: when: principal has no field "subjekt"; did you mean "subject"\?/);
+    assert.equal((await condition('apipolicy', 'field-typo', 'Accepted'))?.status, 'False');
+    const d = await cluster.kubectl(['delete', 'apipolicy', 'ghost', 'records-again', 'stranger', 'quota-typo', 'field-typo', '-n', 'c2g']);
     assert.equal(d.code, 0, d.stderr);
   });
 
