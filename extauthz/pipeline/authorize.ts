@@ -49,6 +49,24 @@ export function celActivation(ctx: RequestContext, principal: Principal | undefi
   };
 }
 
+/**
+ * One CEL activation per Check, not per rule: the rules' conditions see the same request,
+ * principal and tenant; only `params` differs, set before each evaluation (CEL keeps no
+ * reference to an activation after evaluate returns).
+ */
+class Activations {
+  private base: Record<string, unknown> | undefined;
+  constructor(
+    readonly ctx: RequestContext,
+    readonly principal: Principal | undefined,
+  ) {}
+  with(params: Record<string, string>): Record<string, unknown> {
+    const b = (this.base ??= celActivation(this.ctx, this.principal, params));
+    b.params = params;
+    return b;
+  }
+}
+
 function principalReason(rule: CompiledRule, p: Principal | undefined): string | undefined {
   // A deny rule that names no principals covers everyone, anonymous callers included: otherwise
   // defaultAction allow (or an anonymous allow rule) would let anonymous requests past it.
@@ -70,10 +88,10 @@ function pathParams(rule: CompiledRule, ctx: RequestContext): { params: Record<s
   return undefined;
 }
 
-function evaluateCondition(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined, hit: Outcome & { kind: 'match' }): Outcome {
+function evaluateCondition(rule: CompiledRule, act: Activations, hit: Outcome & { kind: 'match' }): Outcome {
   if (!rule.when) return hit;
   try {
-    const v = rule.when.evaluate(celActivation(ctx, principal, hit.params));
+    const v = rule.when.evaluate(act.with(hit.params));
     if (v === true) return hit;
     return { kind: 'skip', reason: v === false ? CONDITION_FALSE : 'condition did not return a bool' };
   } catch (err) {
@@ -93,7 +111,8 @@ function unmetRequirement(rule: CompiledRule, ctx: RequestContext, principal: Pr
   return undefined;
 }
 
-function evaluateRule(rule: CompiledRule, ctx: RequestContext, principal: Principal | undefined): Outcome {
+function evaluateRule(rule: CompiledRule, act: Activations): Outcome {
+  const { ctx, principal } = act;
   if (rule.methods && !rule.methods.has(ctx.method)) return { kind: 'skip', reason: `method ${ctx.method} not matched` };
   const matched = pathParams(rule, ctx);
   if (!matched) return { kind: 'skip', reason: 'path not matched' };
@@ -101,7 +120,7 @@ function evaluateRule(rule: CompiledRule, ctx: RequestContext, principal: Princi
   if (who) return { kind: 'skip', reason: who };
   const missing = unmetRequirement(rule, ctx, principal);
   if (missing) return { kind: missing, reason: REQUIREMENT_REASON[missing], params: matched.params, ...tpl(matched) };
-  return evaluateCondition(rule, ctx, principal, { kind: 'match', ...matched });
+  return evaluateCondition(rule, act, { kind: 'match', ...matched });
 }
 
 function trace(list: RuleTrace[], rule: CompiledRule, o: Outcome): void {
@@ -115,9 +134,9 @@ function tpl(o: { template?: string }): { template?: string } {
 type Pending = ({ code: ErrorCode; reason: string; rule: CompiledRule } & Matched) | undefined;
 
 /** Deny rules: any match denies; one that cannot be evaluated denies too. Undefined: none applied. */
-function denyPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization | undefined {
+function denyPhase(policy: CompiledPolicy, act: Activations, steps: RuleTrace[]): Authorization | undefined {
   for (const rule of policy.denyRules) {
-    const o = evaluateRule(rule, ctx, principal);
+    const o = evaluateRule(rule, act);
     trace(steps, rule, o);
     if (o.kind === 'match') return { allowed: false, code: 'FORBIDDEN', reason: `denied by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
     // A deny rule that cannot be evaluated might have matched: fail closed.
@@ -142,10 +161,10 @@ function nextPending(pending: Pending, rule: CompiledRule, o: Outcome): Pending 
 }
 
 /** Allow rules in order: the first match allows; else a pending MFA or condition error denies. */
-function allowPhase(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization | undefined {
+function allowPhase(policy: CompiledPolicy, act: Activations, steps: RuleTrace[]): Authorization | undefined {
   let pending: Pending;
   for (const rule of policy.allowRules) {
-    const o = evaluateRule(rule, ctx, principal);
+    const o = evaluateRule(rule, act);
     trace(steps, rule, o);
     if (o.kind === 'match') return { allowed: true, code: null, reason: `allowed by rule ${rule.name}`, rule, params: o.params, ...tpl(o), trace: steps };
     pending = nextPending(pending, rule, o);
@@ -170,7 +189,8 @@ export function declaredPurpose(ctx: RequestContext, principal: Principal | unde
 }
 
 function decide(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization {
-  return sharedBudget(() => denyPhase(policy, ctx, principal, steps) ?? allowPhase(policy, ctx, principal, steps) ?? defaultDecision(policy, principal, steps));
+  const act = new Activations(ctx, principal);
+  return sharedBudget(() => denyPhase(policy, act, steps) ?? allowPhase(policy, act, steps) ?? defaultDecision(policy, principal, steps));
 }
 
 /** The rules of one Check share one CEL runtime budget (cel-meter): a policy cannot multiply it by its rule count. */
