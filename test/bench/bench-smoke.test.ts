@@ -26,7 +26,9 @@ void test('per-phase benchmark produces a row per phase, with and without the to
 void test('scale benchmark: every figure is measured, and an edit compiles one policy', async () => {
   const { measureScale, scaleRow, SCALE_HEADERS } = await import('./scale.js');
   const point = await measureScale(12, 200);
-  for (const [k, v] of Object.entries(point)) assert.ok(Number.isFinite(v) && v >= 0, `${k} = ${v}`);
+  // Heap growth is measured between two full collections; for a dozen policies it is within what
+  // the collections themselves free (the loaded sources), so it may be slightly negative.
+  for (const [k, v] of Object.entries(point)) assert.ok(Number.isFinite(v) && (k === 'heapMB' || v >= 0), `${k} = ${v}`);
   assert.equal(scaleRow(point).length, SCALE_HEADERS.length);
 });
 
