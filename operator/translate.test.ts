@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import { parse } from 'yaml';
+import { toJsonSchema } from '../extauthz/policy/crd-schema.js';
 import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { GOLDEN_CONFIG, GOLDEN_DIR as DIR, goldenCases } from '../test/helpers/golden.js';
@@ -91,5 +96,27 @@ describe('translate invariants', () => {
       agencyReachable: false,
     };
     assert.deepEqual(translate(input, GOLDEN_CONFIG), translate(input, GOLDEN_CONFIG));
+  });
+});
+
+// Envoy Gateway's own SecurityPolicy schema (the tool cache, test/tools): every generated
+// SecurityPolicy, bodyToExtAuth included, is valid against it. Skipped where the cache has no CRDs.
+const EG_CRD = join(process.env.PORTCULLIS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'portcullis'), 'crds');
+const egDir = existsSync(EG_CRD) ? readdirSync(EG_CRD).find((d) => d.startsWith('envoy-gateway-')) : undefined;
+
+describe("generated SecurityPolicies against Envoy Gateway's CRD", { skip: egDir ? false : 'no Envoy Gateway CRDs in the tool cache' }, () => {
+  test('every golden SecurityPolicy spec validates (structural schema, bodyToExtAuth bounds)', () => {
+    const crd = parse(readFileSync(join(EG_CRD, egDir!, 'gateway.envoyproxy.io_securitypolicies.yaml'), 'utf8')) as { spec: { versions: { name: string; schema: { openAPIV3Schema: { properties: { spec: Record<string, unknown> } } } }[] } };
+    const schema = toJsonSchema(crd.spec.versions.find((v) => v.name === 'v1alpha1')!.schema.openAPIV3Schema.properties.spec);
+    const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(schema as object);
+    let bodies = 0;
+    for (const { name, input, config } of goldenCases()) {
+      for (const o of translate(input, config).objects.filter((x) => x.kind === 'SecurityPolicy')) {
+        assert.ok(validate(o.spec), `${name}: ${JSON.stringify(validate.errors)}`);
+        if ((o.spec.extAuth as { bodyToExtAuth?: unknown }).bodyToExtAuth) bodies++;
+      }
+    }
+    assert.ok(bodies > 0, 'a golden case sends bodies');
+    assert.equal(validate({ targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'r' }], extAuth: { grpc: { backendRefs: [{ name: 's', port: 1 }] }, bodyToExtAuth: { maxRequestBytes: 0 } } }), false, 'maxRequestBytes 0 is refused by the CRD');
   });
 });
