@@ -284,11 +284,18 @@ describe('bounds: no alert storm, bounded memory', () => {
     const registry = new Registry();
     const { e, alerts } = engine({ invalidCredentials: { count: 100, windowSeconds: 60 } });
     e.register(registry);
-    // The heavy hitter starts amid the spray, and 200 sprayed networks come between two of its attempts.
+    // The heavy hitter starts amid the spray, and 150 sprayed networks come between two of its
+    // attempts: 133 attempts, over the threshold by itself (99 would have needed the sketch's
+    // collisions, which depend on its per-process key, to reach 100).
+    let heavy = 0;
     for (let i = 0; i < 20_500; i++) {
       e.observe(decision('INVALID_TOKEN', `${10 + (i % 200)}.${(i >> 8) & 255}.${i & 255}.1`), undefined, undefined, T0 + i);
-      if (i % 200 === 100 && i > 500) e.observe(decision('INVALID_TOKEN', '198.51.100.1'), undefined, undefined, T0 + i);
+      if (i % 150 === 100 && i > 500) {
+        e.observe(decision('INVALID_TOKEN', '198.51.100.1'), undefined, undefined, T0 + i);
+        heavy++;
+      }
     }
+    assert.ok(heavy > 100, `${heavy} attempts`);
     assert.equal(alerts.length, 1, 'the heavy hitter alerts despite the spray');
     assert.equal(alerts[0]!.network, '198.51.100.0/24');
     const text = await registry.metrics();
