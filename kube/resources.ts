@@ -10,6 +10,8 @@ export const API_KEY_SECRET_LABEL = 'portcullis.io/api-keys=true';
 export const REVOCATION_LABEL = 'portcullis.io/revocation=true';
 /** Secrets holding token-introspection client secrets (Tenant spec.identity.introspection) carry this label. */
 export const INTROSPECTION_SECRET_LABEL = 'portcullis.io/introspection=true';
+/** ConfigMaps holding request body schemas (ApiPolicy rule request.body.configMapRef). */
+export const SCHEMA_LABEL = 'portcullis.io/schema=true';
 
 export function customPath(plural: string): string {
   return `/apis/${GROUP}/${VERSION}/${plural}`;

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { objectKey, ResilientInformer } from '../kube/informer.js';
-import { customPath, listConfigMaps, listCustom, PLURAL, REVOCATION_LABEL } from '../kube/resources.js';
+import { customPath, listConfigMaps, listCustom, PLURAL, REVOCATION_LABEL, SCHEMA_LABEL } from '../kube/resources.js';
 import type { OperatorConfig } from './config.js';
 import { createProbeServer, listen } from './http.js';
 import { childKey, OperatorClient, statusKey } from './kube-client.js';
@@ -169,6 +169,17 @@ function revocationConfigMapInformer(w: Wiring, tenants: ResilientInformer<Kuber
   });
 }
 
+/** Body-schema ConfigMaps (label-selected): a change re-validates and re-enqueues the namespace's policies. */
+function schemaConfigMapInformer(w: Wiring, enqueueNamespace: (ns: string) => void): ResilientInformer<KubernetesObject> {
+  return new ResilientInformer<KubernetesObject>({
+    kubeConfig: w.kc, path: '/api/v1/configmaps', labelSelector: SCHEMA_LABEL, list: listConfigMaps(w.kc, SCHEMA_LABEL), onError: onError(w, 'configmaps'),
+    onChange: (c) => {
+      w.validation?.observeConfigMap();
+      enqueueNamespace(c.metadata?.namespace ?? '');
+    },
+  });
+}
+
 function leaderElector(w: Wiring, enqueueAll: () => void, onLostLeadership: () => void): LeaderElector | undefined {
   const setLeading = (on: boolean): void => {
     w.leading = on;
@@ -204,8 +215,9 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   const tenants = tenantInformer(w, enqueueNamespace);
   const children = childInformers(w);
   const configMaps = revocationConfigMapInformer(w, tenants);
+  const schemas = schemaConfigMapInformer(w, enqueueNamespace);
   // Accepted: the engine's PolicyStore over every cached policy and tenant, shared by all reconciles.
-  w.validation = new PolicyValidation({ policies, tenants, configMaps }, (k) => enqueue(w, 'policyQueue', k));
+  w.validation = new PolicyValidation({ policies, tenants, configMaps: { list: () => [...configMaps.list(), ...schemas.list()] } }, (k) => enqueue(w, 'policyQueue', k));
   const targets = await watchTargets(kc, {
     grantNamespace: cfg.outputs.service.namespace,
     onRoute: enqueueNamespace,
@@ -232,7 +244,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   }), { workers: cfg.workers });
   w.tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)), { workers: Math.min(cfg.workers, 4) });
 
-  const all = [policies, tenants, configMaps, ...targets.informers, ...children.values()];
+  const all = [policies, tenants, configMaps, schemas, ...targets.informers, ...children.values()];
   const http: Server = createProbeServer(() => all.every((i) => i.synced), w.metrics.registry);
   await listen(http, cfg.httpAddress);
 

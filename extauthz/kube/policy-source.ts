@@ -12,7 +12,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ResilientInformer } from '../../kube/informer.js';
 import { sourcesFrom, type Raw } from '../../kube/objects.js';
-import { API_KEY_SECRET_LABEL, customPath, INTROSPECTION_SECRET_LABEL, listConfigMaps, listCustom, listSecrets, PLURAL, REVOCATION_LABEL } from '../../kube/resources.js';
+import { API_KEY_SECRET_LABEL, customPath, INTROSPECTION_SECRET_LABEL, listConfigMaps, listCustom, listSecrets, PLURAL, REVOCATION_LABEL, SCHEMA_LABEL } from '../../kube/resources.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { generationFingerprint, PolicyStore, type ApplyResult, type StoreInput } from '../policy/store.js';
 import { JwksCache } from '../policy/tenants.js';
@@ -35,7 +35,7 @@ function rawFingerprint(o: Raw): string {
   return `${m.uid ?? ''}/${m.generation}`;
 }
 
-/** Secrets of the label-selected informers, once each (a Secret may carry several labels). */
+/** Objects of the label-selected informers, once each (a Secret or ConfigMap may carry several labels). */
 function uniqueSecrets(...lists: (readonly Raw[])[]): Raw[] {
   const seen = new Set<string>();
   const out: Raw[] = [];
@@ -55,7 +55,7 @@ export class KubernetesPolicySource {
   private readonly store = new PolicyStore({ jwks: new JwksCache(), fingerprint: generationFingerprint });
   /** Fingerprints of the objects last applied, so status-only and label-only updates schedule nothing. */
   private readonly seen = new Map<string, string>();
-  private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; secrets: ResilientInformer<Raw>; revocationSecrets: ResilientInformer<Raw>; revocationConfigMaps: ResilientInformer<Raw>; introspectionSecrets: ResilientInformer<Raw> };
+  private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; secrets: ResilientInformer<Raw>; revocationSecrets: ResilientInformer<Raw>; revocationConfigMaps: ResilientInformer<Raw>; schemaConfigMaps: ResilientInformer<Raw>; introspectionSecrets: ResilientInformer<Raw> };
   private reported = new Map<string, string>();
 
   constructor(private readonly opts: KubeSourceOptions) {
@@ -69,6 +69,8 @@ export class KubernetesPolicySource {
       // Revocation lists (Tenant spec.revocation): label-selected Secrets and ConfigMaps.
       revocationSecrets: new ResilientInformer<Raw>({ ...common, onChange: onChange('Secret'), path: '/api/v1/secrets', list: listSecrets(kc, REVOCATION_LABEL), labelSelector: REVOCATION_LABEL }),
       revocationConfigMaps: new ResilientInformer<Raw>({ ...common, onChange: onChange('ConfigMap'), path: '/api/v1/configmaps', list: listConfigMaps(kc, REVOCATION_LABEL), labelSelector: REVOCATION_LABEL }),
+      // Request body schemas (ApiPolicy rule request.body.configMapRef): label-selected ConfigMaps.
+      schemaConfigMaps: new ResilientInformer<Raw>({ ...common, onChange: onChange('ConfigMap'), path: '/api/v1/configmaps', list: listConfigMaps(kc, SCHEMA_LABEL), labelSelector: SCHEMA_LABEL }),
       // Token-introspection client secrets (Tenant spec.identity.introspection.clientSecretRef).
       introspectionSecrets: new ResilientInformer<Raw>({ ...common, onChange: onChange('Secret'), path: '/api/v1/secrets', list: listSecrets(kc, INTROSPECTION_SECRET_LABEL), labelSelector: INTROSPECTION_SECRET_LABEL }),
     };
@@ -109,8 +111,8 @@ export class KubernetesPolicySource {
   }
 
   private input(): StoreInput {
-    const { policies, tenants, secrets, revocationSecrets, revocationConfigMaps, introspectionSecrets } = this.informers;
-    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: uniqueSecrets(secrets.list(), revocationSecrets.list(), introspectionSecrets.list()), ConfigMap: revocationConfigMaps.list() };
+    const { policies, tenants, secrets, revocationSecrets, revocationConfigMaps, schemaConfigMaps, introspectionSecrets } = this.informers;
+    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: uniqueSecrets(secrets.list(), revocationSecrets.list(), introspectionSecrets.list()), ConfigMap: uniqueSecrets(revocationConfigMaps.list(), schemaConfigMaps.list()) };
     this.seen.clear();
     for (const [kind, list] of Object.entries(lists)) for (const o of list) this.seen.set(`${kind} ${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`, rawFingerprint(o));
     return sourcesFrom(lists.ApiPolicy, lists.Tenant, lists.Secret, lists.ConfigMap);

@@ -127,9 +127,10 @@ describe('pipeline: request validation', () => {
     assert.equal(d.audit.wouldDeny?.rule, 'list-orders-strict');
   });
 
-  test('the CRD refuses configMapRef rather than ignoring it', () => {
+  test('a configMapRef whose ConfigMap is absent refuses the policy rather than validating nothing (schema-refs.test.ts covers the rest)', () => {
     const ref = POLICY.replace(/        body:\n          inline:\n[\s\S]*?quantity: \{[^\n]*\n/, '        body:\n          configMapRef: { name: order-schema, key: schema.json }\n');
     const c = compileYaml({ 'orders.yaml': ref });
-    assert.ok(c.problems.some((x) => x.code === 'POLICY_SCHEMA' && /configMapRef is not supported/.test(x.message)), c.problems.map((x) => x.format()).join('\n'));
+    assert.ok(c.problems.some((x) => x.code === 'POLICY_REQUEST' && /ConfigMap t\/order-schema not found/.test(x.message)), c.problems.map((x) => x.format()).join('\n'));
+    assert.equal(c.snapshot.byKey.get('t/orders'), undefined);
   });
 });

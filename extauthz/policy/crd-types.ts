@@ -664,7 +664,7 @@ export interface RequestValidation {
       [k: string]: unknown | undefined;
     };
     /**
-     * Not supported yet (refused); reserved for a schema held in a ConfigMap of the policy's namespace.
+     * A schema held in a ConfigMap of the policy's namespace (the key's value is the schema as JSON), bounded and compiled like inline. ext_authz and the operator read only ConfigMaps labelled portcullis.io/schema=true; a missing ConfigMap, key or a value that is not JSON refuses the policy (POLICY_REQUEST), and editing the ConfigMap recompiles it.
      */
     configMapRef?: {
       /**

@@ -233,6 +233,8 @@ export function compileRequest(spec: RequestValidation): CompiledRequest {
     out.maxBodyBytes = spec.maxBodyBytes;
   } else if (spec.body) out.maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   compileQuery(spec, out);
+  // A configMapRef is resolved into inline before compiling (schema-refs.ts): a body without a schema here would validate nothing.
+  if (spec.body && spec.body.inline === undefined) throw new RequestSpecError('body needs a schema: inline, or configMapRef resolved from its ConfigMap', 'body');
   if (spec.body?.inline !== undefined) out.body = boundedSchema(spec.body.inline, out.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
   return out;
 }

@@ -18,6 +18,7 @@
 import { PolicyError } from '../errors.js';
 import { firstClash, HostClaims, hostClaims, type TenantEntry } from './checks.js';
 import { compilePolicyUnlinked, linkPolicy, type CompiledPolicy } from './compile.js';
+import { resolveSchemaRefs, schemaRefsFingerprint } from './schema-refs.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
 import { PolicySnapshot } from './snapshot.js';
 import { directoryOf, JwksCache, tenantAge, TenantDirectory, tryCompileTenant, type CompiledTenant, type RevocationFile, type TenantCompileOptions } from './tenants.js';
@@ -324,13 +325,14 @@ export class PolicyStore {
     for (const obj of r.input.policies) {
       const key = objectKey(obj);
       seen.add(key);
-      const fp = this.fingerprint(obj);
+      // A body schema held in a ConfigMap is part of the policy's version.
+      const fp = this.fingerprint(obj) + schemaRefsFingerprint(obj, r.compileOptions.configMaps);
       const prev = this.policies.get(key);
       if (prev && prev.fp === fp) {
         if (r.touched.has(obj.metadata.namespace)) r.relink.add(key);
         continue;
       }
-      this.compilePolicy(obj, fp, prev);
+      this.compilePolicy(obj, fp, prev, r.compileOptions.configMaps);
       r.relink.add(key);
       r.stats.policiesCompiled++;
       yield;
@@ -338,9 +340,10 @@ export class PolicyStore {
     this.dropPolicies(seen, r);
   }
 
-  private compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined): void {
+  private compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined, configMaps: TenantCompileOptions['configMaps']): void {
     const key = objectKey(obj);
-    const compiled = compilePolicyUnlinked(obj);
+    const resolved = resolveSchemaRefs(obj, configMaps);
+    const compiled = resolved.problems.length > 0 ? { problems: resolved.problems, warnings: [] } : compilePolicyUnlinked(resolved.obj);
     const age = compiled.policy?.age ?? `${obj.metadata.creationTimestamp ?? ''}\u0000${key}`;
     const state: PolicyState = { ...(prev ?? { linkErrors: [], linkWarnings: [] }), fp, obj, age, own: compiled.problems, ownWarnings: compiled.warnings };
     delete state.unlinked;
