@@ -576,8 +576,15 @@ export interface ApiPolicyRule {
     /**
      * The schema itself (JSON Schema; local $ref, allOf/anyOf/oneOf supported).
      */
-    inline: {
+    inline?: {
       [k: string]: unknown | undefined;
+    };
+    /**
+     * The schema held in a ConfigMap of the policy's namespace (the key's value is the schema as JSON), read like request.body.configMapRef (label portcullis.io/schema=true); a missing ConfigMap, key or a value that is not JSON refuses the policy.
+     */
+    configMapRef?: {
+      name: string;
+      key: string;
     };
   };
   /**

@@ -88,4 +88,27 @@ void describe('request.body.configMapRef: a body schema held in a ConfigMap', ()
     assert.match(c.problems.map((p) => p.format()).join('\n'), /POLICY_SCHEMA: body needs exactly one of inline or configMapRef/);
     assert.equal(c.snapshot.byKey.get('t/orders'), undefined);
   });
+
+  void test('responseSchema.configMapRef: mask paths are checked against the ConfigMap\'s schema', () => {
+    const masked = (field: string): string => `apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: records, namespace: t }
+spec:
+  hosts: [records.test.example]
+  rules:
+    - name: read
+      methods: [GET]
+      paths: ["/v1/records"]
+      principals: { anonymous: true }
+      responseSchema: { configMapRef: { name: record-schema, key: schema.json } }
+      mask: [{ field: "${field}", action: redact }]
+`;
+    const cm = configMap({ 'schema.json': JSON.stringify({ type: 'object', properties: { taxId: { type: 'string' } } }) }, 'record-schema');
+    assert.deepEqual(compileYaml({ 'p.yaml': masked('$.taxId'), 'cm.yaml': cm }).problems.map((p) => p.format()), []);
+    assert.match(compileYaml({ 'p.yaml': masked('$.taxID'), 'cm.yaml': cm }).problems.map((p) => p.format()).join('\n'), /selects nothing in responseSchema/);
+    const missing = compileYaml({ 'p.yaml': masked('$.taxId') }).problems;
+    assert.equal(missing.length, 1);
+    assert.equal(missing[0]!.code, 'POLICY_INVALID');
+    assert.match(missing[0]!.format(), /\/spec\/rules\/0\/responseSchema\/configMapRef .*responseSchema: ConfigMap t\/record-schema not found/);
+  });
 });

@@ -1,10 +1,10 @@
 /**
- * Body schemas held in ConfigMaps (a rule's `request.body.configMapRef`), resolved into the
- * policy before it compiles: the compiler sees one shape (`inline`), the schema goes through the
- * same bounds as an inline one, and the referenced values join the policy's fingerprint, so a
- * ConfigMap edit recompiles exactly the policies that name it. A missing ConfigMap, key, or a
- * value that is not JSON refuses the policy (its last good version keeps serving): never a rule
- * that silently validates nothing.
+ * JSON Schemas held in ConfigMaps (a rule's `request.body.configMapRef` and
+ * `responseSchema.configMapRef`), resolved into the policy before it compiles: the compiler sees
+ * one shape (`inline`), the schema goes through the same bounds as an inline one, and the
+ * referenced values join the policy's fingerprint, so a ConfigMap edit recompiles exactly the
+ * policies that name it. A missing ConfigMap, key, or a value that is not JSON refuses the policy
+ * (its last good version keeps serving): never a rule that silently validates or checks nothing.
  */
 import { PolicyError } from '../errors.js';
 import { objectKey, type ApiPolicyObject, type ConfigMapObject } from './model.js';
@@ -12,24 +12,45 @@ import { BODY_SCHEMA_LIMITS } from './body-schema.js';
 
 type Rule = ApiPolicyObject['spec']['rules'][number];
 type Ref = { name: string; key: string };
+type ConfigMaps = ReadonlyMap<string, ConfigMapObject> | undefined;
 
-function refOf(rule: Rule): Ref | undefined {
-  return (rule.request?.body as { configMapRef?: Ref } | undefined)?.configMapRef;
+/** Where a rule can name a schema held in a ConfigMap: its JSON pointer, and how to read and replace it. */
+interface Site {
+  pointer: string;
+  ref(rule: Rule): Ref | undefined;
+  inline(rule: Rule, schema: unknown): Rule;
 }
 
-/** "namespace/name\u0000key\u0000value" of every referenced schema (absent ones too): '' without refs. */
-export function schemaRefsFingerprint(obj: ApiPolicyObject, configMaps: ReadonlyMap<string, ConfigMapObject> | undefined): string {
+const SITES: readonly Site[] = [
+  {
+    pointer: 'request/body',
+    ref: (rule) => (rule.request?.body as { configMapRef?: Ref } | undefined)?.configMapRef,
+    inline: (rule, schema) => ({ ...rule, request: { ...rule.request, body: { inline: schema } } }) as Rule,
+  },
+  {
+    pointer: 'responseSchema',
+    ref: (rule) => (rule.responseSchema as { configMapRef?: Ref } | undefined)?.configMapRef,
+    inline: (rule, schema) => ({ ...rule, responseSchema: { inline: schema } }) as Rule,
+  },
+];
+
+const hasRef = (rule: Rule): boolean => SITES.some((s) => s.ref(rule));
+
+/** What every referenced schema holds (absent ones too): '' without refs. */
+export function schemaRefsFingerprint(obj: ApiPolicyObject, configMaps: ConfigMaps): string {
   let fp = '';
   for (const rule of obj.spec.rules) {
-    const ref = refOf(rule);
-    if (!ref) continue;
-    const cm = configMaps?.get(`${obj.metadata.namespace}/${ref.name}`);
-    fp += `\u0001${ref.name}\u0000${ref.key}\u0000${cm?.values[ref.key] ?? '\u0002absent'}`;
+    for (const site of SITES) {
+      const ref = site.ref(rule);
+      if (!ref) continue;
+      const cm = configMaps?.get(`${obj.metadata.namespace}/${ref.name}`);
+      fp += `\u0001${site.pointer}\u0000${ref.name}\u0000${ref.key}\u0000${cm?.values[ref.key] ?? '\u0002absent'}`;
+    }
   }
   return fp;
 }
 
-function resolveOne(obj: ApiPolicyObject, ref: Ref, configMaps: ReadonlyMap<string, ConfigMapObject> | undefined): unknown {
+function resolveOne(obj: ApiPolicyObject, ref: Ref, configMaps: ConfigMaps): unknown {
   const ns = obj.metadata.namespace;
   const cm = configMaps?.get(`${ns}/${ref.name}`);
   if (!cm) throw new Error(`ConfigMap ${ns}/${ref.name} not found (in a cluster it needs the label portcullis.io/schema=true; in a folder, a v1 ConfigMap document)`);
@@ -45,20 +66,24 @@ function resolveOne(obj: ApiPolicyObject, ref: Ref, configMaps: ReadonlyMap<stri
 }
 
 /** The policy with every configMapRef replaced by its schema inline, or the problems that refuse it. */
-export function resolveSchemaRefs(obj: ApiPolicyObject, configMaps: ReadonlyMap<string, ConfigMapObject> | undefined): { obj: ApiPolicyObject; problems: PolicyError[] } {
-  if (!obj.spec.rules.some((r) => refOf(r))) return { obj, problems: [] };
+export function resolveSchemaRefs(obj: ApiPolicyObject, configMaps: ConfigMaps): { obj: ApiPolicyObject; problems: PolicyError[] } {
+  if (!obj.spec.rules.some(hasRef)) return { obj, problems: [] };
   const problems: PolicyError[] = [];
   // Copy on write: the input objects are the source's cache (informers, file cache).
   const rules = obj.spec.rules.map((rule, i) => {
-    const ref = refOf(rule);
-    if (!ref) return rule;
-    try {
-      const inline = resolveOne(obj, ref, configMaps);
-      return { ...rule, request: { ...rule.request, body: { inline } } } as Rule;
-    } catch (err) {
-      problems.push(new PolicyError('POLICY_REQUEST', `request.body: ${(err as Error).message}`, { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}`, path: `/spec/rules/${i}/request/body/configMapRef`, rule: rule.name }));
-      return rule;
+    let out = rule;
+    for (const site of SITES) {
+      const ref = site.ref(rule);
+      if (!ref) continue;
+      try {
+        out = site.inline(out, resolveOne(obj, ref, configMaps));
+      } catch (err) {
+        // The codes of the inline schemas' own problems: request validation, and masking (responseSchema).
+        const [code, what] = site.pointer === 'responseSchema' ? (['POLICY_INVALID', 'responseSchema'] as const) : (['POLICY_REQUEST', 'request.body'] as const);
+        problems.push(new PolicyError(code, `${what}: ${(err as Error).message}`, { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}`, path: `/spec/rules/${i}/${site.pointer}/configMapRef`, rule: rule.name }));
+      }
     }
+    return out;
   });
   return { obj: { ...obj, spec: { ...obj.spec, rules } }, problems };
 }
