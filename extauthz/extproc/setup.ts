@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import { DirectiveIssuer, DirectiveVerifier, MaskKey, MIN_KEY_BYTES } from '../masking/token.js';
 import { ExternalProcessorService, EXT_PROC_SERVICE_NAME } from './service.js';
 import type { MaskingAuditSink } from './settings.js';
-import { bindGrpc, type GrpcListener } from '../server/listen.js';
+import { bindGrpc, drain, type GrpcListener } from '../server/listen.js';
 
 export interface MaskingRuntime {
   issuer: DirectiveIssuer;
@@ -86,18 +86,10 @@ export function createMasking(config: MaskingConfig, log: Logger, { audit, regis
       listener = await bindGrpc(server, config.extProcAddress, reusePort);
       return listener.port;
     },
-    close: (drainSeconds) =>
-      new Promise<void>((resolve) => {
-        health.setStatus('', 'NOT_SERVING');
-        listener?.stopAccepting();
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, drainSeconds * 1000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    close: (drainSeconds) => {
+      health.setStatus('', 'NOT_SERVING');
+      listener?.stopAccepting();
+      return drain(server, drainSeconds);
+    },
   };
 }

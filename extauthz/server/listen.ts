@@ -36,3 +36,17 @@ export function bindGrpc(server: grpc.Server, address: string, reusePort = false
     });
   });
 }
+
+/** Lets in-flight calls finish, then stops the server; past `seconds`, it is shut down regardless. */
+export function drain(server: grpc.Server, seconds: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, seconds * 1000);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

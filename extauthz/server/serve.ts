@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { bindGrpc, splitHostPort } from './listen.js';
+import { bindGrpc, drain, splitHostPort } from './listen.js';
 import { PortcullisError } from '../errors.js';
 import type { ServeConfig } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -221,18 +221,6 @@ function pipelineFor(source: PolicySourceHandle, parts: DecisionParts, metrics: 
   });
 }
 
-function drain(server: grpc.Server, seconds: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, seconds * 1000);
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
-}
 
 /**
  * Starts every part, or none: a failure at any step closes what was built and rejects with
