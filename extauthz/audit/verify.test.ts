@@ -186,7 +186,12 @@ void describe('audit verify: mutation tests', () => {
   });
 
   void test('a crashed chain (no final checkpoint) passes by default with an unverified tail, and fails --require-sealed', async () => {
-    const cut = base.findLastIndex((l, i) => parse(l).type === 'checkpoint' && parse(l).final !== true && parse(base[i + 1] ?? '{}').type === 'decision');
+    // The crash is in the last chain (a cut in the first would break the second chain's link to it
+    // instead); where its periodic checkpoints fall depends on timing, so without one the tail is
+    // the whole last chain after its start.
+    const start = base.findLastIndex((l) => parse(l).type === 'chain-start');
+    const found = base.findLastIndex((l, i) => i > start && parse(l).type === 'checkpoint' && parse(l).final !== true && parse(base[i + 1] ?? '{}').type === 'decision');
+    const cut = found > start ? found : start;
     const lines = [...base.slice(0, cut + 1), ...base.slice(cut + 1).filter((l) => parse(l).type !== 'checkpoint')];
     const f = join(dir, 'crashed.log');
     writeFileSync(f, lines.join('\n') + '\n');
@@ -195,6 +200,12 @@ void describe('audit verify: mutation tests', () => {
     assert.ok(lenient.warnings.some((w) => w.includes('unverified tail')));
     const strict = await verifyFiles([f], { keys, requireSealed: true });
     assert.equal(strict.problem?.kind, 'unverified-tail');
+    // A crash before the last chain's first checkpoint: all of it is the unverified tail.
+    const early = join(dir, 'crashed-early.log');
+    writeFileSync(early, [...base.slice(0, start + 1), ...base.slice(start + 1).filter((l) => parse(l).type !== 'checkpoint')].join('\n') + '\n');
+    const r = await verifyFiles([early], { keys });
+    assert.equal(r.intact, true, JSON.stringify(r.problem));
+    assert.ok(r.warnings.some((w) => w.includes('unverified tail')));
   });
 });
 
