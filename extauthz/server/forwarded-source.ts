@@ -44,7 +44,7 @@ export function fromWire(w: WireInput): StoreInput {
 
 export class ForwardedPolicySource implements PolicySourceHandle {
   private readonly store: PolicyStore;
-  private listener: ((s: PolicySnapshot) => void) | undefined;
+  private readonly listeners: ((s: PolicySnapshot) => void)[] = [];
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
@@ -59,8 +59,9 @@ export class ForwardedPolicySource implements PolicySourceHandle {
     return this.store.snapshot;
   }
 
+  /** Every subscriber hears every later snapshot (the server's health and metrics, the worker's readiness report). */
   subscribe(onSnapshot: (s: PolicySnapshot) => void): void {
-    this.listener = onSnapshot;
+    this.listeners.push(onSnapshot);
   }
 
   /** The set the primary had when this worker started: compiled in one go, nothing is served yet. */
@@ -74,7 +75,7 @@ export class ForwardedPolicySource implements PolicySourceHandle {
     this.queue = this.queue.then(async () => {
       try {
         const r = await this.store.applyAsync(fromWire(input));
-        if (r.changed) this.listener?.(r.snapshot);
+        if (r.changed) for (const listener of this.listeners) listener(r.snapshot);
       } catch (err) {
         this.onError(err);
       }

@@ -32,3 +32,16 @@ void test('forwarded object sets keep their broken objects\' problems across the
   assert.equal(back.code, 'POLICY_CEL');
   assert.equal(back.format(), problem.format());
 });
+
+void test('a forwarded source tells every subscriber of each new snapshot (the server and the worker both listen)', async () => {
+  const { ForwardedPolicySource } = await import('./forwarded-source.js');
+  const source = new ForwardedPolicySource(undefined, 'spec', (err) => assert.fail(String(err)));
+  await source.start();
+  assert.equal(source.snapshot, undefined);
+  const heard: string[] = [];
+  source.subscribe(() => heard.push('server'));
+  source.subscribe(() => heard.push('worker'));
+  await source.push(toWire({ tenants: [], policies: [], secrets: [] }));
+  assert.deepEqual(heard, ['server', 'worker']);
+  assert.ok(source.snapshot);
+});
