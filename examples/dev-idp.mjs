@@ -3,7 +3,10 @@
 // JWKS on loopback. Its keys are generated on first use into examples/.keys/ (git-ignored); no key
 // is ever committed.
 //
-//   node examples/dev-idp.mjs serve [--port 8089]          serve /.well-known/jwks.json
+//   node examples/dev-idp.mjs serve [--port 8089]          serve /.well-known/jwks.json, OIDC discovery
+//                                                          (/.well-known/openid-configuration) and RFC 7662
+//                                                          introspection (/introspect) of two demo opaque
+//                                                          tokens, for examples/introspection
 //   node examples/dev-idp.mjs jwks                         print the public JWKS
 //   node examples/dev-idp.mjs cluster-tenant               print examples/policies' citizen-app Tenant with
 //                                                          this JWKS inline (for a cluster: examples/cluster)
@@ -72,6 +75,39 @@ export async function clusterTenant() {
 
 const FLAGS = { sub: { type: 'string' }, amr: { type: 'string' }, acr: { type: 'string' }, aud: { type: 'string' }, ttl: { type: 'string' }, alg: { type: 'string' }, port: { type: 'string' } };
 
+// examples/introspection: the client the Tenant authenticates as, and the two opaque tokens this
+// provider knows (active for an hour as partner-42, or revoked at the provider). Demo values only.
+const INTROSPECTION_CLIENT = `Basic ${Buffer.from('portcullis:demo-introspection-secret-not-a-secret').toString('base64')}`;
+const ACTIVE_TOKEN = 'demo-opaque-token-active';
+
+function json(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+function introspect(req, res, issuer) {
+  if (req.headers.authorization !== INTROSPECTION_CLIENT) return json(res, 401, { error: 'invalid_client' });
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    if (new URLSearchParams(body).get('token') !== ACTIVE_TOKEN) return json(res, 200, { active: false });
+    const now = Math.floor(Date.now() / 1000);
+    json(res, 200, { active: true, sub: 'partner-42', client_id: 'catalogue-reader', aud: 'catalogue', iss: issuer, iat: now, exp: now + 3600 });
+  });
+}
+
+async function handler(issuer) {
+  const keys = await jwks();
+  return (req, res) => {
+    if (req.method === 'GET' && req.url === '/.well-known/jwks.json') return json(res, 200, keys);
+    if (req.method === 'GET' && req.url === '/.well-known/openid-configuration') {
+      return json(res, 200, { issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, introspection_endpoint: `${issuer}/introspect` });
+    }
+    if (req.method === 'POST' && req.url === '/introspect') return introspect(req, res, issuer);
+    res.writeHead(404).end();
+  };
+}
+
 async function main() {
   const { values, positionals } = parseArgs({ options: FLAGS, allowPositionals: true });
   const [cmd, file] = positionals;
@@ -83,16 +119,8 @@ async function main() {
     return console.log(readFileSync(file, 'utf8').replace('{{TOKEN}}', await token(values)).trimEnd());
   }
   if (cmd === 'serve') {
-    const body = JSON.stringify(await jwks());
     const port = Number(values.port ?? 8089);
-    createServer((req, res) => {
-      if (req.url === '/.well-known/jwks.json') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(body);
-      } else {
-        res.writeHead(404).end();
-      }
-    }).listen(port, '127.0.0.1', () => console.error(`dev-idp: JWKS on http://127.0.0.1:${port}/.well-known/jwks.json`));
+    createServer(await handler(`http://127.0.0.1:${port}`)).listen(port, '127.0.0.1', () => console.error(`dev-idp: JWKS on http://127.0.0.1:${port}/.well-known/jwks.json`));
     return;
   }
   console.error('usage: dev-idp.mjs serve [--port N] | jwks | cluster-tenant | token --sub ID [...] | request FILE --sub ID [...]');

@@ -36,7 +36,7 @@ function rawFingerprint(o: Raw): string {
 }
 
 /** Objects of the label-selected informers, once each (a Secret or ConfigMap may carry several labels). */
-function uniqueSecrets(...lists: (readonly Raw[])[]): Raw[] {
+function uniqueObjects(...lists: (readonly Raw[])[]): Raw[] {
   const seen = new Set<string>();
   const out: Raw[] = [];
   for (const list of lists) {
@@ -112,7 +112,7 @@ export class KubernetesPolicySource {
 
   private input(): StoreInput {
     const { policies, tenants, secrets, revocationSecrets, revocationConfigMaps, schemaConfigMaps, introspectionSecrets } = this.informers;
-    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: uniqueSecrets(secrets.list(), revocationSecrets.list(), introspectionSecrets.list()), ConfigMap: uniqueSecrets(revocationConfigMaps.list(), schemaConfigMaps.list()) };
+    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: uniqueObjects(secrets.list(), revocationSecrets.list(), introspectionSecrets.list()), ConfigMap: uniqueObjects(revocationConfigMaps.list(), schemaConfigMaps.list()) };
     this.seen.clear();
     for (const [kind, list] of Object.entries(lists)) for (const o of list) this.seen.set(`${kind} ${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`, rawFingerprint(o));
     return sourcesFrom(lists.ApiPolicy, lists.Tenant, lists.Secret, lists.ConfigMap);

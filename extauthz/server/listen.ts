@@ -5,6 +5,7 @@
  * workers without a dispatcher thread.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
 
 export interface GrpcListener {
@@ -48,5 +49,14 @@ export function drain(server: grpc.Server, seconds: number): Promise<void> {
       clearTimeout(force);
       resolve();
     });
+  });
+}
+
+/** Binds the HTTP side port (health, readiness, metrics); resolves to the port it got. */
+export function listenHttp(server: HttpServer, address: string): Promise<number> {
+  const { host, port } = splitHostPort(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });
 }

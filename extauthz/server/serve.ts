@@ -5,9 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { bindGrpc, drain, splitHostPort } from './listen.js';
+import { bindGrpc, drain, listenHttp } from './listen.js';
 import { PortcullisError } from '../errors.js';
 import type { ServeConfig } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -132,14 +130,6 @@ function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetr
     },
     close: () => inner?.close(),
   };
-}
-
-function listenHttp(server: HttpServer, address: string): Promise<number> {
-  const { host, port } = splitHostPort(address);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
-  });
 }
 
 /** The configured policy source. */

@@ -8,8 +8,6 @@
  * audit chain (instance id suffixed -wN).
  */
 import { randomBytes } from 'node:crypto';
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { extname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, type Registry } from 'prom-client';
@@ -22,7 +20,7 @@ import { SharedQuotaTable } from '../quota/shared-table.js';
 import { JWKS_PATH } from '../audit/service.js';
 import { toWire, type WireInput } from './forwarded-source.js';
 import { createHttpServer, type HttpRoute } from './http.js';
-import { splitHostPort } from './listen.js';
+import { listenHttp } from './listen.js';
 import { ServiceMetrics } from './metrics.js';
 import { policySourceFor, type PolicySourceHandle } from './serve.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerMetrics } from './worker-protocol.js';
@@ -58,14 +56,6 @@ export function workerFile(file: string, index: number): string {
 
 function withPort(address: string, port: number): string {
   return `${address.slice(0, address.lastIndexOf(':'))}:${port}`;
-}
-
-function listenHttp(server: HttpServer, address: string): Promise<number> {
-  const { host, port } = splitHostPort(address);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
-  });
 }
 
 /** What every worker must agree on, made once here: keys, the quota table. */

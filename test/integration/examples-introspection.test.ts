@@ -31,15 +31,15 @@ function check(policies: string, request: string): { code: number | null; out: {
 void test('examples/introspection: active token allowed, inactive denied TOKEN_INACTIVE, provider gone denied', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-introspection-'));
   const port = await freePort();
-  const idp = spawn(process.execPath, [join(EXAMPLE, 'idp.mjs'), '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const idp = spawn(process.execPath, [join(ROOT, 'examples', 'dev-idp.mjs'), 'serve', '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     await new Promise<void>((resolve, reject) => {
-      idp.stderr.on('data', (c: Buffer) => (String(c).includes('demo introspection provider') ? resolve() : undefined));
+      idp.stderr.on('data', (c: Buffer) => (String(c).includes('dev-idp: JWKS on') ? resolve() : undefined));
       idp.once('exit', (code) => reject(new Error(`idp exited ${code}`)));
     });
     cpSync(join(EXAMPLE, 'policies'), dir, { recursive: true });
     const tenant = join(dir, '10-tenant.yaml');
-    writeFileSync(tenant, readFileSync(tenant, 'utf8').replaceAll('127.0.0.1:8090', `127.0.0.1:${port}`));
+    writeFileSync(tenant, readFileSync(tenant, 'utf8').replaceAll('127.0.0.1:8089', `127.0.0.1:${port}`));
 
     const active = check(dir, 'opaque-active.json');
     assert.deepEqual([active.code, active.out.decision, active.out.status], [0, 'allow', 200]);
