@@ -19,7 +19,7 @@ import { hasBuiltinMatches, RegexCompileError, RegexInputError, rewriteMatches }
 
 export { MAX_REGEX_INPUT } from './cel-regex.js';
 export { NO_PARAMS, type ParamScope } from './cel-check.js';
-export { sharedBudget, RUNTIME_LIMITS } from './cel-meter.js';
+export { CelBudget, sharedBudget, RUNTIME_LIMITS, type MeterLimits } from './cel-meter.js';
 
 /** Static cost bound of one expression (units of about 0.1 µs; docs/adr/0003). */
 export const MAX_EXPRESSION_COST = 50_000;
