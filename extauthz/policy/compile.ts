@@ -186,25 +186,46 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
   return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });
 }
 
-/**
- * Compiles one policy on its own (CEL, paths, quotas, masks): nothing here depends on another
- * object, so an unchanged policy is never compiled again when a tenant changes. `tenants` is
- * filled by linkPolicy. Unreachable rules come back as warnings.
- */
-export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] } {
-  const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
-  const problems: PolicyError[] = [];
-  const rules: CompiledRule[] = [];
+/** The rules of a policy, one yield after each: compiled ones into rules, problems into problems. */
+function* compileRules(obj: ApiPolicyObject, base: PolicyError['location'], problems: PolicyError[], rules: CompiledRule[]): Generator<void, void, void> {
   const masking = compilePolicyMasking(obj.spec, base);
   problems.push(...masking.problems);
-  obj.spec.rules.forEach((rule, i) => {
+  for (const [i, rule] of obj.spec.rules.entries()) {
     try {
       const m = masking.rules[i];
       rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
     } catch (err) {
       problems.push(ruleProblem(err, base, rule, i));
     }
-  });
+    yield;
+  }
+}
+
+export type UnlinkedResult = { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] };
+
+/**
+ * Compiles one policy on its own (CEL, paths, quotas, masks): nothing here depends on another
+ * object, so an unchanged policy is never compiled again when a tenant changes. `tenants` is
+ * filled by linkPolicy. Unreachable rules come back as warnings.
+ */
+export function compilePolicyUnlinked(obj: ApiPolicyObject): UnlinkedResult {
+  const steps = compilePolicySteps(obj);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * compilePolicyUnlinked as a generator that yields after each rule: the store's sliced reload
+ * gives the event loop a turn between rules, so a policy of many costly rules (each expression
+ * bounded on its own, cel.ts and regex-size.ts) cannot hold in-flight Checks for its whole compile.
+ */
+export function* compilePolicySteps(obj: ApiPolicyObject): Generator<void, UnlinkedResult, void> {
+  const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
+  const problems: PolicyError[] = [];
+  const rules: CompiledRule[] = [];
+  yield* compileRules(obj, base, problems, rules);
   problems.push(...policyCostProblems(problems, rules, base));
   const lifecycle = policyLifecycle(obj, base, problems);
   if (problems.length > 0) return { problems, warnings: [] };
