@@ -14,7 +14,7 @@ import { regexSizeBound } from './regex-size.js';
 /** Longest input matches() scans; longer is an evaluation error (the rule fails closed). */
 export const MAX_REGEX_INPUT = 1024;
 /** Largest compiled RE2 program accepted (instructions); the cost estimate scales with it. */
-export const MAX_REGEX_PROGRAM = 2000;
+export const MAX_REGEX_PROGRAM = 1000;
 /** Longest pattern accepted: compile work grows with the text before any program exists. */
 export const MAX_REGEX_PATTERN = 1024;
 
@@ -57,7 +57,7 @@ function fail(source: string, offset: number, message: string): RegexCompileErro
 function checkCompileWork(pattern: string, source: string, offset: number): void {
   if (pattern.length > MAX_REGEX_PATTERN) throw fail(source, offset, `RE2 pattern longer than ${MAX_REGEX_PATTERN} characters`);
   const bound = regexSizeBound(pattern);
-  if (bound > MAX_REGEX_PROGRAM) throw fail(source, offset, `RE2 pattern may compile to about ${bound} instructions, more than ${MAX_REGEX_PROGRAM}: simplify it (repeat counts multiply; a Unicode class counts as 25)`);
+  if (bound > MAX_REGEX_PROGRAM) throw fail(source, offset, `RE2 pattern may compile to about ${bound} instructions, more than ${MAX_REGEX_PROGRAM}: simplify it (repeat counts multiply; a Unicode class counts as 50)`);
 }
 
 function compilePattern(pattern: string, source: string, offset: number): CompiledPattern {

@@ -10,7 +10,7 @@ import { compilePathTemplate, PathTemplateError, type PathTemplate } from './pat
 import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type Origin, type PrincipalType } from './model.js';
 import { TenantDirectory } from './tenants.js';
 import { referenceProblems, unreachableRules } from './checks.js';
-import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quota/model.js';
+import { compileRuleQuotas, IndexedQuotaError, warm, warmQuotaExpressions, type RuleQuotaRef } from '../quota/model.js';
 import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
 import { compileRequest, RequestSpecError, type CompiledRequest } from './request-checks.js';
 import { BodySchemaError } from './body-schema.js';
@@ -191,6 +191,7 @@ function* compileRules(obj: ApiPolicyObject, base: PolicyError['location'], prob
   const masking = compilePolicyMasking(obj.spec, base);
   problems.push(...masking.problems);
   for (const [i, rule] of obj.spec.rules.entries()) {
+    yield* warmRule(rule);
     try {
       const m = masking.rules[i];
       rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
@@ -199,6 +200,18 @@ function* compileRules(obj: ApiPolicyObject, base: PolicyError['location'], prob
     }
     yield;
   }
+}
+
+/** The rule's CEL compiled ahead, one expression per yield (compileRule then finds each in the cache). */
+function* warmRule(rule: ApiPolicyRule): Generator<void, void, void> {
+  let params: ParamScope;
+  try {
+    params = paramScope(ruleMatchers(rule).paths);
+  } catch {
+    return; // bad paths: compileRule reports them
+  }
+  if (rule.when) yield* warm(rule.when, 'bool', params);
+  yield* warmQuotaExpressions(rule.quotas ?? [], params);
 }
 
 export type UnlinkedResult = { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] };

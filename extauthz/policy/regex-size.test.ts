@@ -39,6 +39,14 @@ describe('regexSizeBound: an upper estimate of the RE2 program, before re2js com
     });
   }
 
+  test('a refusal is cached like a program: the same source is refused again without compiling', () => {
+    const source = "request.method.matches('(q{1,1000})(r{1,1000})')";
+    const first = (() => { try { compileCel(source, { expect: 'bool' }); } catch (err) { return err; } return undefined; })();
+    const second = (() => { try { compileCel(source, { expect: 'bool' }); } catch (err) { return err; } return undefined; })();
+    assert.ok(first instanceof CelCompileError);
+    assert.equal(second, first);
+  });
+
   test('ordinary patterns pass', () => {
     for (const p of ['^[a-z0-9-]{1,63}$', '^(GET|HEAD)$', '^\\\\d{4}-\\\\d{2}-\\\\d{2}$', '(?i)^bearer [a-z0-9._~+/-]+=*$', '^\\\\pL{1,40}$']) {
       assert.doesNotThrow(() => compileCel(`request.method.matches('${p}')`, { expect: 'bool' }), p);
@@ -46,7 +54,7 @@ describe('regexSizeBound: an upper estimate of the RE2 program, before re2js com
   });
 });
 
-describe('a policy compiles in slices: one yield per rule', () => {
+describe('a policy compiles in slices: a yield per CEL expression and per rule', () => {
   test('a policy of many costly rules gives the event loop a turn after each of them', () => {
     const rules = Array.from({ length: 40 }, (_, i) => `    - name: r${i}\n      principals: { anonymous: true }\n      when: "request.method.matches('(a${i}{1,1000})(b{1,1000})')"\n`).join('');
     const loaded = loadYaml({ 'p.yaml': `apiVersion: portcullis.io/v1alpha1\nkind: ApiPolicy\nmetadata: { name: slow, namespace: t }\nspec:\n  hosts: [slow.example]\n  rules:\n${rules}` });
@@ -54,8 +62,22 @@ describe('a policy compiles in slices: one yield per rule', () => {
     let yields = 0;
     let r = steps.next();
     for (; !r.done; r = steps.next()) yields++;
-    assert.equal(yields, 40);
+    // Each rule: its when compiled ahead (one yield), then the rule itself (one yield).
+    assert.equal(yields, 80);
     assert.equal(r.value.problems.length, 40);
     assert.ok(r.value.problems.every((p) => p.code === 'POLICY_CEL' && /may compile to about/.test(p.message)), r.value.problems[0]?.format());
+  });
+
+  test('a rule of many quota expressions yields after each of them', () => {
+    const quotas = Array.from({ length: 8 }, (_, j) => `{ name: q${j}, limit: 5, per: 1m, key: "request.method + '${j}'", cost: "size(request.path) + ${j}" }`).join(', ');
+    const loaded = loadYaml({ 'p.yaml': `apiVersion: portcullis.io/v1alpha1\nkind: ApiPolicy\nmetadata: { name: many, namespace: t }\nspec:\n  hosts: [many.example]\n  rules:\n    - name: r\n      principals: { anonymous: true }\n      when: "request.method == 'GET'"\n      quotas: [${quotas}]\n` });
+    assert.deepEqual(loaded.problems.map((p) => p.format()), []);
+    const steps = compilePolicySteps(loaded.sources.policies[0]!);
+    let yields = 0;
+    let r = steps.next();
+    for (; !r.done; r = steps.next()) yields++;
+    assert.deepEqual(r.value.problems.map((p) => p.format()), []);
+    // when, 8 keys and 8 costs ahead, then the rule.
+    assert.equal(yields, 1 + 16 + 1);
   });
 });

@@ -11,7 +11,7 @@
  */
 
 /** Weight of a Unicode class (`\pL`, `\p{Greek}`): re2js builds its range table each time. */
-const UNICODE_CLASS = 25;
+const UNICODE_CLASS = 50;
 const REPEAT = /^\{(\d{1,4})(,(\d{0,4}))?\}/;
 const FLAGS = /^\(\?[A-Za-z-]*\)/;
 
@@ -67,9 +67,10 @@ function repeat(p: string, i: number): [number, number] | undefined {
   return [m[0].length, Math.max(1, max)];
 }
 
-function atom(f: Frame, weight: number): void {
+/** An atom of `weight`; a repetition copies its `instructions` (a class's table is built once). */
+function atom(f: Frame, weight: number, instructions = weight): void {
   f.size += weight;
-  f.last = weight;
+  f.last = instructions;
   f.repeated = false;
 }
 
@@ -118,7 +119,8 @@ function token(stack: Frame[], p: string, i: number): number {
   const ch = p[i]!;
   if (ch === '\\' || ch === '[') {
     const [len, weight] = ch === '\\' ? escape(p, i) : charClass(p, i);
-    atom(f, weight);
+    // \Q…\E is a literal of `weight` instructions; a class or a Unicode class is one.
+    atom(f, weight, ch === '\\' && p[i + 1] === 'Q' ? weight : 1);
     return len;
   }
   const g = group(stack, p, i);

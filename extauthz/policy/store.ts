@@ -17,6 +17,7 @@
  */
 import { PolicyError } from '../errors.js';
 import { firstClash, HostClaims, hostClaims, type TenantEntry } from './checks.js';
+import { warmQuotaExpressions } from '../quota/model.js';
 import { compilePolicySteps, linkPolicy, type CompiledPolicy, type UnlinkedResult } from './compile.js';
 import { resolveSchemaRefs, schemaRefsFingerprint } from './schema-refs.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
@@ -244,6 +245,7 @@ export class PolicyStore {
       seen.add(key);
       const fp = this.fingerprint(t);
       if (this.tenantUnchanged(t, fp, r)) continue;
+      yield* warmQuotaExpressions(t.spec.quotas ?? []);
       const compiled = tryCompileTenant(t, r.secrets, this.jwks, r.compileOptions);
       const state: TenantState = { ...(this.tenants.get(key) ?? { own: [] }), fp, obj: t, age: tenantAge(t), own: [] };
       delete state.current;
