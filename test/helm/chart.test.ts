@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Ajv } from 'ajv';
+import { RE2JS } from 're2js';
 import { parse, parseAllDocuments } from 'yaml';
 import { toJsonSchema } from '../../extauthz/policy/crd-schema.js';
 import { SIGNALS } from '../../extauthz/signals/alert.js';
@@ -366,7 +367,12 @@ void describe('PrometheusRule for the suspicious-activity signals (docs/alerts.m
   void test('validates against the Prometheus Operator CRD schema', async () => {
     const crd = await prometheusRuleCrd();
     const objs = await render(helm, ['--set', 'metrics.prometheusRule.enabled=true']);
-    const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
+    // CRD patterns are Go RE2 (the API server's engine), e.g. `(?i)`, which JavaScript's RegExp refuses.
+    const re2 = Object.assign((p: string) => {
+      const re = RE2JS.compile(p);
+      return { test: (v: string) => re.matcher(v).find(), toString: () => `re2:${p}` };
+    }, { code: 'test re2' });
+    const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false, code: { regExp: re2 as never } });
     const validate = ajv.compile(toJsonSchema(crd.schema) as object);
     const rule = named(objs, 'PrometheusRule', '-alerts');
     assert.ok(validate(rule), `${crd.file}: ${ajv.errorsText(validate.errors)}`);
