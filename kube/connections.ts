@@ -6,10 +6,9 @@
  * "Operator scale") and what capped its reconcile rate. Watches are unaffected: client-node
  * already caches the agents they use.
  *
- * The dispatcher is memoised by the server and a digest of the TLS material the kubeconfig gives
- * for that call, so a rotated client certificate or CA gets a new pool and the old one is closed.
+ * The dispatcher is memoised by the server and the TLS material the kubeconfig gives for that
+ * call, so a rotated client certificate or CA gets a new pool; past four, the oldest is closed.
  */
-import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 interface Closable {
@@ -21,16 +20,24 @@ type CreateDispatcher = (cluster: { server?: string; name?: string } | null, age
 /** Distinct TLS configurations kept at once; more means rotation, and the oldest pool is closed. */
 const MAX_POOLS = 4;
 
-function digest(server: string | undefined, agentOptions: Record<string, unknown>): string {
-  const h = createHash('sha256');
-  h.update(server ?? '');
-  for (const k of Object.keys(agentOptions).sort()) {
-    const v = agentOptions[k];
-    if (v === undefined) continue;
-    h.update(`\0${k}=`);
-    h.update(Buffer.isBuffer(v) ? v : typeof v === 'string' ? v : JSON.stringify(v));
-  }
-  return h.digest('hex');
+interface Pool {
+  server: string | undefined;
+  options: Record<string, unknown>;
+  dispatcher: unknown;
+}
+
+// client-node re-reads the CA and key into new Buffers on every call, so compare contents
+// (memcmp) rather than identity; cheaper than hashing them per request.
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return false;
+  return typeof a === 'object' && a !== null ? JSON.stringify(a) === JSON.stringify(b) : a === b;
+}
+
+function sameOptions(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) if (!sameValue(a[k], b[k])) return false;
+  return true;
 }
 
 /** Makes `kc` reuse one undici dispatcher per (server, TLS material); returns `kc`. */
@@ -39,16 +46,16 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
   const create = target.createDispatcher;
   // A client-node without this hook (an upgrade changed it) keeps its own behaviour.
   if (typeof create !== 'function') return kc;
-  const pools = new Map<string, unknown>();
+  const pools: Pool[] = [];
   target.createDispatcher = (cluster, agentOptions) => {
-    const key = digest(cluster?.server, agentOptions);
-    if (pools.has(key)) return pools.get(key);
+    const server = cluster?.server;
+    const hit = pools.find((p) => p.server === server && sameOptions(p.options, agentOptions));
+    if (hit) return hit.dispatcher;
     const dispatcher = create.call(kc, cluster, agentOptions);
-    pools.set(key, dispatcher);
-    if (pools.size > MAX_POOLS) {
-      const [oldest, old] = pools.entries().next().value as [string, unknown];
-      pools.delete(oldest);
-      void Promise.resolve((old as Closable | undefined)?.close?.()).catch(() => undefined);
+    pools.push({ server, options: { ...agentOptions }, dispatcher });
+    if (pools.length > MAX_POOLS) {
+      const old = pools.shift()!;
+      void Promise.resolve((old.dispatcher as Closable | undefined)?.close?.()).catch(() => undefined);
     }
     return dispatcher;
   };

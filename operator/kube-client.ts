@@ -48,6 +48,12 @@ export class OperatorClient {
 
   /** Server-side apply; returns the object as stored (status included, read for the controller's verdict). */
   async apply(obj: GeneratedObject): Promise<KubernetesObject & { status?: unknown }> {
+    // Level-triggered reconciles re-apply every child; when the cached child already holds every
+    // field we would apply, the server-side apply is a no-op and is skipped. After a restart at
+    // 10,000 policies those no-op writes were all the API traffic, and a deleted child waited
+    // behind them. A stale cache only costs an extra apply, or is corrected by the watch event.
+    const cached = this.cachedChild(obj);
+    if (cached && contains(cached, obj)) return cached;
     let live: KubernetesObject | undefined;
     const send = async (): Promise<string | undefined> => {
       live = await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
@@ -55,6 +61,12 @@ export class OperatorClient {
     };
     await this.tracked(obj, send);
     return live ?? {};
+  }
+
+  private cachedChild(obj: GeneratedObject): (KubernetesObject & { status?: unknown }) | undefined {
+    const owner = obj.metadata.labels?.[LABEL_POLICY];
+    if (!this.caches || owner === undefined) return undefined;
+    return this.caches.children(obj.kind, obj.metadata.namespace ?? '', owner).find((c) => c.apiVersion === obj.apiVersion && c.metadata?.name === obj.metadata.name);
   }
 
   /** A JSON merge patch (null removes a field), for fields another manager added that weaken an object. */
@@ -161,4 +173,18 @@ export class OperatorClient {
       })
       .catch(() => undefined);
   }
+}
+
+/**
+ * Whether `live` already has every field of `desired` with the same value: objects compare per
+ * key (live may hold more: status, managedFields, defaults), arrays and scalars exactly.
+ */
+export function contains(live: unknown, desired: unknown): boolean {
+  if (Array.isArray(desired)) return Array.isArray(live) && live.length === desired.length && desired.every((d, i) => contains(live[i], d) && contains(d, live[i]));
+  if (typeof desired === 'object' && desired !== null) {
+    if (typeof live !== 'object' || live === null || Array.isArray(live)) return false;
+    const l = live as Record<string, unknown>;
+    return Object.entries(desired).every(([k, v]) => v === undefined || contains(l[k], v));
+  }
+  return live === desired;
 }
