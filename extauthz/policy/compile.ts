@@ -194,18 +194,7 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
 export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] } {
   const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
   const problems: PolicyError[] = [];
-  const rules: CompiledRule[] = [];
-  const masking = compilePolicyMasking(obj.spec, base);
-  problems.push(...masking.problems);
-  obj.spec.rules.forEach((rule, i) => {
-    try {
-      const m = masking.rules[i];
-      rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
-    } catch (err) {
-      problems.push(ruleProblem(err, base, rule, i));
-    }
-  });
-  problems.push(...policyCostProblems(problems, rules, base));
+  const rules = compiledRules(obj.spec, base, problems);
   const lifecycle = policyLifecycle(obj, base, problems);
   if (problems.length > 0) return { problems, warnings: [] };
   const mode = obj.spec.mode ?? 'enforce';
@@ -231,6 +220,74 @@ export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: Compiled
     ...(lifecycle ? { lifecycle } : {}),
   };
   return { problems, warnings: unreachableRules(deciding, base), policy: withShadowView(policy) };
+}
+
+/**
+ * Compiled rules by content. What a rule compiles to depends only on the rule, its index and the
+ * policy's defaultMask and onUnmatchedMask (body schemas from ConfigMaps are inlined by then),
+ * and compiled rules are immutable, so policies stamped from one template share one compile of
+ * each rule, and a policy that differs in one rule compiles that rule alone. Rules are kept only
+ * from policies that compiled without a problem (problems name the object), and only small ones;
+ * bounded, least recently used out.
+ */
+export const MAX_CACHED_RULES = 1024;
+const MAX_RULE_KEY = 8192;
+const ruleCache = new Map<string, CompiledRule>();
+
+/** Rules held by the compile cache (tests: it stays bounded). */
+export function cachedRules(): number {
+  return ruleCache.size;
+}
+
+function cachedRule(key: string | undefined): CompiledRule | undefined {
+  const hit = key === undefined ? undefined : ruleCache.get(key);
+  if (hit) {
+    ruleCache.delete(key!);
+    ruleCache.set(key!, hit);
+  }
+  return hit;
+}
+
+function cacheRule(key: string, rule: CompiledRule): void {
+  ruleCache.set(key, rule);
+  if (ruleCache.size > MAX_CACHED_RULES) ruleCache.delete(ruleCache.keys().next().value!);
+}
+
+function ruleKeys(spec: ApiPolicySpec): (string | undefined)[] {
+  const context = `${JSON.stringify(spec.defaultMask ?? null)}\u0000${spec.onUnmatchedMask ?? ''}`;
+  return spec.rules.map((rule, i) => {
+    const key = `${i}\u0000${context}\u0000${JSON.stringify(rule)}`;
+    return key.length <= MAX_RULE_KEY ? key : undefined;
+  });
+}
+
+/** The policy's rules compiled (CEL, paths, quotas, masks, the policy's cost bound); problems are added to `problems`. */
+function compiledRules(spec: ApiPolicySpec, base: PolicyError['location'], problems: PolicyError[]): readonly CompiledRule[] {
+  const keys = ruleKeys(spec);
+  const hits = keys.map(cachedRule);
+  if (hits.every((h) => h !== undefined)) {
+    const rules = hits as CompiledRule[];
+    problems.push(...policyCostProblems([], rules, base));
+    return rules;
+  }
+  const found: PolicyError[] = [];
+  const rules: CompiledRule[] = [];
+  const masking = compilePolicyMasking(spec, base);
+  found.push(...masking.problems);
+  spec.rules.forEach((rule, i) => {
+    const hit = hits[i];
+    if (hit) return void rules.push(hit);
+    try {
+      const m = masking.rules[i];
+      rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
+    } catch (err) {
+      found.push(ruleProblem(err, base, rule, i));
+    }
+  });
+  found.push(...policyCostProblems(found, rules, base));
+  problems.push(...found);
+  if (found.length === 0) keys.forEach((k, i) => k !== undefined && !hits[i] && cacheRule(k, rules[i]!));
+  return rules;
 }
 
 /** Adds the what-if view of an enforcing policy with shadow rules: every rule enforced, same tenants. */

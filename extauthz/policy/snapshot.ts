@@ -5,12 +5,13 @@
  * oldest first. Two policies never claim the same host and path: the store refuses the newer
  * (extauthz/policy/checks.ts) before a snapshot is built.
  *
- * A snapshot is derived from the previous one copy-on-write (derive): the maps are copied, the
- * compiled policies and tenant directories that did not change are shared, and only the host
- * lists the change touches are rebuilt, so a one-object edit at 10,000 policies costs a few map
- * copies, not a rebuild.
+ * A snapshot is derived from the previous one copy-on-write (derive): its maps are persistent
+ * (cow-map.ts), so the compiled policies, tenant directories and host lists that did not change
+ * are shared and only the map shards and host lists the change touches are copied; a one-object
+ * edit at 10,000 policies copies a few dozen entries, not the maps.
  */
 import type { PolicyError } from '../errors.js';
+import { CowMap } from './cow-map.js';
 import { HostIndex } from './hosts.js';
 import { matchPath } from './paths.js';
 import type { CompiledPolicy } from './compile.js';
@@ -35,8 +36,8 @@ export class PolicySnapshot {
   readonly createdAt = new Date();
 
   readonly version: number;
-  readonly byKey: ReadonlyMap<string, CompiledPolicy>;
-  readonly tenants: ReadonlyMap<string, TenantDirectory>;
+  readonly byKey: CowMap<CompiledPolicy>;
+  readonly tenants: CowMap<TenantDirectory>;
   readonly conflicts: readonly PolicyError[];
   private readonly hosts: HostIndex<CompiledPolicy>;
   /** Shadow policies (spec.mode: shadow) route through their own index: they never decide. */
@@ -44,7 +45,7 @@ export class PolicySnapshot {
   /** Whether any shadow policy is loaded: without one, routeShadow costs a boolean test. */
   readonly hasShadowPolicies: boolean;
 
-  private constructor(parts: { version: number; byKey: ReadonlyMap<string, CompiledPolicy>; hosts: HostIndex<CompiledPolicy>; shadowHosts: HostIndex<CompiledPolicy>; tenants: ReadonlyMap<string, TenantDirectory>; conflicts: readonly PolicyError[] }) {
+  private constructor(parts: { version: number; byKey: CowMap<CompiledPolicy>; hosts: HostIndex<CompiledPolicy>; shadowHosts: HostIndex<CompiledPolicy>; tenants: CowMap<TenantDirectory>; conflicts: readonly PolicyError[] }) {
     this.version = parts.version;
     this.byKey = parts.byKey;
     this.hosts = parts.hosts;
@@ -56,41 +57,45 @@ export class PolicySnapshot {
 
   /** A snapshot of exactly these policies (claims already free of conflicts). */
   static of(version: number, policies: readonly CompiledPolicy[], tenants: ReadonlyMap<string, TenantDirectory>, conflicts: readonly PolicyError[] = []): PolicySnapshot {
-    const byKey = new Map<string, CompiledPolicy>();
-    const hosts = HostIndex.empty<CompiledPolicy>();
-    const shadowHosts = HostIndex.empty<CompiledPolicy>();
-    for (const p of [...policies].sort((a, b) => (a.age < b.age ? -1 : a.age > b.age ? 1 : 0))) {
-      byKey.set(p.key, p);
-      const index = p.mode === 'shadow' ? shadowHosts : hosts;
-      for (const h of p.hosts) index.add(h, p);
-    }
-    return new PolicySnapshot({ version, byKey, hosts, shadowHosts, tenants, conflicts });
+    const sorted = [...policies].sort((a, b) => (a.age < b.age ? -1 : a.age > b.age ? 1 : 0));
+    const byKey = CowMap.from(sorted.map((p) => [p.key, p] as const));
+    const index = (mode: CompiledPolicy['mode']): HostIndex<CompiledPolicy> =>
+      HostIndex.empty<CompiledPolicy>().edit((e) => {
+        for (const p of sorted) if (p.mode === mode) for (const h of p.hosts) e.add(h, p);
+      });
+    return new PolicySnapshot({ version, byKey, hosts: index('enforce'), shadowHosts: index('shadow'), tenants: CowMap.from(tenants), conflicts });
   }
 
-  /** The next snapshot: this one with the change applied, sharing everything it does not touch. */
+  /** The next snapshot: this one with the change applied, copying only the map shards and host lists it touches. */
   derive(version: number, change: SnapshotChange): PolicySnapshot {
-    const byKey = new Map(this.byKey);
-    const hosts = this.hosts.clone();
-    const shadowHosts = this.shadowHosts.clone();
-    const indexOf = (p: CompiledPolicy): HostIndex<CompiledPolicy> => (p.mode === 'shadow' ? shadowHosts : hosts);
-    for (const key of change.removed) {
-      const old = byKey.get(key);
-      if (!old) continue;
-      byKey.delete(key);
-      for (const h of old.hosts) indexOf(old).remove(h, old);
-    }
-    for (const p of change.upserted) {
-      const old = byKey.get(p.key);
-      if (old) for (const h of old.hosts) indexOf(old).remove(h, old);
-      byKey.set(p.key, p);
-      for (const h of p.hosts) indexOf(p).add(h, p, older);
-    }
-    const tenants = new Map(this.tenants);
-    for (const [ns, dir] of change.tenants) {
-      if (dir) tenants.set(ns, dir);
-      else tenants.delete(ns);
-    }
-    return new PolicySnapshot({ version, byKey, hosts, shadowHosts, tenants, conflicts: change.conflicts });
+    const removals: CompiledPolicy[] = [];
+    const additions: CompiledPolicy[] = [];
+    const byKey = this.byKey.update((w) => {
+      for (const key of change.removed) {
+        const old = w.get(key);
+        if (!old) continue;
+        w.delete(key);
+        removals.push(old);
+      }
+      for (const p of change.upserted) {
+        const old = w.get(p.key);
+        if (old) removals.push(old);
+        w.set(p.key, p);
+        additions.push(p);
+      }
+    });
+    const reindex = (index: HostIndex<CompiledPolicy>, mode: CompiledPolicy['mode']): HostIndex<CompiledPolicy> =>
+      index.edit((e) => {
+        for (const old of removals) if (old.mode === mode) for (const h of old.hosts) e.remove(h, old);
+        for (const p of additions) if (p.mode === mode) for (const h of p.hosts) e.add(h, p, older);
+      });
+    const tenants = this.tenants.update((w) => {
+      for (const [ns, dir] of change.tenants) {
+        if (dir) w.set(ns, dir);
+        else w.delete(ns);
+      }
+    });
+    return new PolicySnapshot({ version, byKey, hosts: reindex(this.hosts, 'enforce'), shadowHosts: reindex(this.shadowHosts, 'shadow'), tenants, conflicts: change.conflicts });
   }
 
   get policies(): IterableIterator<CompiledPolicy> {
