@@ -50,6 +50,16 @@ describe('CowMap', () => {
     assert.equal(a.update((w) => void w.delete('absent')), a);
   });
 
+  test('an editor publishes once; writes after done() are refused', () => {
+    const a = CowMap.from([['x', 1]]);
+    const e = a.edit();
+    e.set('y', 2);
+    const b = e.done();
+    assert.throws(() => e.set('z', 3), /after done/);
+    assert.deepEqual([...b], [['x', 1], ['y', 2]]);
+    assert.deepEqual([...a], [['x', 1]]);
+  });
+
   test('keys, values and forEach follow the same order as entries', () => {
     const m = CowMap.from([['b', 2], ['a', 1], ['c', 3]]).update((w) => w.set('a', 9));
     assert.deepEqual([...m.keys()], ['b', 'a', 'c']);

@@ -31,12 +31,20 @@ function shardOf(key: string): number {
   return (h >>> 0) & (SHARDS - 1);
 }
 
-/** Changes to one new version: each shard is copied the first time it is written, then written in place. */
-export interface CowWriter<V> {
+/**
+ * Changes to one new version: each shard is copied the first time it is written, then written in
+ * place; done() publishes the version, after which the editor refuses writes (its shards are the
+ * published map's). Writes may be spread over many event-loop turns (a sliced reload).
+ */
+export interface CowEditor<V> {
   set(key: string, value: V): void;
   delete(key: string): boolean;
   get(key: string): V | undefined;
+  done(): CowMap<V>;
 }
+
+/** An editor's writes, as an update() callback sees them. */
+export type CowWriter<V> = Omit<CowEditor<V>, 'done'>;
 
 export class CowMap<V> implements ReadonlyMap<string, V> {
   private ordered: [string, V][] | undefined;
@@ -67,18 +75,27 @@ export class CowMap<V> implements ReadonlyMap<string, V> {
 
   /** A new version with fn's changes; this one is left as it was. */
   update(fn: (w: CowWriter<V>) => void): CowMap<V> {
+    const e = this.edit();
+    fn(e);
+    return e.done();
+  }
+
+  /** An editor of the next version (nothing is copied until it writes). */
+  edit(): CowEditor<V> {
     const shards = [...this.shards];
     const copied = new Set<number>();
     let size = this.size;
     let seq = this.nextSeq;
+    let finished = false;
     const writable = (i: number): Map<string, Entry<V>> => {
+      if (finished) throw new Error('CowMap editor used after done()');
       if (!copied.has(i)) {
         shards[i] = new Map(shards[i]);
         copied.add(i);
       }
       return shards[i] as Map<string, Entry<V>>;
     };
-    fn({
+    return {
       get: (key) => shards[shardOf(key)]!.get(key)?.value,
       set: (key, value) => {
         const shard = writable(shardOf(key));
@@ -93,8 +110,11 @@ export class CowMap<V> implements ReadonlyMap<string, V> {
         size--;
         return true;
       },
-    });
-    return copied.size === 0 ? this : new CowMap<V>(shards, size, seq);
+      done: () => {
+        finished = true;
+        return copied.size === 0 ? this : new CowMap<V>(shards, size, seq);
+      },
+    };
   }
 
   private inOrder(): [string, V][] {

@@ -59,11 +59,22 @@ export class HostIndex<T> {
 
   /** The next index: this one with fn's additions and removals. */
   edit(fn: (e: HostIndexEditor<T>) => void): HostIndex<T> {
-    let wildcards = this.wildcards;
-    const exact = this.exact.update((ex) => {
-      wildcards = this.wildcards.update((wc) => fn(editor(ex, wc)));
-    });
-    return exact === this.exact && wildcards === this.wildcards ? this : new HostIndex<T>(exact, wildcards);
+    const e = this.editor();
+    fn(e);
+    return e.done();
+  }
+
+  /** An editor of the next index, for changes spread over several event-loop turns. */
+  editor(): HostIndexEditor<T> & { done(): HostIndex<T> } {
+    const exact = this.exact.edit();
+    const wildcards = this.wildcards.edit();
+    return {
+      ...editor(exact, wildcards),
+      done: () => {
+        const [ex, wc] = [exact.done(), wildcards.done()];
+        return ex === this.exact && wc === this.wildcards ? this : new HostIndex<T>(ex, wc);
+      },
+    };
   }
 
   isEmpty(): boolean {

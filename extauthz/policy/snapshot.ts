@@ -11,8 +11,8 @@
  * edit at 10,000 policies copies a few dozen entries, not the maps.
  */
 import type { PolicyError } from '../errors.js';
-import { CowMap } from './cow-map.js';
-import { HostIndex } from './hosts.js';
+import { CowMap, type CowEditor } from './cow-map.js';
+import { HostIndex, type HostIndexEditor } from './hosts.js';
 import { matchPath } from './paths.js';
 import type { CompiledPolicy } from './compile.js';
 import type { TenantDirectory } from './tenants.js';
@@ -21,12 +21,48 @@ export const POLICY_CONTEXT_KEY = 'portcullis.io/policy';
 
 const older = (a: CompiledPolicy, b: CompiledPolicy): boolean => a.age < b.age;
 
+/** Policies per step of a stepwise build. */
+const STEP = 256;
+
+/** Removals, then additions and replacements, into byKey and the host index each policy routes by. */
+function* writePolicies(byKey: CowEditor<CompiledPolicy>, indexOf: (p: CompiledPolicy) => HostIndexEditor<CompiledPolicy>, removed: Iterable<string>, upserted: Iterable<CompiledPolicy>): Generator<void, void, void> {
+  let n = 0;
+  const unindex = (old: CompiledPolicy): void => {
+    for (const h of old.hosts) indexOf(old).remove(h, old);
+  };
+  for (const key of removed) {
+    const old = byKey.get(key);
+    if (!old) continue;
+    byKey.delete(key);
+    unindex(old);
+    if (++n % STEP === 0) yield;
+  }
+  for (const p of upserted) {
+    const old = byKey.get(p.key);
+    if (old) unindex(old);
+    byKey.set(p.key, p);
+    // Each host list stays in age order (routing picks the oldest policy that covers the path).
+    for (const h of p.hosts) indexOf(p).add(h, p, older);
+    if (++n % STEP === 0) yield;
+  }
+}
+
+function withTenants(tenants: CowMap<TenantDirectory>, changes: ReadonlyMap<string, TenantDirectory | undefined>): CowMap<TenantDirectory> {
+  return tenants.update((w) => {
+    for (const [ns, dir] of changes) {
+      if (dir) w.set(ns, dir);
+      else w.delete(ns);
+    }
+  });
+}
+
+
 export interface SnapshotChange {
   /** Keys of policies that left the snapshot or whose compiled version changed. */
   removed: Iterable<string>;
   /** Policies that entered or replaced an earlier version. */
   upserted: Iterable<CompiledPolicy>;
-  /** Namespaces whose tenant directory changed (absent from `tenants`: the namespace has none left). */
+  /** Namespaces whose tenant directory changed (undefined: the namespace has none left). */
   tenants: ReadonlyMap<string, TenantDirectory | undefined>;
   /** Host conflicts of the whole set, for logs (the refused policies are not in the snapshot). */
   conflicts: readonly PolicyError[];
@@ -55,47 +91,18 @@ export class PolicySnapshot {
     this.conflicts = parts.conflicts;
   }
 
-  /** A snapshot of exactly these policies (claims already free of conflicts). */
-  static of(version: number, policies: readonly CompiledPolicy[], tenants: ReadonlyMap<string, TenantDirectory>, conflicts: readonly PolicyError[] = []): PolicySnapshot {
-    const sorted = [...policies].sort((a, b) => (a.age < b.age ? -1 : a.age > b.age ? 1 : 0));
-    const byKey = CowMap.from(sorted.map((p) => [p.key, p] as const));
-    const index = (mode: CompiledPolicy['mode']): HostIndex<CompiledPolicy> =>
-      HostIndex.empty<CompiledPolicy>().edit((e) => {
-        for (const p of sorted) if (p.mode === mode) for (const h of p.hosts) e.add(h, p);
-      });
-    return new PolicySnapshot({ version, byKey, hosts: index('enforce'), shadowHosts: index('shadow'), tenants: CowMap.from(tenants), conflicts });
-  }
-
-  /** The next snapshot: this one with the change applied, copying only the map shards and host lists it touches. */
-  derive(version: number, change: SnapshotChange): PolicySnapshot {
-    const removals: CompiledPolicy[] = [];
-    const additions: CompiledPolicy[] = [];
-    const byKey = this.byKey.update((w) => {
-      for (const key of change.removed) {
-        const old = w.get(key);
-        if (!old) continue;
-        w.delete(key);
-        removals.push(old);
-      }
-      for (const p of change.upserted) {
-        const old = w.get(p.key);
-        if (old) removals.push(old);
-        w.set(p.key, p);
-        additions.push(p);
-      }
-    });
-    const reindex = (index: HostIndex<CompiledPolicy>, mode: CompiledPolicy['mode']): HostIndex<CompiledPolicy> =>
-      index.edit((e) => {
-        for (const old of removals) if (old.mode === mode) for (const h of old.hosts) e.remove(h, old);
-        for (const p of additions) if (p.mode === mode) for (const h of p.hosts) e.add(h, p, older);
-      });
-    const tenants = this.tenants.update((w) => {
-      for (const [ns, dir] of change.tenants) {
-        if (dir) w.set(ns, dir);
-        else w.delete(ns);
-      }
-    });
-    return new PolicySnapshot({ version, byKey, hosts: reindex(this.hosts, 'enforce'), shadowHosts: reindex(this.shadowHosts, 'shadow'), tenants, conflicts: change.conflicts });
+  /**
+   * The next snapshot (from `prev`, or from nothing) built in steps: it yields every few hundred
+   * policies, so a sliced reload of 10,000 policies gives the event loop turns here too. Nothing
+   * is visible until it returns.
+   */
+  static *build(prev: PolicySnapshot | undefined, version: number, change: SnapshotChange): Generator<void, PolicySnapshot, void> {
+    const byKey = (prev?.byKey ?? CowMap.empty<CompiledPolicy>()).edit();
+    const hosts = (prev?.hosts ?? HostIndex.empty<CompiledPolicy>()).editor();
+    const shadowHosts = (prev?.shadowHosts ?? HostIndex.empty<CompiledPolicy>()).editor();
+    yield* writePolicies(byKey, (p) => (p.mode === 'shadow' ? shadowHosts : hosts), change.removed, change.upserted);
+    const tenants = withTenants(prev?.tenants ?? CowMap.empty<TenantDirectory>(), change.tenants);
+    return new PolicySnapshot({ version, byKey: byKey.done(), hosts: hosts.done(), shadowHosts: shadowHosts.done(), tenants, conflicts: change.conflicts });
   }
 
   get policies(): IterableIterator<CompiledPolicy> {

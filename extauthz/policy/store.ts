@@ -20,7 +20,7 @@ import { firstClash, HostClaims, hostClaims, type TenantEntry } from './checks.j
 import { compilePolicyUnlinked, linkPolicy, type CompiledPolicy } from './compile.js';
 import { resolveSchemaRefs, schemaRefsFingerprint } from './schema-refs.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
-import { CowMap } from './cow-map.js';
+import { CowMap, type CowEditor } from './cow-map.js';
 import { PolicySnapshot } from './snapshot.js';
 import { directoryOf, JwksCache, tenantAge, TenantDirectory, tryCompileTenant, type CompiledTenant, type RevocationFile, type TenantCompileOptions } from './tenants.js';
 
@@ -60,7 +60,8 @@ export interface ApplyResult {
   /** Every report's errors and warnings, in report order (collected when first read). */
   readonly problems: PolicyError[];
   readonly warnings: PolicyError[];
-  stats: { policiesCompiled: number; policiesLinked: number; tenantsCompiled: number; ms: number };
+  /** ms: the whole run; longestSliceMs: the longest the run held the event loop at once (the whole run when synchronous). */
+  stats: { policiesCompiled: number; policiesLinked: number; tenantsCompiled: number; ms: number; longestSliceMs: number };
 }
 
 export interface StoreOptions extends TenantCompileOptions {
@@ -109,8 +110,9 @@ interface PolicyState {
   fallback?: CompiledPolicy;
   serving?: CompiledPolicy;
   hostError?: PolicyError;
-  /** The last run whose input held this policy. */
+  /** The last run whose input held this policy, and the run that compiled this state. */
   seenIn?: number;
+  compiledIn?: number;
 }
 
 const BROKEN = '\u0000broken';
@@ -144,8 +146,9 @@ export class PolicyStore {
   private readonly secretFps = new Map<string, string>();
   private readonly directories = new Map<string, TenantDirectory>();
   private reports = CowMap.empty<ObjectReport>();
-  /** Reports this run set (undefined: removed), written into the next reports version at its end. */
-  private pendingReports = new Map<string, ObjectReport | undefined>();
+  /** The next reports version while a run writes it, and the keys the run set or removed. */
+  private reportEdits: CowEditor<ObjectReport> = this.reports.edit();
+  private changedReports = new Set<string>();
   /** Policies whose serving version is refused for a host claim (the snapshot's conflicts). */
   private readonly hostErrors = new Map<string, PolicyError>();
   /** Policy keys in age order: the order host claims are resolved in (sorted lazily after inserts). */
@@ -197,10 +200,11 @@ export class PolicyStore {
       relink: new Set(),
       removed: new Set(),
       configMapsChanged: false,
-      stats: { policiesCompiled: 0, policiesLinked: 0, tenantsCompiled: 0, ms: 0 },
+      stats: { policiesCompiled: 0, policiesLinked: 0, tenantsCompiled: 0, ms: 0, longestSliceMs: 0 },
     };
     r.configMapsChanged = [...r.changedSecrets].some((k) => k.startsWith('ConfigMap '));
-    this.pendingReports = new Map();
+    this.reportEdits = this.reports.edit();
+    this.changedReports = new Set();
     yield* this.updateTenants(r);
     const dirChanges = this.rebuildDirectories(r.touched);
     yield* this.updatePolicies(r);
@@ -214,8 +218,9 @@ export class PolicyStore {
     for (const key of r.removed) this.updateContribution(key, claimChanges);
     const { upserted, hostsChanged } = yield* this.resolve(r, claimChanges);
     const changed = upserted.length > 0 || r.removed.size > 0 || dirChanges.size > 0 || hostsChanged || this.current === undefined;
-    if (changed) this.current = this.nextSnapshot(upserted, r.removed, dirChanges);
+    if (changed) this.current = yield* this.nextSnapshot(upserted, r.removed, dirChanges);
     r.stats.ms = performance.now() - t0;
+    r.stats.longestSliceMs = r.stats.ms;
     return this.result(changed, r.stats);
   }
 
@@ -288,7 +293,7 @@ export class PolicyStore {
       r.touched.add(namespaceOf(key));
       if (!problems) {
         this.tenants.delete(key);
-        this.pendingReports.set(`Tenant ${key}`, undefined);
+        this.setReport(`Tenant ${key}`, undefined);
         continue;
       }
       delete state.current;
@@ -331,7 +336,7 @@ export class PolicyStore {
     state.serving = chosen;
     if (chosen) kept.push(entry(chosen));
     if (chosen && chosen === state.current) state.lastGood = { tenant: chosen, ...generationOf(state.obj) };
-    this.pendingReports.set(`Tenant ${key}`, this.tenantReport(key, state));
+    this.setReport(`Tenant ${key}`, this.tenantReport(key, state));
   }
 
   private tenantReport(key: string, s: TenantState): ObjectReport {
@@ -351,25 +356,32 @@ export class PolicyStore {
   private *updatePolicies(r: RunState): Generator<void, void, void> {
     const run = ++this.runs;
     let distinct = 0;
+    let scanned = 0;
     for (const obj of r.input.policies) {
-      const same = this.byObject.get(obj);
-      if (same && this.current && this.isCurrent(same, obj, r)) {
-        if (same.seenIn !== run) distinct++;
-        same.seenIn = run;
-        if (r.touched.has(obj.metadata.namespace)) r.relink.add(same.key);
-        continue;
-      }
-      const key = objectKey(obj);
-      const prev = this.policies.get(key);
-      if (prev?.seenIn !== run) distinct++; // a key twice in the input: the later object stands, as it always did
-      const state = this.updatePolicy(obj, key, prev, r);
+      const state = this.visit(obj, run, r);
+      if (state.seenIn !== run) distinct++; // a key twice in the input: the later object stands, as it always did
       state.seenIn = run;
-      if (state !== prev) yield;
+      if (state.compiledIn === run || ++scanned % 1024 === 0) yield;
     }
     // Every policy the store holds was in the input, and nothing is broken: nothing to drop.
     if (distinct === this.policies.size && r.broken.size === 0) return;
     this.dropPolicies(run, r);
   }
+
+  /** One input policy: the known state when it is the very object applied last time, else updated by key and fingerprint. */
+  private visit(obj: ApiPolicyObject, run: number, r: RunState): PolicyState {
+    const same = this.byObject.get(obj);
+    if (same && this.isCurrent(same, obj, r)) {
+      if (r.touched.has(obj.metadata.namespace)) r.relink.add(same.key);
+      return same;
+    }
+    const key = objectKey(obj);
+    const prev = this.policies.get(key);
+    const state = this.updatePolicy(obj, key, prev, r);
+    if (state !== prev) state.compiledIn = run;
+    return state;
+  }
+
 
   /** The object this state was last given, still the policy's state, and nothing it depends on outside its spec changed. */
   private isCurrent(state: PolicyState, obj: ApiPolicyObject, r: RunState): boolean {
@@ -422,7 +434,7 @@ export class PolicyStore {
       }
       this.policies.delete(key);
       this.hostErrors.delete(key);
-      this.pendingReports.set(`ApiPolicy ${key}`, undefined);
+      this.setReport(`ApiPolicy ${key}`, undefined);
       r.removed.add(key);
       this.orderDirty = true;
     }
@@ -464,7 +476,7 @@ export class PolicyStore {
    */
   private *resolve(r: RunState, claimChanges: Map<string, { old: readonly string[]; next: readonly string[] }>): Generator<void, { upserted: CompiledPolicy[]; hostsChanged: boolean }, void> {
     if (r.relink.size === 0 && r.removed.size === 0) return { upserted: [], hostsChanged: false };
-    if (this.contested(claimChanges)) return yield* this.resolveHosts(r.relink, r.removed);
+    if (yield* this.contested(claimChanges)) return yield* this.resolveHosts(r.relink, r.removed);
     const upserted: CompiledPolicy[] = [];
     let n = 0;
     for (const key of r.relink) {
@@ -473,7 +485,7 @@ export class PolicyStore {
       const chosen = this.choosePolicy(key, s, UNCONTESTED);
       if (before !== chosen && chosen) upserted.push(chosen);
       else if (before !== chosen && before) r.removed.add(key);
-      this.pendingReports.set(`ApiPolicy ${key}`, this.policyReport(key, s));
+      this.setReport(`ApiPolicy ${key}`, this.policyReport(key, s));
       if (++n % 256 === 0) yield;
     }
     return { upserted, hostsChanged: upserted.length > 0 || r.removed.size > 0 };
@@ -496,10 +508,12 @@ export class PolicyStore {
   }
 
   /** True when a changed policy shares a claim, before or after the change, with any other policy. */
-  private contested(changes: Map<string, { old: readonly string[]; next: readonly string[] }>): boolean {
+  private *contested(changes: Map<string, { old: readonly string[]; next: readonly string[] }>): Generator<void, boolean, void> {
+    let n = 0;
     for (const { old, next } of changes.values()) {
       const mine = new Set(next);
       for (const c of [...old, ...next]) if ((this.claimCount.get(c) ?? 0) - (mine.has(c) ? 1 : 0) > 0) return true;
+      if (++n % 1024 === 0) yield;
     }
     return false;
   }
@@ -535,7 +549,7 @@ export class PolicyStore {
         if (chosen) upserted.push(chosen);
         else if (before) removed.add(key);
       }
-      if (relink.has(key) || before !== chosen || hadError !== s.hostError?.message) this.pendingReports.set(`ApiPolicy ${key}`, this.policyReport(key, s));
+      if (relink.has(key) || before !== chosen || hadError !== s.hostError?.message) this.setReport(`ApiPolicy ${key}`, this.policyReport(key, s));
     }
     return { upserted, hostsChanged };
   }
@@ -566,22 +580,25 @@ export class PolicyStore {
     return { kind: 'ApiPolicy', key, ...(generation !== undefined ? { generation } : {}), serving, ...(servingGeneration !== undefined ? { servingGeneration } : {}), errors, warnings: [...s.ownWarnings, ...s.linkWarnings] };
   }
 
-  private nextSnapshot(upserted: CompiledPolicy[], removed: Set<string>, dirChanges: Map<string, TenantDirectory | undefined>): PolicySnapshot {
+  private *nextSnapshot(upserted: CompiledPolicy[], removed: Set<string>, dirChanges: Map<string, TenantDirectory | undefined>): Generator<void, PolicySnapshot, void> {
     const conflicts = [...this.hostErrors.values()];
     const version = ++snapshotVersion;
-    if (!this.current) return PolicySnapshot.of(version, [...this.policies.values()].flatMap((s) => (s.serving ? [s.serving] : [])), new Map(this.directories), conflicts);
-    return this.current.derive(version, { removed, upserted, tenants: dirChanges, conflicts });
+    if (!this.current) {
+      const serving = [...this.policies.values()].flatMap((s) => (s.serving ? [s.serving] : []));
+      return yield* PolicySnapshot.build(undefined, version, { removed: [], upserted: serving, tenants: this.directories, conflicts });
+    }
+    return yield* PolicySnapshot.build(this.current, version, { removed, upserted, tenants: dirChanges, conflicts });
+  }
+
+  private setReport(id: string, report: ObjectReport | undefined): void {
+    if (report) this.reportEdits.set(id, report);
+    else this.reportEdits.delete(id);
+    this.changedReports.add(id);
   }
 
   private result(changed: boolean, stats: ApplyResult['stats']): ApplyResult {
-    const pending = this.pendingReports;
-    this.reports = this.reports.update((w) => {
-      for (const [id, report] of pending) {
-        if (report) w.set(id, report);
-        else w.delete(id);
-      }
-    });
-    return outcome({ snapshot: this.current!, changed, reports: this.reports, changedReports: new Set(pending.keys()), stats });
+    this.reports = this.reportEdits.done();
+    return outcome({ snapshot: this.current!, changed, reports: this.reports, changedReports: this.changedReports, stats });
   }
 }
 
@@ -656,10 +673,16 @@ function lastGoodNote(kind: string, key: string, origin: { file?: string; docume
 /** Runs a store run to completion, giving the event loop a turn whenever a slice is used up. */
 async function drive(run: Run, sliceMs: number): Promise<ApplyResult> {
   let sliceStart = performance.now();
+  let longest = 0;
   for (;;) {
     const step = run.next();
-    if (step.done) return step.value;
-    if (performance.now() - sliceStart >= sliceMs) {
+    const held = performance.now() - sliceStart;
+    if (step.done) {
+      step.value.stats.longestSliceMs = Math.max(longest, held);
+      return step.value;
+    }
+    if (held >= sliceMs) {
+      longest = Math.max(longest, held);
       await new Promise<void>((resolve) => setImmediate(resolve));
       sliceStart = performance.now();
     }
