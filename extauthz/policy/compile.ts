@@ -10,7 +10,7 @@ import { compilePathTemplate, PathTemplateError, type PathTemplate } from './pat
 import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type Origin, type PrincipalType } from './model.js';
 import { TenantDirectory } from './tenants.js';
 import { referenceProblems, unreachableRules } from './checks.js';
-import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quota/model.js';
+import { compileRuleQuotas, IndexedQuotaError, warm, warmQuotaExpressions, type RuleQuotaRef } from '../quota/model.js';
 import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
 import { compileRequest, RequestSpecError, type CompiledRequest } from './request-checks.js';
 import { BodySchemaError } from './body-schema.js';
@@ -187,42 +187,6 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
 }
 
 /**
- * Compiles one policy on its own (CEL, paths, quotas, masks): nothing here depends on another
- * object, so an unchanged policy is never compiled again when a tenant changes. `tenants` is
- * filled by linkPolicy. Unreachable rules come back as warnings.
- */
-export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] } {
-  const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
-  const problems: PolicyError[] = [];
-  const rules = compiledRules(obj.spec, base, problems);
-  const lifecycle = policyLifecycle(obj, base, problems);
-  if (problems.length > 0) return { problems, warnings: [] };
-  const mode = obj.spec.mode ?? 'enforce';
-  // In an enforcing policy shadow rules never decide; in a shadow policy every rule is evaluated (and nothing decides).
-  const deciding = mode === 'shadow' ? rules : rules.filter((r) => !r.shadow);
-  const policy: CompiledPolicy = {
-    key: objectKey(obj),
-    name: obj.metadata.name,
-    namespace: obj.metadata.namespace,
-    ...(obj.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {}),
-    ...(obj.spec.version !== undefined ? { version: obj.spec.version } : {}),
-    hosts: obj.spec.hosts.map((h) => h.toLowerCase()),
-    defaultAction: obj.spec.defaultAction ?? 'deny',
-    auditFailure: obj.spec.auditFailure ?? 'deny',
-    mode,
-    denyRules: deciding.filter((r) => r.effect === 'deny'),
-    allowRules: deciding.filter((r) => r.effect === 'allow'),
-    rules,
-    tenants: EMPTY_DIRECTORY,
-    spec: obj.spec,
-    age: `${obj.metadata.creationTimestamp ?? ''}\u0000${objectKey(obj)}`,
-    origin: obj.origin,
-    ...(lifecycle ? { lifecycle } : {}),
-  };
-  return { problems, warnings: unreachableRules(deciding, base), policy: withShadowView(policy) };
-}
-
-/**
  * Compiled rules by content. What a rule compiles to depends only on the rule, its index and the
  * policy's defaultMask and onUnmatchedMask (body schemas from ConfigMaps are inlined by then),
  * and compiled rules are immutable, so policies stamped from one template share one compile of
@@ -261,8 +225,11 @@ function ruleKeys(spec: ApiPolicySpec): (string | undefined)[] {
   });
 }
 
-/** The policy's rules compiled (CEL, paths, quotas, masks, the policy's cost bound); problems are added to `problems`. */
-function compiledRules(spec: ApiPolicySpec, base: PolicyError['location'], problems: PolicyError[]): readonly CompiledRule[] {
+/**
+ * The policy's rules compiled (CEL, paths, quotas, masks, the policy's cost bound), one yield
+ * after each rule compiled (rules found in the cache cost no yield); problems into `problems`.
+ */
+function* compileRules(spec: ApiPolicySpec, base: PolicyError['location'], problems: PolicyError[]): Generator<void, readonly CompiledRule[], void> {
   const keys = ruleKeys(spec);
   const hits = keys.map(cachedRule);
   if (hits.every((h) => h !== undefined)) {
@@ -274,20 +241,88 @@ function compiledRules(spec: ApiPolicySpec, base: PolicyError['location'], probl
   const rules: CompiledRule[] = [];
   const masking = compilePolicyMasking(spec, base);
   found.push(...masking.problems);
-  spec.rules.forEach((rule, i) => {
+  for (const [i, rule] of spec.rules.entries()) {
     const hit = hits[i];
-    if (hit) return void rules.push(hit);
+    if (hit) {
+      rules.push(hit);
+      continue;
+    }
+    yield* warmRule(rule);
     try {
       const m = masking.rules[i];
       rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
     } catch (err) {
       found.push(ruleProblem(err, base, rule, i));
     }
-  });
+    yield;
+  }
   found.push(...policyCostProblems(found, rules, base));
   problems.push(...found);
   if (found.length === 0) keys.forEach((k, i) => k !== undefined && !hits[i] && cacheRule(k, rules[i]!));
   return rules;
+}
+
+/** The rule's CEL compiled ahead, one expression per yield (compileRule then finds each in the cache). */
+function* warmRule(rule: ApiPolicyRule): Generator<void, void, void> {
+  let params: ParamScope;
+  try {
+    params = paramScope(ruleMatchers(rule).paths);
+  } catch {
+    return; // bad paths: compileRule reports them
+  }
+  if (rule.when) yield* warm(rule.when, 'bool', params);
+  yield* warmQuotaExpressions(rule.quotas ?? [], params);
+}
+
+export type UnlinkedResult = { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] };
+
+/**
+ * Compiles one policy on its own (CEL, paths, quotas, masks): nothing here depends on another
+ * object, so an unchanged policy is never compiled again when a tenant changes. `tenants` is
+ * filled by linkPolicy. Unreachable rules come back as warnings.
+ */
+export function compilePolicyUnlinked(obj: ApiPolicyObject): UnlinkedResult {
+  const steps = compilePolicySteps(obj);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * compilePolicyUnlinked as a generator that yields after each rule: the store's sliced reload
+ * gives the event loop a turn between rules, so a policy of many costly rules (each expression
+ * bounded on its own, cel.ts and regex-size.ts) cannot hold in-flight Checks for its whole compile.
+ */
+export function* compilePolicySteps(obj: ApiPolicyObject): Generator<void, UnlinkedResult, void> {
+  const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
+  const problems: PolicyError[] = [];
+  const rules = yield* compileRules(obj.spec, base, problems);
+  const lifecycle = policyLifecycle(obj, base, problems);
+  if (problems.length > 0) return { problems, warnings: [] };
+  const mode = obj.spec.mode ?? 'enforce';
+  // In an enforcing policy shadow rules never decide; in a shadow policy every rule is evaluated (and nothing decides).
+  const deciding = mode === 'shadow' ? rules : rules.filter((r) => !r.shadow);
+  const policy: CompiledPolicy = {
+    key: objectKey(obj),
+    name: obj.metadata.name,
+    namespace: obj.metadata.namespace,
+    ...(obj.metadata.generation !== undefined ? { generation: obj.metadata.generation } : {}),
+    ...(obj.spec.version !== undefined ? { version: obj.spec.version } : {}),
+    hosts: obj.spec.hosts.map((h) => h.toLowerCase()),
+    defaultAction: obj.spec.defaultAction ?? 'deny',
+    auditFailure: obj.spec.auditFailure ?? 'deny',
+    mode,
+    denyRules: deciding.filter((r) => r.effect === 'deny'),
+    allowRules: deciding.filter((r) => r.effect === 'allow'),
+    rules,
+    tenants: EMPTY_DIRECTORY,
+    spec: obj.spec,
+    age: `${obj.metadata.creationTimestamp ?? ''}\u0000${objectKey(obj)}`,
+    origin: obj.origin,
+    ...(lifecycle ? { lifecycle } : {}),
+  };
+  return { problems, warnings: unreachableRules(deciding, base), policy: withShadowView(policy) };
 }
 
 /** Adds the what-if view of an enforcing policy with shadow rules: every rule enforced, same tenants. */

@@ -17,7 +17,8 @@
  */
 import { PolicyError } from '../errors.js';
 import { firstClash, HostClaims, hostClaims, type TenantEntry } from './checks.js';
-import { compilePolicyUnlinked, linkPolicy, type CompiledPolicy } from './compile.js';
+import { warmQuotaExpressions } from '../quota/model.js';
+import { compilePolicySteps, linkPolicy, type CompiledPolicy, type UnlinkedResult } from './compile.js';
 import { resolveSchemaRefs, schemaRefsFingerprint } from './schema-refs.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
 import { CowMap, type CowEditor } from './cow-map.js';
@@ -272,6 +273,7 @@ export class PolicyStore {
         continue;
       }
       const fp = this.fingerprint(t);
+      yield* warmQuotaExpressions(t.spec.quotas ?? []);
       const compiled = tryCompileTenant(t, r.secrets, this.jwks, r.compileOptions);
       const state: TenantState = { ...(prev ?? { own: [] }), fp, obj: t, age: tenantAge(t), own: [] };
       delete state.current;
@@ -358,7 +360,7 @@ export class PolicyStore {
     let distinct = 0;
     let scanned = 0;
     for (const obj of r.input.policies) {
-      const state = this.visit(obj, run, r);
+      const state = this.known(obj, r) ?? (yield* this.visit(obj, run, r));
       if (state.seenIn !== run) distinct++; // a key twice in the input: the later object stands, as it always did
       state.seenIn = run;
       if (state.compiledIn === run || ++scanned % 1024 === 0) yield;
@@ -368,27 +370,29 @@ export class PolicyStore {
     this.dropPolicies(run, r);
   }
 
-  /** One input policy: the known state when it is the very object applied last time, else updated by key and fingerprint. */
-  private visit(obj: ApiPolicyObject, run: number, r: RunState): PolicyState {
+  /** The state of an input object that is the very object applied last time (no key, no fingerprint computed). */
+  private known(obj: ApiPolicyObject, r: RunState): PolicyState | undefined {
     const same = this.byObject.get(obj);
-    if (same && this.isCurrent(same, obj, r)) {
-      if (r.touched.has(obj.metadata.namespace)) r.relink.add(same.key);
-      return same;
-    }
+    if (!same || !this.isCurrent(same, obj, r)) return undefined;
+    if (r.touched.has(obj.metadata.namespace)) r.relink.add(same.key);
+    return same;
+  }
+
+  /** Any other input policy: found by key, compiled when its fingerprint changed. */
+  private *visit(obj: ApiPolicyObject, run: number, r: RunState): Generator<void, PolicyState, void> {
     const key = objectKey(obj);
     const prev = this.policies.get(key);
-    const state = this.updatePolicy(obj, key, prev, r);
+    const state = yield* this.updatePolicy(obj, key, prev, r);
     if (state !== prev) state.compiledIn = run;
     return state;
   }
-
 
   /** The object this state was last given, still the policy's state, and nothing it depends on outside its spec changed. */
   private isCurrent(state: PolicyState, obj: ApiPolicyObject, r: RunState): boolean {
     return state.obj === obj && state.fp !== BROKEN && !r.configMapsChanged && this.policies.get(state.key) === state;
   }
 
-  private updatePolicy(obj: ApiPolicyObject, key: string, prev: PolicyState | undefined, r: RunState): PolicyState {
+  private *updatePolicy(obj: ApiPolicyObject, key: string, prev: PolicyState | undefined, r: RunState): Generator<void, PolicyState, void> {
     const unchanged = (): PolicyState => {
       if (r.touched.has(obj.metadata.namespace)) r.relink.add(key);
       return prev!;
@@ -404,13 +408,14 @@ export class PolicyStore {
     }
     r.relink.add(key);
     r.stats.policiesCompiled++;
-    return this.compilePolicy(obj, fp, prev, r.compileOptions.configMaps);
+    return yield* this.compilePolicy(obj, fp, prev, r.compileOptions.configMaps);
   }
 
-  private compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined, configMaps: TenantCompileOptions['configMaps']): PolicyState {
+  /** Yields between the policy's rules (compilePolicySteps): one large policy is compiled in slices too. */
+  private *compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined, configMaps: TenantCompileOptions['configMaps']): Generator<void, PolicyState, void> {
     const key = objectKey(obj);
     const resolved = resolveSchemaRefs(obj, configMaps);
-    const compiled = resolved.problems.length > 0 ? { problems: resolved.problems, warnings: [] } : compilePolicyUnlinked(resolved.obj);
+    const compiled: UnlinkedResult = resolved.problems.length > 0 ? { problems: resolved.problems, warnings: [] } : yield* compilePolicySteps(resolved.obj);
     const age = compiled.policy?.age ?? `${obj.metadata.creationTimestamp ?? ''}\u0000${key}`;
     const state: PolicyState = { ...(prev ?? { linkErrors: [], linkWarnings: [] }), key, fp, obj, age, own: compiled.problems, ownWarnings: compiled.warnings };
     delete state.unlinked;
