@@ -32,3 +32,18 @@ export function sourcesFrom(policies: readonly Raw[], tenants: readonly Raw[], s
     secrets: secrets.map((s): SecretObject => ({ kind: 'Secret', metadata: toMeta(s), values: secretValues(s.data, s.stringData), origin: {} })),
   };
 }
+
+/** Objects of several label-selected informers, once each (a Secret or ConfigMap may carry several labels). */
+export function uniqueObjects(...lists: (readonly Raw[])[]): Raw[] {
+  const seen = new Set<string>();
+  const out: Raw[] = [];
+  for (const list of lists) {
+    for (const s of list) {
+      const key = `${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(s);
+    }
+  }
+  return out;
+}
