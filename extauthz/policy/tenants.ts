@@ -341,7 +341,7 @@ function compileApiKeys(t: TenantObject, secrets: ReadonlyMap<string, SecretObje
 export type RevocationFile = { text: string } | { error: string };
 
 export interface TenantCompileOptions {
-  /** The operator validates tenants without reading Secrets (least privilege); ext_authz needs them. */
+  /** False: Secrets are not read (the operator with --no-verify-secrets); ext_authz and the verifying operator need them. */
   requireSecrets?: boolean;
   /** ConfigMaps by namespace/name (revocation sources). */
   configMaps?: ReadonlyMap<string, ConfigMapObject>;
@@ -349,7 +349,7 @@ export interface TenantCompileOptions {
   files?: ReadonlyMap<string, RevocationFile>;
 }
 
-/** The text of a revocation Secret or ConfigMap key; undefined when it is not checked here (the operator reads no Secrets). */
+/** The text of a revocation Secret or ConfigMap key; undefined when Secrets are not read (requireSecrets false). */
 function revocationRefText(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, opts: TenantCompileOptions): { text: string; source: string } | undefined {
   const r = t.spec.revocation!;
   const ns = t.metadata.namespace;
