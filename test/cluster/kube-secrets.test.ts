@@ -9,10 +9,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { KubernetesPolicySource } from '../../extauthz/kube/policy-source.js';
+import { createLogger } from '../../extauthz/logger.js';
 import { loadKubeConfig } from '../../kube/config.js';
+import { httpCode } from '../../kube/errors.js';
 import { ResilientInformer } from '../../kube/informer.js';
-import { customPath, listCustom, PLURAL } from '../../kube/resources.js';
+import { customPath, listCustom, listSecrets, PLURAL, REVOCATION_LABEL } from '../../kube/resources.js';
+import { LabelledSecrets } from '../../kube/secrets.js';
 import { parseOperatorArgs, type OperatorConfig } from '../../operator/config.js';
 import { runOperator, type RunningOperator } from '../../operator/manager.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
@@ -153,5 +157,52 @@ describe('the operator verifies the Secrets Tenants name (real API server)', { t
     assert.equal(c.Accepted?.status, 'True');
     assert.equal(c.SecretsVerified?.status, 'Unknown');
     assert.equal(c.SecretsVerified?.reason, 'NotVerified');
+  });
+
+  test('a Secret grant narrowed to namespaces (RoleBindings, as the chart renders with secretNamespaces): listing per namespace works, cluster-wide is forbidden', async () => {
+    await apply(`apiVersion: v1
+kind: ServiceAccount
+metadata: { name: narrow, namespace: ${NS} }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: { name: narrow-read }
+rules:
+  - { apiGroups: ["portcullis.io"], resources: ["tenants", "apipolicies"], verbs: ["get", "list", "watch"] }
+  - { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: narrow-read }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: narrow-read }
+subjects: [{ kind: ServiceAccount, name: narrow, namespace: ${NS} }]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: { name: narrow-secrets }
+rules:
+  - { apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch"] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: narrow-secrets, namespace: ${NS} }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: narrow-secrets }
+subjects: [{ kind: ServiceAccount, name: narrow, namespace: ${NS} }]
+`);
+    const token = await cluster.kubectl(['create', 'token', 'narrow', '-n', NS]);
+    assert.equal(token.code, 0, token.stderr);
+    const server = loadKubeConfig(cluster.kubeconfig).getCurrentCluster()!;
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [server], users: [{ name: 'narrow', token: token.stdout.trim() }], contexts: [{ name: 'narrow', cluster: server.name, user: 'narrow' }], currentContext: 'narrow' });
+    await assert.rejects(listSecrets(kc, REVOCATION_LABEL)(), (err: unknown) => httpCode(err) === 403, 'no cluster-wide list with RoleBindings only');
+    const secrets = new LabelledSecrets({ kubeConfig: kc, namespaces: [NS], onChange: () => undefined, onError: (err) => assert.fail(String(err)) });
+    await secrets.start();
+    assert.deepEqual(secrets.list().map((o) => o.metadata?.name), ['revenue-revoked']);
+    await secrets.stop();
+    // ext_authz with the same narrowing syncs and serves the tenant (without it, it never got ready).
+    const source = new KubernetesPolicySource({ kubeConfig: kc, log: createLogger('silent'), secretNamespaces: [NS] });
+    await source.start();
+    assert.ok(source.snapshot?.tenants.get(NS)?.byName.has('revenue'), 'the tenant serves: its revocation Secret was read');
+    await source.close();
   });
 });
