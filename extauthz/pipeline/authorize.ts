@@ -6,7 +6,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { matchPath } from '../policy/paths.js';
-import { CelBudgetExceededError, CelEvalError, sharedBudget } from '../policy/cel.js';
+import { CelBudget, CelBudgetExceededError, CelEvalError, sharedBudget } from '../policy/cel.js';
 import type { RequestContext } from './context.js';
 import { principalCelValue, type Principal } from './principal.js';
 import type { CompiledPurpose } from '../policy/tenants.js';
@@ -188,18 +188,20 @@ export function declaredPurpose(ctx: RequestContext, principal: Principal | unde
   return principal.tenant.purposeIndex.get(declared) ?? null;
 }
 
-function decide(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, steps: RuleTrace[]): Authorization {
-  const act = new Activations(ctx, principal);
-  return sharedBudget(() => denyPhase(policy, act, steps) ?? allowPhase(policy, act, steps) ?? defaultDecision(policy, principal, steps));
+function decide(policy: CompiledPolicy, act: Activations, steps: RuleTrace[], budget: CelBudget): Authorization {
+  return sharedBudget(() => denyPhase(policy, act, steps) ?? allowPhase(policy, act, steps) ?? defaultDecision(policy, act.principal, steps), budget);
 }
 
-/** The rules of one Check share one CEL runtime budget (cel-meter): a policy cannot multiply it by its rule count. */
-export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined): Authorization {
+/**
+ * The rules of one Check draw on the Check's one CEL runtime budget (cel-meter), which its quota
+ * expressions draw on after them: a policy cannot multiply it by its rule or quota count.
+ */
+export function authorize(policy: CompiledPolicy, ctx: RequestContext, principal: Principal | undefined, budget: CelBudget = new CelBudget()): Authorization {
   const steps: RuleTrace[] = [];
   const purpose = declaredPurpose(ctx, principal);
   // The offending value is never echoed: not in the reason, not in the audit record.
   if (purpose === null) return { allowed: false, code: 'PURPOSE_NOT_ALLOWED', reason: `the declared purpose of use is not one tenant ${principal!.tenant.name} lists`, params: NO_PARAMS, trace: steps };
-  const a = decide(policy, ctx, principal, steps);
+  const a = decide(policy, new Activations(ctx, principal), steps, budget);
   if (purpose) a.purpose = purpose;
   return a;
 }

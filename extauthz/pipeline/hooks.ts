@@ -7,6 +7,7 @@ import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import type { RequestContext } from './context.js';
 import type { Decision } from './decision.js';
 import type { Principal } from './principal.js';
+import type { CelBudget } from '../policy/cel.js';
 
 export interface QuotaRequest {
   policy: CompiledPolicy;
@@ -16,6 +17,8 @@ export interface QuotaRequest {
   params: Record<string, string>;
   /** The Check's deadline: the backend call is raced against it. */
   signal?: AbortSignal;
+  /** The Check's CEL runtime budget, which its rules already drew on (absent: a fresh one). */
+  budget?: CelBudget;
 }
 
 export interface QuotaResult {

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { PortcullisError, type ErrorCode } from '../errors.js';
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
+import { CelBudget, RUNTIME_LIMITS, type MeterLimits } from '../policy/cel.js';
 import { checkRequest, type CompiledRequest, type RequestFailure } from '../policy/request-checks.js';
 import { lifecycleState, type CompiledLifecycle } from '../policy/lifecycle.js';
 import type { LifecycleFacts } from './shape.js';
@@ -43,6 +44,8 @@ export interface PipelineDeps {
   onInternalError?: (err: unknown, requestId: string) => void;
   /** Signs masking directives on allow (x-portcullis-mask header and metadata). */
   directives?: DirectiveIssuer;
+  /** The CEL runtime budget of one Check, shared by all its evaluations (default RUNTIME_LIMITS). */
+  celLimits?: MeterLimits;
 }
 
 interface State {
@@ -76,6 +79,8 @@ interface State {
   signal?: AbortSignal;
   /** Phase timings, only while tracing is on. */
   timings?: PhaseTiming[];
+  /** The Check's one CEL runtime budget: the rules' conditions, then the quota keys and costs. */
+  budget: CelBudget;
 }
 
 type Phase = (s: State, d: Required<Omit<PipelineDeps, 'audit' | 'observe' | 'onInternalError' | 'directives' | 'signals' | 'tracer'>> & { onShadowError: (err: unknown, requestId: string) => void }) => void | Promise<void>;
@@ -112,7 +117,7 @@ const PHASES: readonly [PhaseName, Phase][] = [
     s.identified = true;
   }],
   ['authorize', (s) => {
-    s.authz = authorize(s.policy!, s.ctx!, s.principal);
+    s.authz = authorize(s.policy!, s.ctx!, s.principal, s.budget);
     if (s.explain) explainConditions(s.policy!, s.ctx!, s.principal, s.authz.trace);
     if (!s.authz.allowed) return deny(s, s.authz.code ?? 'FORBIDDEN', s.authz.reason);
     const rule = s.authz.rule;
@@ -143,6 +148,7 @@ async function runShadow(s: State, d: Deps): Promise<void> {
     principal: s.principal,
     identified: s.identified === true,
     explain: s.explain,
+    budget: new CelBudget(d.celLimits),
     ...(s.signal ? { signal: s.signal } : {}),
     reroute: (segments) => snap.routeShadow(ctx.host, segments, ctx.contextExtensions),
   }, { identifier: d.identifier, quota: d.quota, onError: (err) => d.onShadowError(err, s.requestId) });
@@ -181,7 +187,7 @@ function applyLifecycle(s: State, rule: CompiledRule | undefined, l: CompiledLif
 }
 
 function quotaRequest(s: State): QuotaRequest {
-  const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params };
+  const req: QuotaRequest = { policy: s.policy!, ctx: s.ctx!, params: s.authz!.params, budget: s.budget };
   if (s.authz?.rule) req.rule = s.authz.rule;
   if (s.principal) req.principal = s.principal;
   if (s.signal) req.signal = s.signal;
@@ -224,6 +230,7 @@ export class DecisionPipeline {
       identifier: options.identifier ?? new Identifier(),
       quota: options.quota ?? NO_QUOTAS,
       clock: options.clock ?? (() => new Date()),
+      celLimits: options.celLimits ?? RUNTIME_LIMITS,
       onShadowError: (err, requestId) => options.onInternalError?.(err, requestId),
     };
   }
@@ -258,7 +265,7 @@ export class DecisionPipeline {
   }
 
   private initialState(input: CheckRequestInput, opts: CheckOptions): State {
-    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: '', explain: opts.explain === true };
+    const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: '', explain: opts.explain === true, budget: new CelBudget(this.deps.celLimits) };
     if (this.options.directives) s.directives = this.options.directives;
     if (opts.signal) s.signal = opts.signal;
     return s;

@@ -18,6 +18,7 @@ import { applyPathHandling } from './path-handling.js';
 import type { Principal } from './principal.js';
 import { checkRequest } from '../policy/request-checks.js';
 import { lifecycleState } from '../policy/lifecycle.js';
+import type { CelBudget } from '../policy/cel.js';
 
 export interface ShadowInput {
   ctx: RequestContext;
@@ -28,6 +29,11 @@ export interface ShadowInput {
   identified: boolean;
   explain: boolean;
   signal?: AbortSignal;
+  /**
+   * The shadow evaluation's own CEL runtime budget (its rules, then its quota expressions): never
+   * the enforcing run's, so a shadow policy cannot exhaust the budget the decision draws on.
+   */
+  budget: CelBudget;
   /** Routes stripped path segments among the shadow policies (pathHandling.parameters: strip). */
   reroute: (segments: readonly string[]) => CompiledPolicy | undefined;
 }
@@ -62,7 +68,7 @@ async function decide(policy: CompiledPolicy, input: ShadowInput, deps: ShadowDe
   const problem = input.enforcing ? undefined : applyPathHandling(ctx, policy, input.reroute);
   if (problem) return denied(policy, 'BAD_REQUEST', problem);
   const principal = await principalFor(policy, input, deps.identifier);
-  const authz = authorize(policy, ctx, principal);
+  const authz = authorize(policy, ctx, principal, input.budget);
   if (input.explain) explainConditions(policy, ctx, principal, authz.trace);
   const by: Decided = { rule: authz.rule?.name ?? null, trace: authz.trace };
   const refused = refusal(policy, authz, ctx);
@@ -89,7 +95,7 @@ function refusal(policy: CompiledPolicy, authz: Authorization, ctx: RequestConte
 async function peekQuotas(of: { policy: CompiledPolicy; authz: Authorization; principal: Principal | undefined }, input: ShadowInput, quota: QuotaPhase): Promise<QuotaResult | undefined> {
   if (!quota.peek) return undefined;
   const { policy, authz, principal } = of;
-  const req: QuotaRequest = { policy, ctx: input.ctx, params: authz.params };
+  const req: QuotaRequest = { policy, ctx: input.ctx, params: authz.params, budget: input.budget };
   if (authz.rule) req.rule = authz.rule;
   if (principal) req.principal = principal;
   if (input.signal) req.signal = input.signal;

@@ -9,11 +9,14 @@
  */
 import { RE2JS } from 're2js';
 import { callParts, position, type CelNode } from './cel-ast.js';
+import { regexSizeBound } from './regex-size.js';
 
 /** Longest input matches() scans; longer is an evaluation error (the rule fails closed). */
 export const MAX_REGEX_INPUT = 1024;
 /** Largest compiled RE2 program accepted (instructions); the cost estimate scales with it. */
-export const MAX_REGEX_PROGRAM = 2000;
+export const MAX_REGEX_PROGRAM = 1000;
+/** Longest pattern accepted: compile work grows with the text before any program exists. */
+export const MAX_REGEX_PATTERN = 1024;
 
 export const RE2_TYPE = 'portcullis.internal.Re2';
 export const RE2_METHOD = 'portcullisRe2Matches';
@@ -50,7 +53,15 @@ function fail(source: string, offset: number, message: string): RegexCompileErro
   return new RegexCompileError(message, line, column);
 }
 
+/** Refuses, before re2js compiles anything, a pattern whose compile alone would hold the event loop. */
+function checkCompileWork(pattern: string, source: string, offset: number): void {
+  if (pattern.length > MAX_REGEX_PATTERN) throw fail(source, offset, `RE2 pattern longer than ${MAX_REGEX_PATTERN} characters`);
+  const bound = regexSizeBound(pattern);
+  if (bound > MAX_REGEX_PROGRAM) throw fail(source, offset, `RE2 pattern may compile to about ${bound} instructions, more than ${MAX_REGEX_PROGRAM}: simplify it (repeat counts multiply; a Unicode class counts as 50)`);
+}
+
 function compilePattern(pattern: string, source: string, offset: number): CompiledPattern {
+  checkCompileWork(pattern, source, offset);
   let re: RE2JS;
   try {
     re = RE2JS.compile(pattern);

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cachedPrograms, CelBudgetExceededError, CelCompileError, CelCostError, compileCel, MAX_CACHED_PROGRAMS, MAX_EXPRESSION_COST, type ParamScope } from './cel.js';
 import { CEL_SCHEMA } from './cel-env.js';
-import { CelBudgetError, instrument, metered, sharedBudget } from './cel-meter.js';
+import { CelBudget, CelBudgetError, instrument, metered, sharedBudget } from './cel-meter.js';
 import { environments } from './cel-env.js';
 import { allNodes, type CelNode } from './cel-ast.js';
 import { celActivation } from '../pipeline/authorize.js';
@@ -195,15 +195,32 @@ describe('runtime meter', () => {
     const p = environments().evaluation.parse(`${list1000}.all(x, x >= 0)`);
     instrument(allNodes(p.ast as unknown as CelNode));
     const limits = { steps: 1500, ms: 1e9 };
-    assert.doesNotThrow(() => sharedBudget(() => metered(() => p({})), limits));
-    assert.throws(() => sharedBudget(() => [1, 2].map(() => metered(() => p({}))), limits), CelBudgetError);
+    assert.doesNotThrow(() => sharedBudget(() => metered(() => p({})), new CelBudget(limits)));
+    assert.throws(() => sharedBudget(() => [1, 2].map(() => metered(() => p({}))), new CelBudget(limits)), CelBudgetError);
+  });
+
+  test('one budget across the sections of a Check: steps and milliseconds add up', () => {
+    const p = environments().evaluation.parse(`[${Array.from({ length: 200 }, (_, i) => i).join(',')}].all(x, x >= 0)`);
+    instrument(allNodes(p.ast as unknown as CelNode));
+    let now = 0;
+    // Every clock read is one millisecond later: a 200-step section reads it about 5 times.
+    const clock = (): number => (now += 1);
+    const budget = new CelBudget({ steps: 1e9, ms: 5 }, clock);
+    assert.doesNotThrow(() => sharedBudget(() => metered(() => p({})), budget));
+    assert.ok(budget.spentMs >= 3 && budget.steps >= 200, `${budget.spentMs} ms, ${budget.steps} steps`);
+    // Alone the second section fits; after the first it is over the Check's 5 ms.
+    assert.doesNotThrow(() => sharedBudget(() => metered(() => p({})), new CelBudget({ steps: 1e9, ms: 5 }, clock)));
+    assert.throws(() => sharedBudget(() => metered(() => p({})), budget), /exceeded 5 ms/);
+    const steps = new CelBudget({ steps: 300, ms: 1e9 });
+    assert.doesNotThrow(() => sharedBudget(() => metered(() => p({})), steps));
+    assert.throws(() => sharedBudget(() => metered(() => p({})), steps), /exceeded 300 steps/);
   });
 
   test('a compiled program reports an exhausted budget as CelBudgetExceededError', () => {
     const p = compileCel(`${list1000}.all(x, [1, 2, 3, 4].exists(y, y == x) || true)`, { expect: 'bool' });
     // 1000 × 4 iterations fit the static bound but not a one-step runtime budget.
     assert.ok(p.cost <= MAX_EXPRESSION_COST);
-    assert.throws(() => sharedBudget(() => p.evaluate({}), { steps: 1, ms: 1e9 }), CelBudgetExceededError);
+    assert.throws(() => sharedBudget(() => p.evaluate({}), new CelBudget({ steps: 1, ms: 1e9 })), CelBudgetExceededError);
   });
 
 });

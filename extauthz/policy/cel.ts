@@ -19,7 +19,7 @@ import { hasBuiltinMatches, RegexCompileError, RegexInputError, rewriteMatches }
 
 export { MAX_REGEX_INPUT } from './cel-regex.js';
 export { NO_PARAMS, type ParamScope } from './cel-check.js';
-export { sharedBudget, RUNTIME_LIMITS } from './cel-meter.js';
+export { CelBudget, sharedBudget, RUNTIME_LIMITS, type MeterLimits } from './cel-meter.js';
 
 /** Static cost bound of one expression (units of about 0.1 µs; docs/adr/0003). */
 export const MAX_EXPRESSION_COST = 50_000;
@@ -161,10 +161,12 @@ function evalError(err: unknown): CelEvalError {
 
 /**
  * Programs are immutable, so equal (source, expected type, params) compile once: a reload of
- * thousands of policies built from a few templates reuses them. Bounded, least recently used out.
+ * thousands of policies built from a few templates reuses them. Refusals are kept too (the same
+ * source is refused the same way): the store compiles each expression ahead of its object, one
+ * per event-loop slice, and the object's compile then finds it here. Bounded, least recently used out.
  */
 export const MAX_CACHED_PROGRAMS = 4096;
-const cache = new Map<string, CelProgram>();
+const cache = new Map<string, CelProgram | CelCompileError>();
 
 /** Programs held by the compile cache (tests: it stays bounded). */
 export function cachedPrograms(): number {
@@ -179,11 +181,19 @@ export function compileCel(source: string, opts: CompileOptions = { expect: 'boo
   if (hit) {
     cache.delete(key);
     cache.set(key, hit);
+    if (hit instanceof CelCompileError) throw hit;
     return hit;
   }
-  const program = compileUncached(source, opts);
+  let program: CelProgram | CelCompileError;
+  try {
+    program = compileUncached(source, opts);
+  } catch (err) {
+    if (!(err instanceof CelCompileError)) throw err;
+    program = err;
+  }
   cache.set(key, program);
   if (cache.size > MAX_CACHED_PROGRAMS) cache.delete(cache.keys().next().value!);
+  if (program instanceof CelCompileError) throw program;
   return program;
 }
 

@@ -10,7 +10,7 @@ import { compilePathTemplate, PathTemplateError, type PathTemplate } from './pat
 import { objectKey, type ApiPolicyObject, type ApiPolicyRule, type ApiPolicySpec, type Origin, type PrincipalType } from './model.js';
 import { TenantDirectory } from './tenants.js';
 import { referenceProblems, unreachableRules } from './checks.js';
-import { compileRuleQuotas, IndexedQuotaError, type RuleQuotaRef } from '../quota/model.js';
+import { compileRuleQuotas, IndexedQuotaError, warm, warmQuotaExpressions, type RuleQuotaRef } from '../quota/model.js';
 import { compilePolicyMasking, type RuleMasking } from '../masking/policy.js';
 import { compileRequest, RequestSpecError, type CompiledRequest } from './request-checks.js';
 import { BodySchemaError } from './body-schema.js';
@@ -186,25 +186,59 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
   return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });
 }
 
-/**
- * Compiles one policy on its own (CEL, paths, quotas, masks): nothing here depends on another
- * object, so an unchanged policy is never compiled again when a tenant changes. `tenants` is
- * filled by linkPolicy. Unreachable rules come back as warnings.
- */
-export function compilePolicyUnlinked(obj: ApiPolicyObject): { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] } {
-  const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
-  const problems: PolicyError[] = [];
-  const rules: CompiledRule[] = [];
+/** The rules of a policy, one yield after each: compiled ones into rules, problems into problems. */
+function* compileRules(obj: ApiPolicyObject, base: PolicyError['location'], problems: PolicyError[], rules: CompiledRule[]): Generator<void, void, void> {
   const masking = compilePolicyMasking(obj.spec, base);
   problems.push(...masking.problems);
-  obj.spec.rules.forEach((rule, i) => {
+  for (const [i, rule] of obj.spec.rules.entries()) {
+    yield* warmRule(rule);
     try {
       const m = masking.rules[i];
       rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
     } catch (err) {
       problems.push(ruleProblem(err, base, rule, i));
     }
-  });
+    yield;
+  }
+}
+
+/** The rule's CEL compiled ahead, one expression per yield (compileRule then finds each in the cache). */
+function* warmRule(rule: ApiPolicyRule): Generator<void, void, void> {
+  let params: ParamScope;
+  try {
+    params = paramScope(ruleMatchers(rule).paths);
+  } catch {
+    return; // bad paths: compileRule reports them
+  }
+  if (rule.when) yield* warm(rule.when, 'bool', params);
+  yield* warmQuotaExpressions(rule.quotas ?? [], params);
+}
+
+export type UnlinkedResult = { policy?: CompiledPolicy; problems: PolicyError[]; warnings: PolicyError[] };
+
+/**
+ * Compiles one policy on its own (CEL, paths, quotas, masks): nothing here depends on another
+ * object, so an unchanged policy is never compiled again when a tenant changes. `tenants` is
+ * filled by linkPolicy. Unreachable rules come back as warnings.
+ */
+export function compilePolicyUnlinked(obj: ApiPolicyObject): UnlinkedResult {
+  const steps = compilePolicySteps(obj);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * compilePolicyUnlinked as a generator that yields after each rule: the store's sliced reload
+ * gives the event loop a turn between rules, so a policy of many costly rules (each expression
+ * bounded on its own, cel.ts and regex-size.ts) cannot hold in-flight Checks for its whole compile.
+ */
+export function* compilePolicySteps(obj: ApiPolicyObject): Generator<void, UnlinkedResult, void> {
+  const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
+  const problems: PolicyError[] = [];
+  const rules: CompiledRule[] = [];
+  yield* compileRules(obj, base, problems, rules);
   problems.push(...policyCostProblems(problems, rules, base));
   const lifecycle = policyLifecycle(obj, base, problems);
   if (problems.length > 0) return { problems, warnings: [] };

@@ -9,7 +9,7 @@
 import { readFileSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { PolicyError } from '../errors.js';
-import { loadFile, loadPolicyDir, policyFiles, type LoadResult } from './load.js';
+import { folderLimitProblem, loadFile, loadPolicyDir, policyFiles, type LoadResult } from './load.js';
 import { objectKey, type TenantObject } from './model.js';
 import { REVOCATION_LIMITS } from './revocation.js';
 import type { PolicySnapshot } from './snapshot.js';
@@ -132,11 +132,18 @@ export class FolderPolicySource {
   private read(): { input: Input; fileProblems: PolicyError[]; unreadable: boolean } {
     const input: Input = { tenants: [], policies: [], secrets: [], configMaps: [], broken: new Map(), fileProblems: [] };
     let paths: string[];
+    let problem: PolicyError | undefined;
     try {
       paths = policyFiles(this.dir);
+      // Over a folder-level limit nothing is read: the same refusal validate gives, and the
+      // objects loaded before keep serving at their last good version.
+      problem = folderLimitProblem(this.dir, paths);
     } catch (err) {
-      // The folder itself is gone or unreadable: keep everything, report why.
-      const problem = new PolicyError('POLICY_INVALID', `cannot read policy folder: ${(err as Error).message}`, { file: this.dir });
+      paths = [];
+      problem = new PolicyError('POLICY_INVALID', `cannot read policy folder: ${(err as Error).message}`, { file: this.dir });
+    }
+    if (problem) {
+      // The folder itself is gone, unreadable or over its limits: keep everything, report why.
       input.fileProblems.push(problem);
       for (const f of this.files.values()) for (const id of idsOf(f.result)) input.broken.set(id, [problem]);
       return { input, fileProblems: input.fileProblems, unreadable: true };

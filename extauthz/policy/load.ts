@@ -42,13 +42,17 @@ export const YAML_LIMITS = {
 /** Policy test suites (portcullis test): never read as policies. */
 const TEST_SUITE = /\.test\.ya?ml$/;
 
-/** The YAML files of a folder (recursively), in a stable order; test suites (*.test.yaml) only when asked for. */
-export function policyFiles(dir: string, opts: { suites?: boolean } = {}): string[] {
-  const out: string[] = [];
+/**
+ * The YAML files of a folder (recursively), in a stable order; test suites (*.test.yaml) only when
+ * asked for. The listing stops one file past the folder limit: that is enough to refuse the
+ * folder, and a folder of millions of files costs no more memory than one at the limit.
+ */
+export function policyFiles(dir: string, opts: { suites?: boolean } = {}, out: string[] = []): string[] {
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (out.length > YAML_LIMITS.folderFiles) break;
     if (entry.name.startsWith('.')) continue;
     const full = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...policyFiles(full, opts));
+    if (entry.isDirectory()) policyFiles(full, opts, out);
     else if (/\.ya?ml$/.test(entry.name) && (opts.suites === true || !TEST_SUITE.test(entry.name))) out.push(full);
   }
   return out;
@@ -64,20 +68,28 @@ export function loadPolicyDir(dir: string, validator: SchemaValidator = new Sche
     result.problems.push(new PolicyError('POLICY_INVALID', `cannot read policy folder: ${(err as Error).message}`, { file: dir }));
     return result;
   }
-  if (files.length > YAML_LIMITS.folderFiles) {
-    result.problems.push(new PolicyError('POLICY_YAML', `more than ${YAML_LIMITS.folderFiles} YAML files`, { file: dir }));
+  const over = folderLimitProblem(dir, files);
+  if (over) {
+    result.problems.push(over);
     return result;
   }
-  let bytes = 0;
-  for (const file of files) {
-    bytes += sizeOf(file);
-    if (bytes > YAML_LIMITS.folderBytes) {
-      result.problems.push(new PolicyError('POLICY_YAML', `the policy folder holds more than ${YAML_LIMITS.folderBytes} bytes of YAML`, { file: dir }));
-      return result;
-    }
-    loadFile(file, relative(process.cwd(), file) || file, validator, result);
-  }
+  for (const file of files) loadFile(file, relative(process.cwd(), file) || file, validator, result);
   return result;
+}
+
+/**
+ * The folder-level limits (file count, total bytes), checked on the listing and the files' sizes
+ * before any file is read: validate, check, serve's first load and every watched reload share
+ * this one check. Undefined: within the limits.
+ */
+export function folderLimitProblem(dir: string, files: readonly string[]): PolicyError | undefined {
+  if (files.length > YAML_LIMITS.folderFiles) {
+    return new PolicyError('POLICY_YAML', `the policy folder holds more than the limit of ${YAML_LIMITS.folderFiles} YAML files`, { file: dir });
+  }
+  let bytes = 0;
+  for (const file of files) bytes += sizeOf(file);
+  if (bytes <= YAML_LIMITS.folderBytes) return undefined;
+  return new PolicyError('POLICY_YAML', `the policy folder holds ${bytes} bytes of YAML, more than the limit of ${YAML_LIMITS.folderBytes}`, { file: dir });
 }
 
 function sizeOf(path: string): number {

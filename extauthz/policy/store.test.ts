@@ -1,7 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadYaml, tempPolicyDir } from '../../test/helpers/policies.js';
+import { rmSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
 import { FolderPolicySource } from './folder-source.js';
+import { loadPolicyDir, YAML_LIMITS } from './load.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { generationFingerprint, PolicyStore, type StoreInput } from './store.js';
 
 const TENANT = `apiVersion: portcullis.io/v1alpha1
@@ -194,5 +198,88 @@ describe('folder source: a folder that cannot be read', () => {
     const problems = src.reload();
     assert.match(problems[0]?.message ?? '', /cannot read policy folder/);
     assert.equal(src.snapshot, undefined);
+  });
+});
+
+/**
+ * Folder-level limits from the attacker's side: someone who can drop files into the watched folder
+ * (a sidecar syncing from git, a shared volume) floods it with files or bytes. serve's first load
+ * and every reload refuse the folder with the same POLICY_YAML problem validate gives, naming the
+ * folder and the limit, before reading any file; a reload keeps the last good snapshot.
+ */
+describe('folder source: the folder-level limits hold on serve\'s first load and every reload', () => {
+  const floods: { name: string; flood: (d: ReturnType<typeof tempPolicyDir>) => void; message: RegExp }[] = [
+    {
+      name: `${YAML_LIMITS.folderFiles + 1} files`,
+      flood: (d) => {
+        for (let i = 0; i <= YAML_LIMITS.folderFiles; i++) d.write(`flood/f${String(i).padStart(4, '0')}.yaml`, '# empty\n');
+      },
+      message: new RegExp(`more than the limit of ${YAML_LIMITS.folderFiles} YAML files`),
+    },
+    {
+      // Sparse files: the sizes are what counts, and nothing of them is read.
+      name: `more than ${YAML_LIMITS.folderBytes} bytes in files each within the per-file limit`,
+      flood: (d) => {
+        for (let i = 0; i * YAML_LIMITS.fileBytes <= YAML_LIMITS.folderBytes; i++) {
+          d.write(`flood/big${i}.yaml`, '');
+          truncateSync(join(d.dir, `flood/big${i}.yaml`), YAML_LIMITS.fileBytes);
+        }
+      },
+      message: new RegExp(`more than the limit of ${YAML_LIMITS.folderBytes}`),
+    },
+  ];
+  for (const c of floods) {
+    test(`${c.name}: a reload keeps the last good snapshot and names the folder and the limit`, async () => {
+      const dir = tempPolicyDir({ '00-tenant.yaml': TENANT, '10-a.yaml': policyYaml(0) });
+      try {
+        const rejected: string[] = [];
+        const src = new FolderPolicySource(dir.dir, { onRejected: (p) => rejected.push(...p.map((x) => x.format())) });
+        assert.deepEqual(src.reload(), []);
+        c.flood(dir);
+        dir.write('10-a.yaml', policyYaml(0, 'false', 2));
+        const problems = await src.reloadAsync();
+        const p = problems.find((x) => x.location.file === dir.dir);
+        assert.equal(p?.code, 'POLICY_YAML', problems.map((x) => x.format()).join('\n'));
+        assert.match(p.message, c.message);
+        assert.ok(rejected.some((r) => r.includes(dir.dir)));
+        // Nothing of the flooded folder was read: the edit to 10-a.yaml did not apply either.
+        assert.equal(src.snapshot?.route('api-0.example', [], {})?.rules[0]?.when?.source, 'true');
+        // validate sees the same folder the same way.
+        assert.match(loadPolicyDir(dir.dir).problems.map((x) => x.message).join('\n'), c.message);
+      } finally {
+        dir.remove();
+      }
+    });
+
+    test(`${c.name}: serve's first load refuses the folder (no snapshot: NOT_SERVING)`, () => {
+      const dir = tempPolicyDir({ '00-tenant.yaml': TENANT, '10-a.yaml': policyYaml(0) });
+      try {
+        c.flood(dir);
+        const src = new FolderPolicySource(dir.dir);
+        const problems = src.reload();
+        assert.equal(problems[0]?.code, 'POLICY_YAML');
+        assert.match(problems[0]?.message ?? '', c.message);
+        assert.equal(problems[0]?.location.file, dir.dir);
+        assert.equal(src.snapshot, undefined);
+      } finally {
+        dir.remove();
+      }
+    });
+  }
+
+  test('once the flood is removed the next reload serves the folder', async () => {
+    const dir = tempPolicyDir({ '00-tenant.yaml': TENANT, '10-a.yaml': policyYaml(0) });
+    try {
+      const src = new FolderPolicySource(dir.dir);
+      floods[0]!.flood(dir);
+      assert.equal(src.reload()[0]?.code, 'POLICY_YAML');
+      assert.equal(src.snapshot, undefined);
+      rmSync(join(dir.dir, 'flood'), { recursive: true });
+      assert.deepEqual(await src.reloadAsync(), []);
+      const after = src.snapshot as PolicySnapshot | undefined;
+      assert.ok(after?.route('api-0.example', [], {}));
+    } finally {
+      dir.remove();
+    }
   });
 });

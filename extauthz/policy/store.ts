@@ -17,7 +17,8 @@
  */
 import { PolicyError } from '../errors.js';
 import { firstClash, HostClaims, hostClaims, type TenantEntry } from './checks.js';
-import { compilePolicyUnlinked, linkPolicy, type CompiledPolicy } from './compile.js';
+import { warmQuotaExpressions } from '../quota/model.js';
+import { compilePolicySteps, linkPolicy, type CompiledPolicy, type UnlinkedResult } from './compile.js';
 import { resolveSchemaRefs, schemaRefsFingerprint } from './schema-refs.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
 import { PolicySnapshot } from './snapshot.js';
@@ -244,6 +245,7 @@ export class PolicyStore {
       seen.add(key);
       const fp = this.fingerprint(t);
       if (this.tenantUnchanged(t, fp, r)) continue;
+      yield* warmQuotaExpressions(t.spec.quotas ?? []);
       const compiled = tryCompileTenant(t, r.secrets, this.jwks, r.compileOptions);
       const state: TenantState = { ...(this.tenants.get(key) ?? { own: [] }), fp, obj: t, age: tenantAge(t), own: [] };
       delete state.current;
@@ -332,7 +334,7 @@ export class PolicyStore {
         if (r.touched.has(obj.metadata.namespace)) r.relink.add(key);
         continue;
       }
-      this.compilePolicy(obj, fp, prev, r.compileOptions.configMaps);
+      yield* this.compilePolicy(obj, fp, prev, r.compileOptions.configMaps);
       r.relink.add(key);
       r.stats.policiesCompiled++;
       yield;
@@ -340,10 +342,11 @@ export class PolicyStore {
     this.dropPolicies(seen, r);
   }
 
-  private compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined, configMaps: TenantCompileOptions['configMaps']): void {
+  /** Yields between the policy's rules (compilePolicySteps): one large policy is compiled in slices too. */
+  private *compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined, configMaps: TenantCompileOptions['configMaps']): Generator<void, void, void> {
     const key = objectKey(obj);
     const resolved = resolveSchemaRefs(obj, configMaps);
-    const compiled = resolved.problems.length > 0 ? { problems: resolved.problems, warnings: [] } : compilePolicyUnlinked(resolved.obj);
+    const compiled: UnlinkedResult = resolved.problems.length > 0 ? { problems: resolved.problems, warnings: [] } : yield* compilePolicySteps(resolved.obj);
     const age = compiled.policy?.age ?? `${obj.metadata.creationTimestamp ?? ''}\u0000${key}`;
     const state: PolicyState = { ...(prev ?? { linkErrors: [], linkWarnings: [] }), fp, obj, age, own: compiled.problems, ownWarnings: compiled.warnings };
     delete state.unlinked;

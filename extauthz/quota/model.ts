@@ -169,3 +169,25 @@ export class IndexedQuotaError extends QuotaConfigError {
 function indexed(err: unknown, i: number): unknown {
   return err instanceof QuotaConfigError ? new IndexedQuotaError(i, err) : err;
 }
+
+/**
+ * Compiles the CEL key and cost expressions of quotas ahead of the object that holds them, one
+ * yield after each (the store's sliced reload): the object's own compile then takes them from the
+ * program cache (cel.ts), refusals included. Errors are the object compile's to report.
+ */
+export function* warmQuotaExpressions(quotas: readonly (RuleQuota | TenantQuota)[], params: ParamScope = NO_PARAMS): Generator<void, void, void> {
+  for (const q of quotas) {
+    if (typeof q.key === 'string' && !KEY_KINDS.has(q.key)) yield* warm(q.key, 'string', params);
+    if (typeof q.cost === 'string') yield* warm(q.cost, 'int', params);
+  }
+}
+
+/** One expression compiled into the cache, whatever the outcome; then a yield. */
+export function* warm(source: string, expect: 'bool' | 'string' | 'int', params: ParamScope): Generator<void, void, void> {
+  try {
+    compileCel(source, { expect, params });
+  } catch {
+    // Refused: cached as such, and reported by the object's compile.
+  }
+  yield;
+}

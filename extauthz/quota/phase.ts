@@ -45,7 +45,7 @@ export class QuotaEnforcer implements QuotaPhase {
   }
 
   async charge(req: QuotaRequest): Promise<QuotaResult> {
-    const p = sharedBudget(() => plan(req, this.hasher));
+    const p = sharedBudget(() => plan(req, this.hasher), req.budget);
     if (!p.ok) {
       this.count(p.quota, p.outcome);
       return { allowed: false, code: planCode(p.outcome), reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
@@ -61,7 +61,7 @@ export class QuotaEnforcer implements QuotaPhase {
    * and nothing counted in the quota decision metric (shadow counts its own would-be denials).
    */
   async peek(req: QuotaRequest): Promise<QuotaResult> {
-    const p = sharedBudget(() => plan(req, this.hasher));
+    const p = sharedBudget(() => plan(req, this.hasher), req.budget);
     if (!p.ok) return { allowed: false, code: planCode(p.outcome), reason: p.reason, headers: {}, summary: { error: p.outcome, quota: p.quota } };
     if (p.quotas.length === 0) return { allowed: true, headers: {} };
     checkDeadline(req.signal, 'before peeking at quotas');

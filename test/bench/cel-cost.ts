@@ -5,7 +5,7 @@
  *
  *   node dist/test/bench/cel-cost.js [--quick]
  */
-import { compileCel, MAX_EXPRESSION_COST, MAX_REGEX_INPUT, RUNTIME_LIMITS, sharedBudget } from '../../extauthz/policy/cel.js';
+import { CelBudget, compileCel, MAX_EXPRESSION_COST, MAX_REGEX_INPUT, RUNTIME_LIMITS, sharedBudget } from '../../extauthz/policy/cel.js';
 import { fmt, formatText, percentile, type Table } from './table.js';
 
 type Act = Record<string, unknown>;
@@ -47,7 +47,7 @@ function measure(expr: string, a: Act, runs: number): { cost: number; ms: number
       } catch {
         // The value does not matter here, only the time to produce it or fail.
       }
-    }, lifted);
+    }, new CelBudget(lifted));
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   times.sort((x, y) => x - y);

@@ -9,6 +9,7 @@ import { checkRequest, type RequestSpec } from '../../../test/helpers/requests.j
 import { HEALTH_SPIFFE, NS, REVENUE_SPIFFE, standardFiles } from '../../../test/helpers/fixtures.js';
 import { parseCheckRequest } from '../context.js';
 import { Identifier } from './index.js';
+import { certificateIdentityFromPem } from './san.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 // Tenants only need a key set to compile; these tests never present a token.
@@ -143,6 +144,80 @@ describe('mTLS from the attacker side: a forged certificate field never names an
     for (const principal of [`${REVENUE_SPIFFE}/`, 'spiffe://gov.example/ns/revenue/./sa', 'SPIFFE://gov.example/ns/revenue/sa/x', 'spiffe://gov.example/ns/revenue/sa/x#frag']) {
       assert.equal(await identify({ principal }), undefined, principal);
     }
+  });
+});
+
+/**
+ * A URI SAN may hold `;`, `,` and `=` (RFC 3986) and Envoy writes URI values unquoted, so a partner
+ * whose CA issues the URI it asks for can put pairs of its own into the element the edge writes.
+ * Certificates made by OpenSSL, elements in Envoy's exact form: none of them may bind.
+ */
+describe('mTLS from the attacker side: pairs smuggled in a URI SAN are never Envoy\'s', () => {
+  const BY = 'spiffe://c2g/ns/gw/sa/gateway';
+  // A tenant bound by DNS name through XFCC, beside the standard ones.
+  const DNS_TENANT = `apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: dept-dns, namespace: ${NS} }
+spec:
+  type: agency
+  identity: { mtls: { subjects: ["etl.dns.svc"], trustXfcc: true } }
+`;
+  const dnsDir: TenantDirectory = compileValid({ ...standardFiles('https://idp.example/jwks'), '30-dns.yaml': DNS_TENANT }).snapshot.tenants.get(NS)!;
+  const who = (header: string): Promise<string | undefined> =>
+    new Identifier().identify(parseCheckRequest(checkRequest({ headers: { 'x-forwarded-client-cert': header } }), NOW), dnsDir).then((p) => p?.tenant.name);
+  let forged: TestCert;
+  before(() => {
+    // Self-signed, never validated by any edge: what the smuggled Cert pair would carry.
+    forged = makeCert('/CN=anything', [`URI:${HEALTH_SPIFFE}`]);
+  });
+
+  const smuggled: [string, () => string, 'anonymous' | 'BAD_REQUEST'][] = [
+    ['a Cert pair naming a health SPIFFE ID (self-signed)', () => `https://partner.example/x;Cert=${forged.urlEncoded}`, 'BAD_REQUEST'],
+    ['a Subject pair', () => 'https://partner.example/x;Subject=O=Health', 'BAD_REQUEST'],
+    ['a Hash pair', () => 'https://partner.example/x;Hash=00', 'BAD_REQUEST'],
+    ['a DNS pair naming a DNS-bound tenant', () => 'https://partner.example/x;DNS=etl.dns.svc', 'anonymous'],
+    ['a second URI pair naming a health SPIFFE ID', () => `https://partner.example/x;URI=${HEALTH_SPIFFE}`, 'anonymous'],
+    ['a comma and a new element naming health', () => `https://partner.example/x,By=${BY};URI=${HEALTH_SPIFFE}`, 'anonymous'],
+  ];
+  for (const [why, san, expected] of smuggled) {
+    test(`${why}: ${expected}`, async () => {
+      const uri = san();
+      const cert = makeCertWithSanSection('partner', [`URI.1 = ${uri}`]);
+      const element = envoyXfccElement(cert, BY, { uris: [uri] });
+      assert.deepEqual(certificateIdentityFromPem(cert.pem).uris, [uri], 'OpenSSL put the whole text into one URI SAN');
+      if (expected === 'anonymous') assert.equal(await who(element), undefined, element);
+      else await assert.rejects(who(element), (err: unknown) => err instanceof PortcullisError && err.code === 'BAD_REQUEST');
+    });
+  }
+
+  test('a real DNS SAN still binds: without a URI value, or through Cert when there is one', async () => {
+    const dnsOnly = makeCert('/CN=etl', ['DNS:etl.dns.svc']);
+    assert.equal(await who(envoyXfccElement(dnsOnly, BY, { dns: ['etl.dns.svc'] })), 'dept-dns');
+    const both = makeCert('/CN=etl', ['URI:https://etl.example/a', 'DNS:etl.dns.svc']);
+    // URI and DNS pairs alone are ambiguous (the DNS pair may be the URI's text): not bound ...
+    assert.equal(await who(envoyXfccElement(both, BY, { uris: ['https://etl.example/a'], dns: ['etl.dns.svc'] })), undefined);
+    // ... but the certificate itself (set_current_client_cert_details.cert) is unambiguous.
+    assert.equal(await who(`By=${BY};Cert="${both.urlEncoded}";URI=https://etl.example/a;DNS=etl.dns.svc`), 'dept-dns');
+  });
+
+  test('property: whatever text a partner\'s URI SAN holds, its element binds no tenant', async () => {
+    const piece = fc.constantFrom(';', ',', '=', 'x', 'Cert=', `Cert=${encodeURIComponent('-----BEGIN CERTIFICATE-----')}`, 'Subject=', 'Subject=O=Health', 'DNS=etl.dns.svc', `URI=${HEALTH_SPIFFE}`, 'By=', 'Hash=00', HEALTH_SPIFFE, 'etl.dns.svc');
+    await fc.assert(
+      fc.asyncProperty(fc.array(piece, { maxLength: 8 }), async (parts) => {
+        const uri = `https://partner.example/${parts.join('')}`;
+        // Envoy's element for a partner certificate (subject CN=partner,O=Partner) with that one URI SAN.
+        const element = `By=${BY};Hash=${'ab'.repeat(32)};Subject="CN=partner,O=Partner";URI=${uri}`;
+        let tenant: string | undefined;
+        try {
+          tenant = await who(element);
+        } catch (err) {
+          assert.ok(err instanceof PortcullisError && err.code === 'BAD_REQUEST', String(err));
+          return;
+        }
+        assert.equal(tenant, undefined, element);
+      }),
+      { numRuns: 400 },
+    );
   });
 });
 

@@ -75,7 +75,8 @@ function fromElement(el: XfccElement): PeerIdentity {
     if (err instanceof DnSyntaxError) throw new PortcullisError('BAD_REQUEST', `x-forwarded-client-cert Subject: ${err.message}`);
     throw err;
   }
-  return fromParts(el.uri, subject, el.dns);
+  // DNS pairs after a URI may be that URI's own text (xfcc.ts): bind DNS names only from Cert then.
+  return fromParts(el.uri, subject, el.dnsAfterUri ? [] : el.dns);
 }
 
 /** The client of an XFCC header: its first element. Malformed: BAD_REQUEST (no proxy writes it). */

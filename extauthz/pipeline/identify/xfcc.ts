@@ -8,6 +8,14 @@
  * `+` and `\` with a backslash: the two escape layers coincide. So a quoted value is kept raw for
  * Subject (the DN parser resolves those escapes, and `\,` must stay an escaped comma inside the
  * value), and unescaped once for every other key.
+ *
+ * Envoy writes URI and DNS values unquoted, and a URI may hold `;`, `,` and `=` (RFC 3986), so a
+ * URI SAN such as `https://partner.example/x;Cert=…` reads as a second pair. What keeps such a
+ * pair from being taken for Envoy's is the order Envoy writes an element in: By, Hash, Cert,
+ * Chain, Subject, URI, DNS (conn_manager_utility.cc), with Cert, Chain and Subject always quoted.
+ * A pair out of that order, or one of those three unquoted, is refused: it can only come from
+ * inside an unquoted value. What remains ambiguous is a DNS pair after a URI value (it may be the
+ * URI's own text): the element records that, and identity does not bind DNS names from it.
  */
 
 export const XFCC_LIMITS = { elements: 32, pairsPerElement: 64 } as const;
@@ -17,6 +25,10 @@ const KEYS: ReadonlySet<string> = new Set<XfccKey>(['by', 'hash', 'cert', 'chain
 /** Keys Envoy writes at most once per element. */
 const SINGLE: ReadonlySet<string> = new Set<XfccKey>(['hash', 'cert', 'chain', 'subject']);
 const KEY = /^[A-Za-z]+$/;
+/** Envoy's order within an element; a key of lower rank after a higher one is not Envoy's. */
+const RANK: Readonly<Record<XfccKey, number>> = { by: 0, hash: 1, cert: 2, chain: 3, subject: 4, uri: 5, dns: 6 };
+/** Keys whose values Envoy always quotes. */
+const QUOTED: ReadonlySet<string> = new Set<XfccKey>(['cert', 'chain', 'subject']);
 
 export interface XfccElement {
   by: string[];
@@ -28,6 +40,11 @@ export interface XfccElement {
   subject?: string;
   uri: string[];
   dns: string[];
+  /**
+   * A DNS pair followed a non-empty URI value: it may be text of that URI (Envoy does not quote
+   * URIs), so the DNS names of this element are not evidence of the certificate's DNS SANs.
+   */
+  dnsAfterUri?: true;
 }
 
 export class XfccSyntaxError extends Error {}
@@ -97,10 +114,25 @@ export function unescapeQuoted(raw: string): string {
   return raw.replace(/\\(.)/gsu, '$1');
 }
 
-function addPair(el: XfccElement, t: Token): void {
+interface Building {
+  el: XfccElement;
+  /** Rank of the last known key of this element. */
+  rank: number;
+}
+
+function checkOrder(b: Building, key: XfccKey, t: Token): void {
+  if (RANK[key] < b.rank) throw new XfccSyntaxError(`${t.key} after a later key: not the order Envoy writes (a value's text taken for a pair?)`);
+  if (QUOTED.has(key) && !t.quoted) throw new XfccSyntaxError(`unquoted ${t.key}: Envoy always quotes it`);
+  if (key === 'dns' && b.el.uri.some((u) => u !== '')) b.el.dnsAfterUri = true;
+  b.rank = RANK[key];
+}
+
+function addPair(b: Building, t: Token): void {
   if (!KEYS.has(t.key)) return; // a key a newer Envoy may add: not an identity
-  const value = t.key === 'subject' || !t.quoted ? t.raw : unescapeQuoted(t.raw);
   const key = t.key as XfccKey;
+  checkOrder(b, key, t);
+  const el = b.el;
+  const value = t.key === 'subject' || !t.quoted ? t.raw : unescapeQuoted(t.raw);
   if (SINGLE.has(key)) {
     if (el[key as 'hash'] !== undefined) throw new XfccSyntaxError(`${t.key} appears twice in one element`);
     el[key as 'hash'] = value;
@@ -115,18 +147,18 @@ function emptyElement(): XfccElement {
 export function parseXfcc(header: string): XfccElement[] {
   const sc = new Scanner(header);
   const elements: XfccElement[] = [];
-  let el = emptyElement();
+  let b: Building = { el: emptyElement(), rank: 0 };
   let pairs = 0;
   for (;;) {
-    addPair(el, readPair(sc));
+    addPair(b, readPair(sc));
     if (++pairs > XFCC_LIMITS.pairsPerElement) throw new XfccSyntaxError('too many pairs in one element');
     const sep = sc.peek();
     sc.pos++;
     if (sep === ';') continue;
-    elements.push(el);
+    elements.push(b.el);
     if (sep === '') return elements;
     if (elements.length >= XFCC_LIMITS.elements) throw new XfccSyntaxError(`more than ${XFCC_LIMITS.elements} elements`);
-    el = emptyElement();
+    b = { el: emptyElement(), rank: 0 };
     pairs = 0;
   }
 }
