@@ -5,6 +5,7 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { PortcullisError } from '../extauthz/errors.js';
+import { reuseConnections } from './connections.js';
 
 const FALLBACK_SERVER = 'http://localhost:8080';
 
@@ -23,5 +24,5 @@ export function loadKubeConfig(file?: string): KubeConfig {
   if (!cluster) throw new PortcullisError('KUBE_CONFIG', `the kubeconfig${file ? ` ${file}` : ''} has no current context with a cluster`);
   if (!file && cluster.name === 'cluster' && cluster.server === FALLBACK_SERVER) throw new PortcullisError('KUBE_CONFIG', NO_KUBECONFIG);
   if (/undefined/.test(cluster.server)) throw new PortcullisError('KUBE_CONFIG', 'in-cluster configuration without KUBERNETES_SERVICE_HOST/PORT: the process is not running in a pod');
-  return kc;
+  return reuseConnections(kc);
 }

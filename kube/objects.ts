@@ -23,13 +23,18 @@ export function toMeta(o: KubernetesObject): ObjectMeta {
   };
 }
 
+const toConfigMap = (c: Raw): ConfigMapObject => ({ kind: 'ConfigMap', metadata: toMeta(c), values: configMapValues(c.data), origin: {} });
+const toPolicy = (p: Raw): ApiPolicyObject => ({ kind: 'ApiPolicy', metadata: toMeta(p), spec: p.spec as ApiPolicyObject['spec'], origin: {} });
+const toTenant = (t: Raw): TenantObject => ({ kind: 'Tenant', metadata: toMeta(t), spec: t.spec as TenantObject['spec'], origin: {} });
+const toSecret = (s: Raw): SecretObject => ({ kind: 'Secret', metadata: toMeta(s), values: secretValues(s.data, s.stringData), origin: {} });
+
 /** Cluster objects → the same sources the folder loader produces. */
 export function sourcesFrom(policies: readonly Raw[], tenants: readonly Raw[], secrets: readonly Raw[], configMaps: readonly Raw[] = []): PolicySources {
   return {
-    configMaps: configMaps.map((c): ConfigMapObject => ({ kind: 'ConfigMap', metadata: toMeta(c), values: configMapValues(c.data), origin: {} })),
-    policies: policies.filter((p) => p.spec).map((p): ApiPolicyObject => ({ kind: 'ApiPolicy', metadata: toMeta(p), spec: p.spec as ApiPolicyObject['spec'], origin: {} })),
-    tenants: tenants.filter((t) => t.spec).map((t): TenantObject => ({ kind: 'Tenant', metadata: toMeta(t), spec: t.spec as TenantObject['spec'], origin: {} })),
-    secrets: secrets.map((s): SecretObject => ({ kind: 'Secret', metadata: toMeta(s), values: secretValues(s.data, s.stringData), origin: {} })),
+    configMaps: configMaps.map(toConfigMap),
+    policies: policies.filter((p) => p.spec).map(toPolicy),
+    tenants: tenants.filter((t) => t.spec).map(toTenant),
+    secrets: secrets.map(toSecret),
   };
 }
 
@@ -46,4 +51,32 @@ export function uniqueObjects(...lists: (readonly Raw[])[]): Raw[] {
     }
   }
   return out;
+}
+
+/**
+ * sourcesFrom with every object converted once: an informer hands out the same object until the
+ * API server sends a new version, so an unchanged object converts to the same source object and
+ * the policy store recognises it by identity (no fingerprint, no key) — a one-object change at
+ * 10,000 policies converts one object, not 10,000.
+ */
+export class SourceConverter {
+  private readonly cache = new WeakMap<Raw, unknown>();
+
+  sourcesFrom(policies: readonly Raw[], tenants: readonly Raw[], secrets: readonly Raw[], configMaps: readonly Raw[] = []): PolicySources {
+    return {
+      configMaps: configMaps.map((c) => this.once(c, toConfigMap)),
+      policies: policies.filter((p) => p.spec).map((p) => this.once(p, toPolicy)),
+      tenants: tenants.filter((t) => t.spec).map((t) => this.once(t, toTenant)),
+      secrets: secrets.map((s) => this.once(s, toSecret)),
+    };
+  }
+
+  private once<T>(raw: Raw, convert: (r: Raw) => T): T {
+    let out = this.cache.get(raw) as T | undefined;
+    if (out === undefined) {
+      out = convert(raw);
+      this.cache.set(raw, out);
+    }
+    return out;
+  }
 }

@@ -13,7 +13,8 @@ export interface SecretInformerOptions {
   kubeConfig: KubeConfig;
   /** Watch only these namespaces; absent or empty: every namespace. */
   namespaces?: readonly string[];
-  onChange: (obj: Raw, event: ChangeEvent) => void;
+  /** `old`: the cached object an update or delete replaces. */
+  onChange: (obj: Raw, event: ChangeEvent, old?: Raw) => void;
   onError: (err: unknown) => void;
   /** What the cache keeps of each Secret (the operator keeps stand-ins, never the values). */
   transform?: (obj: Raw) => Raw;

@@ -9,7 +9,10 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { RE2JS } from 're2js';
-import { MAX_REGEX_PROGRAM } from './cel-regex.js';
+import { regexCompileWorkProblem } from './cel-regex.js';
+
+/** Largest RE2 program a body schema's pattern may compile to (docs/controls.md). */
+const MAX_REGEX_PROGRAM = 2000;
 
 export const BODY_SCHEMA_LIMITS = {
   /** Serialized schema (JSON) bytes. */
@@ -212,6 +215,8 @@ function countCost(w: Walk, node: Json, p: At): void {
 
 /** RE2 program size of a pattern (0 when it does not compile: ajv refuses it with the reason). */
 function re2Size(pattern: string): number {
+  // Too costly to compile: ajv's engine refuses it below, with the reason.
+  if (regexCompileWorkProblem(pattern, MAX_REGEX_PROGRAM) !== undefined) return 0;
   try {
     return RE2JS.compile(pattern).programSize();
   } catch {
@@ -252,6 +257,8 @@ function followRef(w: Walk, ref: string, p: At): void {
 
 /** ajv's pattern engine, on RE2: compiled when the schema compiles, linear-time when it runs. */
 function re2Engine(pattern: string): { test: (s: string) => boolean; toString: () => string } {
+  const costly = regexCompileWorkProblem(pattern, MAX_REGEX_PROGRAM);
+  if (costly) throw new Error(`pattern ${JSON.stringify(pattern.slice(0, 64))}: ${costly}`);
   let re: RE2JS;
   try {
     re = RE2JS.compile(pattern);

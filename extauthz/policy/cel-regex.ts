@@ -53,11 +53,20 @@ function fail(source: string, offset: number, message: string): RegexCompileErro
   return new RegexCompileError(message, line, column);
 }
 
-/** Refuses, before re2js compiles anything, a pattern whose compile alone would hold the event loop. */
-function checkCompileWork(pattern: string, source: string, offset: number): void {
-  if (pattern.length > MAX_REGEX_PATTERN) throw fail(source, offset, `RE2 pattern longer than ${MAX_REGEX_PATTERN} characters`);
+/**
+ * Why re2js must not compile a pattern (its compile alone would hold the event loop), or
+ * undefined. Every RE2 pattern a policy holds goes through this first (CEL matches(), body schemas).
+ */
+export function regexCompileWorkProblem(pattern: string, maxProgram: number = MAX_REGEX_PROGRAM): string | undefined {
+  if (pattern.length > MAX_REGEX_PATTERN) return `RE2 pattern longer than ${MAX_REGEX_PATTERN} characters`;
   const bound = regexSizeBound(pattern);
-  if (bound > MAX_REGEX_PROGRAM) throw fail(source, offset, `RE2 pattern may compile to about ${bound} instructions, more than ${MAX_REGEX_PROGRAM}: simplify it (repeat counts multiply; a Unicode class counts as 50)`);
+  if (bound <= maxProgram) return undefined;
+  return `RE2 pattern may compile to about ${bound} instructions, more than ${maxProgram}: simplify it (repeat counts multiply; a Unicode class counts as 50)`;
+}
+
+function checkCompileWork(pattern: string, source: string, offset: number): void {
+  const problem = regexCompileWorkProblem(pattern);
+  if (problem) throw fail(source, offset, problem);
 }
 
 function compilePattern(pattern: string, source: string, offset: number): CompiledPattern {

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileValid, compileYaml } from '../../test/helpers/policies.js';
 import { POLICY_CONTEXT_KEY } from './snapshot.js';
+import { cachedRules, MAX_CACHED_RULES } from './compile.js';
 
 const policy = (name: string, body: string, meta = ''): string => `apiVersion: portcullis.io/v1alpha1
 kind: ApiPolicy
@@ -164,5 +165,39 @@ describe('snapshot: routing and conflicts', () => {
     const a = compileValid(older).snapshot.version;
     const b = compileValid(older).snapshot.version;
     assert.ok(b > a);
+  });
+});
+
+describe('compiler: rules compiled once per content', () => {
+  const rules = (when: string): string => `    - name: a\n      paths: ["/v1/{id}"]\n      when: "${when}"\n    - name: b\n      methods: [GET]\n`;
+  const twin = (name: string, host: string, when: string, extra = ''): string => policy(name, `${extra}${rulesOn(host, rules(when))}`);
+
+  test('policies stamped from one template share their compiled rules; one differing rule compiles alone', () => {
+    const c = compileValid({ 'p.yaml': [twin('one', 'one.example', 'params.id == \'x\''), twin('two', 'two.example', 'params.id == \'x\''), twin('three', 'three.example', 'params.id == \'y\'')].join('---\n') });
+    const [one, two, three] = ['t/one', 't/two', 't/three'].map((k) => c.snapshot.byKey.get(k)!);
+    assert.equal(two!.rules[0], one!.rules[0]);
+    assert.equal(two!.rules[1], one!.rules[1]);
+    assert.notEqual(three!.rules[0], one!.rules[0]);
+    assert.equal(three!.rules[0]!.when?.source, "params.id == 'y'");
+    assert.equal(three!.rules[1], one!.rules[1], 'the unchanged rule is shared');
+    assert.deepEqual([one!.key, two!.key, three!.key], ['t/one', 't/two', 't/three'], 'each policy stays its own object');
+  });
+
+  test('a shared rule does not hide what is wrong with the policy around it', () => {
+    const good = twin('good', 'good.example', 'true');
+    const badMask = twin('bad-mask', 'bad.example', 'true', '  defaultMask: [{ field: "$.[", action: remove }]\n');
+    const c = compileYaml({ 'p.yaml': `${good}---\n${badMask}` });
+    assert.equal(c.policyProblems.has('t/good'), false);
+    assert.match(c.policyProblems.get('t/bad-mask')?.[0]?.location.path ?? '', /^\/spec\/defaultMask/);
+    const again = compileYaml({ 'p.yaml': `${good}---\n${twin('bad-cel', 'cel.example', 'principal.subjet == 1')}` });
+    assert.equal(again.policyProblems.get('t/bad-cel')?.[0]?.code, 'POLICY_CEL', 'a rule that does not compile is never served from the cache');
+  });
+
+  test('the cache stays bounded', () => {
+    const docs = Array.from({ length: MAX_CACHED_RULES + 20 }, (_, i) => twin(`p${i}`, `p${i}.example`, `params.id == '${i}'`));
+    const files: Record<string, string> = {};
+    for (let i = 0; i < docs.length; i += 400) files[`p${i}.yaml`] = docs.slice(i, i + 400).join('---\n');
+    compileValid(files);
+    assert.ok(cachedRules() <= MAX_CACHED_RULES, String(cachedRules()));
   });
 });

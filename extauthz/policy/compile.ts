@@ -186,20 +186,80 @@ function ruleProblem(err: unknown, base: PolicyError['location'], rule: ApiPolic
   return new PolicyError('POLICY_INVALID', (err as Error).message, { ...base, path, rule: rule.name }, { cause: err });
 }
 
-/** The rules of a policy, one yield after each: compiled ones into rules, problems into problems. */
-function* compileRules(obj: ApiPolicyObject, base: PolicyError['location'], problems: PolicyError[], rules: CompiledRule[]): Generator<void, void, void> {
-  const masking = compilePolicyMasking(obj.spec, base);
-  problems.push(...masking.problems);
-  for (const [i, rule] of obj.spec.rules.entries()) {
+/**
+ * Compiled rules by content. What a rule compiles to depends only on the rule, its index and the
+ * policy's defaultMask and onUnmatchedMask (body schemas from ConfigMaps are inlined by then),
+ * and compiled rules are immutable, so policies stamped from one template share one compile of
+ * each rule, and a policy that differs in one rule compiles that rule alone. Rules are kept only
+ * from policies that compiled without a problem (problems name the object), and only small ones;
+ * bounded, least recently used out.
+ */
+export const MAX_CACHED_RULES = 1024;
+const MAX_RULE_KEY = 8192;
+const ruleCache = new Map<string, CompiledRule>();
+
+/** Rules held by the compile cache (tests: it stays bounded). */
+export function cachedRules(): number {
+  return ruleCache.size;
+}
+
+function cachedRule(key: string | undefined): CompiledRule | undefined {
+  const hit = key === undefined ? undefined : ruleCache.get(key);
+  if (hit) {
+    ruleCache.delete(key!);
+    ruleCache.set(key!, hit);
+  }
+  return hit;
+}
+
+function cacheRule(key: string, rule: CompiledRule): void {
+  ruleCache.set(key, rule);
+  if (ruleCache.size > MAX_CACHED_RULES) ruleCache.delete(ruleCache.keys().next().value!);
+}
+
+function ruleKeys(spec: ApiPolicySpec): (string | undefined)[] {
+  const context = `${JSON.stringify(spec.defaultMask ?? null)}\u0000${spec.onUnmatchedMask ?? ''}`;
+  return spec.rules.map((rule, i) => {
+    const key = `${i}\u0000${context}\u0000${JSON.stringify(rule)}`;
+    return key.length <= MAX_RULE_KEY ? key : undefined;
+  });
+}
+
+/**
+ * The policy's rules compiled (CEL, paths, quotas, masks, the policy's cost bound), one yield
+ * after each rule compiled (rules found in the cache cost no yield); problems into `problems`.
+ */
+function* compileRules(spec: ApiPolicySpec, base: PolicyError['location'], problems: PolicyError[]): Generator<void, readonly CompiledRule[], void> {
+  const keys = ruleKeys(spec);
+  const hits = keys.map(cachedRule);
+  if (hits.every((h) => h !== undefined)) {
+    const rules = hits as CompiledRule[];
+    problems.push(...policyCostProblems([], rules, base));
+    return rules;
+  }
+  const found: PolicyError[] = [];
+  const rules: CompiledRule[] = [];
+  const masking = compilePolicyMasking(spec, base);
+  found.push(...masking.problems);
+  for (const [i, rule] of spec.rules.entries()) {
+    const hit = hits[i];
+    if (hit) {
+      rules.push(hit);
+      continue;
+    }
     yield* warmRule(rule);
     try {
       const m = masking.rules[i];
       rules.push({ ...compileRule(rule, i), ...(m ? { masking: m } : {}) });
     } catch (err) {
-      problems.push(ruleProblem(err, base, rule, i));
+      found.push(ruleProblem(err, base, rule, i));
     }
     yield;
   }
+  found.push(...policyCostProblems(found, rules, base));
+  problems.push(...found);
+  if (found.length === 0) keys.forEach((k, i) => k !== undefined && !hits[i] && cacheRule(k, rules[i]!));
+  return rules;
 }
 
 /** The rule's CEL compiled ahead, one expression per yield (compileRule then finds each in the cache). */
@@ -237,9 +297,7 @@ export function compilePolicyUnlinked(obj: ApiPolicyObject): UnlinkedResult {
 export function* compilePolicySteps(obj: ApiPolicyObject): Generator<void, UnlinkedResult, void> {
   const base = { ...obj.origin, object: `ApiPolicy ${objectKey(obj)}` };
   const problems: PolicyError[] = [];
-  const rules: CompiledRule[] = [];
-  yield* compileRules(obj, base, problems, rules);
-  problems.push(...policyCostProblems(problems, rules, base));
+  const rules = yield* compileRules(obj.spec, base, problems);
   const lifecycle = policyLifecycle(obj, base, problems);
   if (problems.length > 0) return { problems, warnings: [] };
   const mode = obj.spec.mode ?? 'enforce';

@@ -16,13 +16,14 @@ describe('normalizeHost', () => {
 });
 
 describe('HostIndex', () => {
-  const index = HostIndex.empty<string>();
-  index.add('api.example.com', 'exact');
-  index.add('*.example.com', 'wild');
-  index.add('*.b.example.com', 'wild-b');
-  index.add('API.Other.com', 'other');
-  index.add('[::1]', 'v6');
-  index.add('api.example.com', 'exact-2');
+  const index = HostIndex.empty<string>().edit((e) => {
+    e.add('api.example.com', 'exact');
+    e.add('*.example.com', 'wild');
+    e.add('*.b.example.com', 'wild-b');
+    e.add('API.Other.com', 'other');
+    e.add('[::1]', 'v6');
+    e.add('api.example.com', 'exact-2');
+  });
 
   const cases: [string, string[]][] = [
     ['api.example.com', ['exact', 'exact-2']],
@@ -37,6 +38,21 @@ describe('HostIndex', () => {
     ['com', []],
   ];
   for (const [host, expected] of cases) test(host, () => assert.deepEqual(index.lookup(host), expected));
+
+  test('an edit returns a new index and leaves the one it came from as it was', () => {
+    const next = index.edit((e) => {
+      e.remove('api.example.com', 'exact');
+      e.add('*.example.com', 'wild-0', () => true);
+      e.add('new.example', 'new');
+    });
+    assert.deepEqual(next.lookup('api.example.com'), ['exact-2']);
+    assert.deepEqual(next.lookup('x.example.com'), ['wild-0', 'wild']);
+    assert.deepEqual(next.lookup('new.example'), ['new']);
+    assert.deepEqual(index.lookup('api.example.com'), ['exact', 'exact-2']);
+    assert.deepEqual(index.lookup('x.example.com'), ['wild']);
+    assert.deepEqual(index.lookup('new.example'), []);
+    assert.equal(index.edit(() => undefined), index, 'an empty edit is the same index');
+  });
 
   test('a port in the request host is ignored once normalised', () => {
     assert.deepEqual(index.lookup(normalizeHost('API.example.com:8443')), ['exact', 'exact-2']);

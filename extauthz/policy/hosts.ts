@@ -1,4 +1,5 @@
 /** Host matching: exact names and *.suffix wildcards, case-insensitive, ports ignored. */
+import { CowMap, type CowWriter } from './cow-map.js';
 
 /** Lower-cases the authority and strips a port (IPv6 literals keep their brackets). */
 export function normalizeHost(authority: string): string {
@@ -12,43 +13,68 @@ export function normalizeHost(authority: string): string {
 }
 
 /**
- * An index from host to entries; exact names first, then the longest matching wildcard. Updates
- * are copy-on-write: clone() copies the two maps (not the lists) and every change replaces the
- * list it touches, so a snapshot being read is never modified by the one being built from it.
+ * An index from host to entries; exact names first, then the longest matching wildcard. An index
+ * is immutable: edit() returns the next one, sharing every host list (and, through CowMap, every
+ * shard of the maps) it does not touch, so a snapshot being read is never modified by the one
+ * being built from it, and a one-policy edit copies a few dozen entries, not the whole index.
  */
+export interface HostIndexEditor<T> {
+  /** Adds value to the pattern's list, before the first entry `before` says it precedes (else last). */
+  add(pattern: string, value: T, before?: (a: T, b: T) => boolean): void;
+  remove(pattern: string, value: T): void;
+}
+
+/** Writes through to the exact or the wildcard map by the pattern's shape; every touched list is replaced, never changed. */
+function editor<T>(exact: CowWriter<readonly T[]>, wildcards: CowWriter<readonly T[]>): HostIndexEditor<T> {
+  const slot = (pattern: string): [CowWriter<readonly T[]>, string] => {
+    const p = pattern.toLowerCase();
+    return p.startsWith('*.') ? [wildcards, p.slice(1)] : [exact, p];
+  };
+  return {
+    add: (pattern, value, before = () => false) => {
+      const [map, key] = slot(pattern);
+      const list = [...(map.get(key) ?? [])];
+      const at = list.findIndex((x) => before(value, x));
+      list.splice(at < 0 ? list.length : at, 0, value);
+      map.set(key, list);
+    },
+    remove: (pattern, value) => {
+      const [map, key] = slot(pattern);
+      const list = (map.get(key) ?? []).filter((x) => x !== value);
+      if (list.length > 0) map.set(key, list);
+      else map.delete(key);
+    },
+  };
+}
+
 export class HostIndex<T> {
   private constructor(
-    private readonly exact: Map<string, readonly T[]>,
-    private readonly wildcards: Map<string, readonly T[]>,
+    private readonly exact: CowMap<readonly T[]>,
+    private readonly wildcards: CowMap<readonly T[]>,
   ) {}
 
   static empty<T>(): HostIndex<T> {
-    return new HostIndex<T>(new Map(), new Map());
+    return new HostIndex<T>(CowMap.empty(), CowMap.empty());
   }
 
-  clone(): HostIndex<T> {
-    return new HostIndex<T>(new Map(this.exact), new Map(this.wildcards));
+  /** The next index: this one with fn's additions and removals. */
+  edit(fn: (e: HostIndexEditor<T>) => void): HostIndex<T> {
+    const e = this.editor();
+    fn(e);
+    return e.done();
   }
 
-  private slot(pattern: string): [Map<string, readonly T[]>, string] {
-    const p = pattern.toLowerCase();
-    return p.startsWith('*.') ? [this.wildcards, p.slice(1)] : [this.exact, p];
-  }
-
-  /** Adds value to the pattern's list, before the first entry `before` says it precedes (else last). */
-  add(pattern: string, value: T, before: (a: T, b: T) => boolean = () => false): void {
-    const [map, key] = this.slot(pattern);
-    const list = [...(map.get(key) ?? [])];
-    const at = list.findIndex((x) => before(value, x));
-    list.splice(at < 0 ? list.length : at, 0, value);
-    map.set(key, list);
-  }
-
-  remove(pattern: string, value: T): void {
-    const [map, key] = this.slot(pattern);
-    const list = (map.get(key) ?? []).filter((x) => x !== value);
-    if (list.length > 0) map.set(key, list);
-    else map.delete(key);
+  /** An editor of the next index, for changes spread over several event-loop turns. */
+  editor(): HostIndexEditor<T> & { done(): HostIndex<T> } {
+    const exact = this.exact.edit();
+    const wildcards = this.wildcards.edit();
+    return {
+      ...editor(exact, wildcards),
+      done: () => {
+        const [ex, wc] = [exact.done(), wildcards.done()];
+        return ex === this.exact && wc === this.wildcards ? this : new HostIndex<T>(ex, wc);
+      },
+    };
   }
 
   isEmpty(): boolean {

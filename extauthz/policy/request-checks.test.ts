@@ -185,6 +185,9 @@ describe('hostile body schemas refused at load', () => {
     ['exponential $ref fan-out', { $defs: wide, $ref: '#/$defs/l0' }, /expands to more than/],
     ['a backtracking pattern RE2 cannot express', { type: 'string', pattern: '^(a+)+\\1$' }, /not a valid RE2/],
     ['a pattern too large for RE2', { type: 'string', pattern: 'a{1000}{1000}' }, /RE2|instructions/],
+    // re2js expands repetitions before it can refuse the program (40–280 ms each): refused before compiling.
+    ['a pattern whose compile alone would stall', { type: 'string', pattern: '(a{1,1000})(b{1,1000})(c{1,1000})' }, /may compile to about \d+ instructions/],
+    ['a property pattern whose compile alone would stall', { type: 'object', patternProperties: { '(a{1,1000})(b{1,1000})(c{1,1000})': {} } }, /may compile to about \d+ instructions/],
     ['an unknown format', { type: 'string', format: 'regex' }, /format must be one of/, '/format'],
     ['uniqueItems without a small maxItems', { type: 'array', uniqueItems: true }, /uniqueItems needs maxItems/, '/uniqueItems'],
     ['an unknown keyword (strict mode)', { type: 'object', maxProperty: 3 }, /unknown keyword/],

@@ -5,13 +5,14 @@
  * oldest first. Two policies never claim the same host and path: the store refuses the newer
  * (extauthz/policy/checks.ts) before a snapshot is built.
  *
- * A snapshot is derived from the previous one copy-on-write (derive): the maps are copied, the
- * compiled policies and tenant directories that did not change are shared, and only the host
- * lists the change touches are rebuilt, so a one-object edit at 10,000 policies costs a few map
- * copies, not a rebuild.
+ * A snapshot is derived from the previous one copy-on-write (derive): its maps are persistent
+ * (cow-map.ts), so the compiled policies, tenant directories and host lists that did not change
+ * are shared and only the map shards and host lists the change touches are copied; a one-object
+ * edit at 10,000 policies copies a few dozen entries, not the maps.
  */
 import type { PolicyError } from '../errors.js';
-import { HostIndex } from './hosts.js';
+import { CowMap, type CowEditor } from './cow-map.js';
+import { HostIndex, type HostIndexEditor } from './hosts.js';
 import { matchPath } from './paths.js';
 import type { CompiledPolicy } from './compile.js';
 import type { TenantDirectory } from './tenants.js';
@@ -20,12 +21,48 @@ export const POLICY_CONTEXT_KEY = 'portcullis.io/policy';
 
 const older = (a: CompiledPolicy, b: CompiledPolicy): boolean => a.age < b.age;
 
+/** Policies per step of a stepwise build. */
+const STEP = 256;
+
+/** Removals, then additions and replacements, into byKey and the host index each policy routes by. */
+function* writePolicies(byKey: CowEditor<CompiledPolicy>, indexOf: (p: CompiledPolicy) => HostIndexEditor<CompiledPolicy>, removed: Iterable<string>, upserted: Iterable<CompiledPolicy>): Generator<void, void, void> {
+  let n = 0;
+  const unindex = (old: CompiledPolicy): void => {
+    for (const h of old.hosts) indexOf(old).remove(h, old);
+  };
+  for (const key of removed) {
+    const old = byKey.get(key);
+    if (!old) continue;
+    byKey.delete(key);
+    unindex(old);
+    if (++n % STEP === 0) yield;
+  }
+  for (const p of upserted) {
+    const old = byKey.get(p.key);
+    if (old) unindex(old);
+    byKey.set(p.key, p);
+    // Each host list stays in age order (routing picks the oldest policy that covers the path).
+    for (const h of p.hosts) indexOf(p).add(h, p, older);
+    if (++n % STEP === 0) yield;
+  }
+}
+
+function withTenants(tenants: CowMap<TenantDirectory>, changes: ReadonlyMap<string, TenantDirectory | undefined>): CowMap<TenantDirectory> {
+  return tenants.update((w) => {
+    for (const [ns, dir] of changes) {
+      if (dir) w.set(ns, dir);
+      else w.delete(ns);
+    }
+  });
+}
+
+
 export interface SnapshotChange {
   /** Keys of policies that left the snapshot or whose compiled version changed. */
   removed: Iterable<string>;
   /** Policies that entered or replaced an earlier version. */
   upserted: Iterable<CompiledPolicy>;
-  /** Namespaces whose tenant directory changed (absent from `tenants`: the namespace has none left). */
+  /** Namespaces whose tenant directory changed (undefined: the namespace has none left). */
   tenants: ReadonlyMap<string, TenantDirectory | undefined>;
   /** Host conflicts of the whole set, for logs (the refused policies are not in the snapshot). */
   conflicts: readonly PolicyError[];
@@ -35,8 +72,8 @@ export class PolicySnapshot {
   readonly createdAt = new Date();
 
   readonly version: number;
-  readonly byKey: ReadonlyMap<string, CompiledPolicy>;
-  readonly tenants: ReadonlyMap<string, TenantDirectory>;
+  readonly byKey: CowMap<CompiledPolicy>;
+  readonly tenants: CowMap<TenantDirectory>;
   readonly conflicts: readonly PolicyError[];
   private readonly hosts: HostIndex<CompiledPolicy>;
   /** Shadow policies (spec.mode: shadow) route through their own index: they never decide. */
@@ -44,7 +81,7 @@ export class PolicySnapshot {
   /** Whether any shadow policy is loaded: without one, routeShadow costs a boolean test. */
   readonly hasShadowPolicies: boolean;
 
-  private constructor(parts: { version: number; byKey: ReadonlyMap<string, CompiledPolicy>; hosts: HostIndex<CompiledPolicy>; shadowHosts: HostIndex<CompiledPolicy>; tenants: ReadonlyMap<string, TenantDirectory>; conflicts: readonly PolicyError[] }) {
+  private constructor(parts: { version: number; byKey: CowMap<CompiledPolicy>; hosts: HostIndex<CompiledPolicy>; shadowHosts: HostIndex<CompiledPolicy>; tenants: CowMap<TenantDirectory>; conflicts: readonly PolicyError[] }) {
     this.version = parts.version;
     this.byKey = parts.byKey;
     this.hosts = parts.hosts;
@@ -54,43 +91,18 @@ export class PolicySnapshot {
     this.conflicts = parts.conflicts;
   }
 
-  /** A snapshot of exactly these policies (claims already free of conflicts). */
-  static of(version: number, policies: readonly CompiledPolicy[], tenants: ReadonlyMap<string, TenantDirectory>, conflicts: readonly PolicyError[] = []): PolicySnapshot {
-    const byKey = new Map<string, CompiledPolicy>();
-    const hosts = HostIndex.empty<CompiledPolicy>();
-    const shadowHosts = HostIndex.empty<CompiledPolicy>();
-    for (const p of [...policies].sort((a, b) => (a.age < b.age ? -1 : a.age > b.age ? 1 : 0))) {
-      byKey.set(p.key, p);
-      const index = p.mode === 'shadow' ? shadowHosts : hosts;
-      for (const h of p.hosts) index.add(h, p);
-    }
-    return new PolicySnapshot({ version, byKey, hosts, shadowHosts, tenants, conflicts });
-  }
-
-  /** The next snapshot: this one with the change applied, sharing everything it does not touch. */
-  derive(version: number, change: SnapshotChange): PolicySnapshot {
-    const byKey = new Map(this.byKey);
-    const hosts = this.hosts.clone();
-    const shadowHosts = this.shadowHosts.clone();
-    const indexOf = (p: CompiledPolicy): HostIndex<CompiledPolicy> => (p.mode === 'shadow' ? shadowHosts : hosts);
-    for (const key of change.removed) {
-      const old = byKey.get(key);
-      if (!old) continue;
-      byKey.delete(key);
-      for (const h of old.hosts) indexOf(old).remove(h, old);
-    }
-    for (const p of change.upserted) {
-      const old = byKey.get(p.key);
-      if (old) for (const h of old.hosts) indexOf(old).remove(h, old);
-      byKey.set(p.key, p);
-      for (const h of p.hosts) indexOf(p).add(h, p, older);
-    }
-    const tenants = new Map(this.tenants);
-    for (const [ns, dir] of change.tenants) {
-      if (dir) tenants.set(ns, dir);
-      else tenants.delete(ns);
-    }
-    return new PolicySnapshot({ version, byKey, hosts, shadowHosts, tenants, conflicts: change.conflicts });
+  /**
+   * The next snapshot (from `prev`, or from nothing) built in steps: it yields every few hundred
+   * policies, so a sliced reload of 10,000 policies gives the event loop turns here too. Nothing
+   * is visible until it returns.
+   */
+  static *build(prev: PolicySnapshot | undefined, version: number, change: SnapshotChange): Generator<void, PolicySnapshot, void> {
+    const byKey = (prev?.byKey ?? CowMap.empty<CompiledPolicy>()).edit();
+    const hosts = (prev?.hosts ?? HostIndex.empty<CompiledPolicy>()).editor();
+    const shadowHosts = (prev?.shadowHosts ?? HostIndex.empty<CompiledPolicy>()).editor();
+    yield* writePolicies(byKey, (p) => (p.mode === 'shadow' ? shadowHosts : hosts), change.removed, change.upserted);
+    const tenants = withTenants(prev?.tenants ?? CowMap.empty<TenantDirectory>(), change.tenants);
+    return new PolicySnapshot({ version, byKey: byKey.done(), hosts: hosts.done(), shadowHosts: shadowHosts.done(), tenants, conflicts: change.conflicts });
   }
 
   get policies(): IterableIterator<CompiledPolicy> {

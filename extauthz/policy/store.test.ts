@@ -53,6 +53,28 @@ describe('policy store: one reload model, per object', () => {
     assert.equal(first.snapshot.route('api-3.example', [], {})?.rules[0]?.when?.source, 'true');
   });
 
+  test('the same input objects applied again are known by identity; an edit changes only its own report', () => {
+    const store = new PolicyStore({ fingerprint: generationFingerprint });
+    const sources = input([TENANT, ...POLICIES]);
+    const first = store.apply(sources);
+    const same = store.apply({ ...sources, policies: [...sources.policies] });
+    assert.equal(same.stats.policiesCompiled, 0);
+    assert.equal(same.changed, false);
+    assert.deepEqual([...same.changedReports], []);
+    const edited = input([policyYaml(2, 'false', 2)]).policies[0]!;
+    const policies = sources.policies.map((p, i) => (i === 2 ? edited : p));
+    const r = store.apply({ ...sources, policies });
+    assert.equal(r.stats.policiesCompiled, 1);
+    assert.deepEqual([...r.changedReports], ['ApiPolicy t/p2']);
+    assert.equal(r.reports.get('ApiPolicy t/p2')?.generation, 2);
+    assert.equal(first.reports.get('ApiPolicy t/p2')?.generation, 1, 'an earlier result keeps its reports');
+    assert.deepEqual([...r.reports.keys()], [...first.reports.keys()], 'reports keep their order');
+    const dropped = store.apply({ ...sources, policies: policies.slice(1) });
+    assert.deepEqual([...dropped.changedReports], ['ApiPolicy t/p0']);
+    assert.equal(dropped.reports.has('ApiPolicy t/p0'), false);
+    assert.equal(dropped.snapshot.byKey.has('t/p0'), false);
+  });
+
   test('an update with the same uid and generation (status, labels) compiles nothing and keeps the snapshot', () => {
     const store = new PolicyStore({ fingerprint: generationFingerprint });
     const first = store.apply(input([TENANT, ...POLICIES]));

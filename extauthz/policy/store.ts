@@ -21,6 +21,7 @@ import { warmQuotaExpressions } from '../quota/model.js';
 import { compilePolicySteps, linkPolicy, type CompiledPolicy, type UnlinkedResult } from './compile.js';
 import { resolveSchemaRefs, schemaRefsFingerprint } from './schema-refs.js';
 import { objectKey, type ApiPolicyObject, type ObjectMeta, type PolicySources, type SecretObject, type TenantObject } from './model.js';
+import { CowMap, type CowEditor } from './cow-map.js';
 import { PolicySnapshot } from './snapshot.js';
 import { directoryOf, JwksCache, tenantAge, TenantDirectory, tryCompileTenant, type CompiledTenant, type RevocationFile, type TenantCompileOptions } from './tenants.js';
 
@@ -53,11 +54,19 @@ export interface ApplyResult {
   snapshot: PolicySnapshot;
   /** False when the snapshot is the previous one (nothing that serves changed). */
   changed: boolean;
-  /** Every object's report, by "Kind namespace/name". */
+  /** Every object's report, by "Kind namespace/name" (a persistent map: later runs leave it as it is). */
   reports: ReadonlyMap<string, ObjectReport>;
-  problems: PolicyError[];
-  warnings: PolicyError[];
-  stats: { policiesCompiled: number; policiesLinked: number; tenantsCompiled: number; ms: number };
+  /** Keys whose report this run set or removed: what a consumer diffs instead of every report. */
+  changedReports: ReadonlySet<string>;
+  /** Every report's errors and warnings, in report order (collected when first read). */
+  readonly problems: PolicyError[];
+  readonly warnings: PolicyError[];
+  /**
+   * ms: the whole run; longestSliceMs: the longest the run held the event loop at once (the whole
+   * run when synchronous), and longestSliceCpuMs the main thread's CPU time in that slice — on a
+   * loaded machine the wall time includes time the process was not running at all.
+   */
+  stats: { policiesCompiled: number; policiesLinked: number; tenantsCompiled: number; ms: number; longestSliceMs: number; longestSliceCpuMs: number };
 }
 
 export interface StoreOptions extends TenantCompileOptions {
@@ -89,6 +98,7 @@ interface TenantState {
 }
 
 interface PolicyState {
+  key: string;
   fp: string;
   obj?: ApiPolicyObject;
   age: string;
@@ -105,6 +115,9 @@ interface PolicyState {
   fallback?: CompiledPolicy;
   serving?: CompiledPolicy;
   hostError?: PolicyError;
+  /** The last run whose input held this policy, and the run that compiled this state. */
+  seenIn?: number;
+  compiledIn?: number;
 }
 
 const BROKEN = '\u0000broken';
@@ -122,6 +135,8 @@ interface RunState {
   touched: Set<string>;
   relink: Set<string>;
   removed: Set<string>;
+  /** A ConfigMap changed: body schemas may have, so every policy's fingerprint is computed (not just compared by identity). */
+  configMapsChanged: boolean;
   stats: ApplyResult['stats'];
 }
 
@@ -131,9 +146,16 @@ type Run = Generator<void, ApplyResult, void>;
 export class PolicyStore {
   private readonly tenants = new Map<string, TenantState>();
   private readonly policies = new Map<string, PolicyState>();
+  /** Input objects as last applied, so an unchanged one is recognised without computing its key or fingerprint. */
+  private readonly byObject = new WeakMap<ApiPolicyObject, PolicyState>();
   private readonly secretFps = new Map<string, string>();
   private readonly directories = new Map<string, TenantDirectory>();
-  private readonly reports = new Map<string, ObjectReport>();
+  private reports = CowMap.empty<ObjectReport>();
+  /** The next reports version while a run writes it, and the keys the run set or removed. */
+  private reportEdits: CowEditor<ObjectReport> = this.reports.edit();
+  private changedReports = new Set<string>();
+  /** Policies whose serving version is refused for a host claim (the snapshot's conflicts). */
+  private readonly hostErrors = new Map<string, PolicyError>();
   /** Policy keys in age order: the order host claims are resolved in (sorted lazily after inserts). */
   private order: string[] = [];
   private orderDirty = false;
@@ -144,6 +166,7 @@ export class PolicyStore {
   private readonly jwks: JwksCache;
   private readonly fingerprint: (o: { metadata: ObjectMeta; spec: unknown }) => string;
   private queue: Promise<unknown> = Promise.resolve();
+  private runs = 0;
 
   constructor(private readonly options: StoreOptions = {}) {
     this.jwks = options.jwks ?? new JwksCache();
@@ -172,6 +195,7 @@ export class PolicyStore {
 
   private *run(input: StoreInput): Run {
     const t0 = performance.now();
+    const cpu0 = process.threadCpuUsage();
     const r: RunState = {
       input,
       broken: input.broken ?? new Map<string, readonly PolicyError[]>(),
@@ -181,8 +205,12 @@ export class PolicyStore {
       touched: new Set(),
       relink: new Set(),
       removed: new Set(),
-      stats: { policiesCompiled: 0, policiesLinked: 0, tenantsCompiled: 0, ms: 0 },
+      configMapsChanged: false,
+      stats: { policiesCompiled: 0, policiesLinked: 0, tenantsCompiled: 0, ms: 0, longestSliceMs: 0, longestSliceCpuMs: 0 },
     };
+    r.configMapsChanged = [...r.changedSecrets].some((k) => k.startsWith('ConfigMap '));
+    this.reportEdits = this.reports.edit();
+    this.changedReports = new Set();
     yield* this.updateTenants(r);
     const dirChanges = this.rebuildDirectories(r.touched);
     yield* this.updatePolicies(r);
@@ -194,10 +222,12 @@ export class PolicyStore {
       if (r.stats.policiesLinked % 64 === 0) yield;
     }
     for (const key of r.removed) this.updateContribution(key, claimChanges);
-    const { upserted, hostsChanged } = this.resolve(r, claimChanges);
+    const { upserted, hostsChanged } = yield* this.resolve(r, claimChanges);
     const changed = upserted.length > 0 || r.removed.size > 0 || dirChanges.size > 0 || hostsChanged || this.current === undefined;
-    if (changed) this.current = this.nextSnapshot(upserted, r.removed, dirChanges);
+    if (changed) this.current = yield* this.nextSnapshot(upserted, r.removed, dirChanges);
     r.stats.ms = performance.now() - t0;
+    r.stats.longestSliceMs = r.stats.ms;
+    r.stats.longestSliceCpuMs = threadCpuMs(cpu0);
     return this.result(changed, r.stats);
   }
 
@@ -232,10 +262,9 @@ export class PolicyStore {
     return changed;
   }
 
-  private tenantUnchanged(t: TenantObject, fp: string, r: RunState): boolean {
-    const prev = this.tenants.get(objectKey(t));
-    if (prev === undefined || prev.fp !== fp) return false;
-    return !tenantDependencies(t).some((d) => r.changedSecrets.has(d));
+  private tenantUnchanged(t: TenantObject, prev: TenantState | undefined, r: RunState): boolean {
+    if (prev === undefined || prev.fp === BROKEN || (prev.obj !== t && prev.fp !== this.fingerprint(t))) return false;
+    return r.changedSecrets.size === 0 || !tenantDependencies(t).some((d) => r.changedSecrets.has(d));
   }
 
   private *updateTenants(r: RunState): Generator<void, void, void> {
@@ -243,11 +272,16 @@ export class PolicyStore {
     for (const t of r.input.tenants) {
       const key = objectKey(t);
       seen.add(key);
+      const prev = this.tenants.get(key);
+      if (this.tenantUnchanged(t, prev, r)) {
+        // The same version in a new object (a re-list): compare by identity next time.
+        prev!.obj = t;
+        continue;
+      }
       const fp = this.fingerprint(t);
-      if (this.tenantUnchanged(t, fp, r)) continue;
       yield* warmQuotaExpressions(t.spec.quotas ?? []);
       const compiled = tryCompileTenant(t, r.secrets, this.jwks, r.compileOptions);
-      const state: TenantState = { ...(this.tenants.get(key) ?? { own: [] }), fp, obj: t, age: tenantAge(t), own: [] };
+      const state: TenantState = { ...(prev ?? { own: [] }), fp, obj: t, age: tenantAge(t), own: [] };
       delete state.current;
       if (compiled instanceof PolicyError) state.own = [compiled];
       else state.current = compiled;
@@ -267,7 +301,7 @@ export class PolicyStore {
       r.touched.add(namespaceOf(key));
       if (!problems) {
         this.tenants.delete(key);
-        this.reports.delete(`Tenant ${key}`);
+        this.setReport(`Tenant ${key}`, undefined);
         continue;
       }
       delete state.current;
@@ -310,7 +344,7 @@ export class PolicyStore {
     state.serving = chosen;
     if (chosen) kept.push(entry(chosen));
     if (chosen && chosen === state.current) state.lastGood = { tenant: chosen, ...generationOf(state.obj) };
-    this.reports.set(`Tenant ${key}`, this.tenantReport(key, state));
+    this.setReport(`Tenant ${key}`, this.tenantReport(key, state));
   }
 
   private tenantReport(key: string, s: TenantState): ObjectReport {
@@ -322,43 +356,86 @@ export class PolicyStore {
     return { kind: 'Tenant', key, ...(generation !== undefined ? { generation } : {}), serving, ...(servingGeneration !== undefined ? { servingGeneration } : {}), errors, warnings: [] };
   }
 
+  /**
+   * Compiles the policies whose version changed. An input object that is the very object applied
+   * last time is unchanged without computing its fingerprint (unless a ConfigMap changed), so at
+   * 10,000 policies a one-policy edit costs a lookup per object, not 10,000 fingerprints.
+   */
   private *updatePolicies(r: RunState): Generator<void, void, void> {
-    const seen = new Set<string>();
+    const run = ++this.runs;
+    let distinct = 0;
+    let scanned = 0;
     for (const obj of r.input.policies) {
-      const key = objectKey(obj);
-      seen.add(key);
-      // A body schema held in a ConfigMap is part of the policy's version.
-      const fp = this.fingerprint(obj) + schemaRefsFingerprint(obj, r.compileOptions.configMaps);
-      const prev = this.policies.get(key);
-      if (prev && prev.fp === fp) {
-        if (r.touched.has(obj.metadata.namespace)) r.relink.add(key);
-        continue;
-      }
-      yield* this.compilePolicy(obj, fp, prev, r.compileOptions.configMaps);
-      r.relink.add(key);
-      r.stats.policiesCompiled++;
-      yield;
+      const state = this.known(obj, r) ?? (yield* this.visit(obj, run, r));
+      if (state.seenIn !== run) distinct++; // a key twice in the input: the later object stands, as it always did
+      state.seenIn = run;
+      if (state.compiledIn === run || ++scanned % 1024 === 0) yield;
     }
-    this.dropPolicies(seen, r);
+    // Every policy the store holds was in the input, and nothing is broken: nothing to drop.
+    if (distinct === this.policies.size && r.broken.size === 0) return;
+    this.dropPolicies(run, r);
+  }
+
+  /** The state of an input object that is the very object applied last time (no key, no fingerprint computed). */
+  private known(obj: ApiPolicyObject, r: RunState): PolicyState | undefined {
+    const same = this.byObject.get(obj);
+    if (!same || !this.isCurrent(same, obj, r)) return undefined;
+    if (r.touched.has(obj.metadata.namespace)) r.relink.add(same.key);
+    return same;
+  }
+
+  /** Any other input policy: found by key, compiled when its fingerprint changed. */
+  private *visit(obj: ApiPolicyObject, run: number, r: RunState): Generator<void, PolicyState, void> {
+    const key = objectKey(obj);
+    const prev = this.policies.get(key);
+    const state = yield* this.updatePolicy(obj, key, prev, r);
+    if (state !== prev) state.compiledIn = run;
+    return state;
+  }
+
+  /** The object this state was last given, still the policy's state, and nothing it depends on outside its spec changed. */
+  private isCurrent(state: PolicyState, obj: ApiPolicyObject, r: RunState): boolean {
+    return state.obj === obj && state.fp !== BROKEN && !r.configMapsChanged && this.policies.get(state.key) === state;
+  }
+
+  private *updatePolicy(obj: ApiPolicyObject, key: string, prev: PolicyState | undefined, r: RunState): Generator<void, PolicyState, void> {
+    const unchanged = (): PolicyState => {
+      if (r.touched.has(obj.metadata.namespace)) r.relink.add(key);
+      return prev!;
+    };
+    if (prev && this.isCurrent(prev, obj, r)) return unchanged();
+    // A body schema held in a ConfigMap is part of the policy's version.
+    const fp = this.fingerprint(obj) + schemaRefsFingerprint(obj, r.compileOptions.configMaps);
+    if (prev && prev.fp === fp) {
+      // The same version in a new object (a re-list): known by identity from now on.
+      prev.obj = obj;
+      this.byObject.set(obj, prev);
+      return unchanged();
+    }
+    r.relink.add(key);
+    r.stats.policiesCompiled++;
+    return yield* this.compilePolicy(obj, fp, prev, r.compileOptions.configMaps);
   }
 
   /** Yields between the policy's rules (compilePolicySteps): one large policy is compiled in slices too. */
-  private *compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined, configMaps: TenantCompileOptions['configMaps']): Generator<void, void, void> {
+  private *compilePolicy(obj: ApiPolicyObject, fp: string, prev: PolicyState | undefined, configMaps: TenantCompileOptions['configMaps']): Generator<void, PolicyState, void> {
     const key = objectKey(obj);
     const resolved = resolveSchemaRefs(obj, configMaps);
     const compiled: UnlinkedResult = resolved.problems.length > 0 ? { problems: resolved.problems, warnings: [] } : yield* compilePolicySteps(resolved.obj);
     const age = compiled.policy?.age ?? `${obj.metadata.creationTimestamp ?? ''}\u0000${key}`;
-    const state: PolicyState = { ...(prev ?? { linkErrors: [], linkWarnings: [] }), fp, obj, age, own: compiled.problems, ownWarnings: compiled.warnings };
+    const state: PolicyState = { ...(prev ?? { linkErrors: [], linkWarnings: [] }), key, fp, obj, age, own: compiled.problems, ownWarnings: compiled.warnings };
     delete state.unlinked;
     if (compiled.policy) state.unlinked = compiled.policy;
     this.policies.set(key, state);
+    this.byObject.set(obj, state);
     if (!prev) this.addToOrder(key);
+    return state;
   }
 
   /** Policies gone from the input: deleted, unless their current version is broken (then the last good stays). */
-  private dropPolicies(seen: Set<string>, r: RunState): void {
+  private dropPolicies(run: number, r: RunState): void {
     for (const [key, state] of [...this.policies]) {
-      if (seen.has(key)) continue;
+      if (state.seenIn === run) continue;
       const problems = r.broken.get(`ApiPolicy ${key}`);
       if (problems) {
         delete state.unlinked;
@@ -367,14 +444,15 @@ export class PolicyStore {
         continue;
       }
       this.policies.delete(key);
-      this.reports.delete(`ApiPolicy ${key}`);
+      this.hostErrors.delete(key);
+      this.setReport(`ApiPolicy ${key}`, undefined);
       r.removed.add(key);
       this.orderDirty = true;
     }
     for (const [id, problems] of r.broken) {
       const key = id.slice('ApiPolicy '.length);
       if (!id.startsWith('ApiPolicy ') || this.policies.has(key)) continue;
-      this.policies.set(key, { fp: BROKEN, age: `\u0000${key}`, own: [...problems], ownWarnings: [], linkErrors: [], linkWarnings: [] });
+      this.policies.set(key, { key, fp: BROKEN, age: `\u0000${key}`, own: [...problems], ownWarnings: [], linkErrors: [], linkWarnings: [] });
       this.addToOrder(key);
       r.relink.add(key);
     }
@@ -402,21 +480,24 @@ export class PolicyStore {
   }
 
   /**
-   * Host claims over every policy in age order: a policy whose claim an older accepted policy
-   * owns is refused (its last good version is tried instead). Returns what enters the snapshot.
+   * Host claims: a policy whose claim an older accepted policy owns is refused (its last good
+   * version is tried instead). Only the changed policies are decided when none of their claims,
+   * before or after the change, is shared with another policy (no other policy's outcome can
+   * change then); else every policy in age order. Returns what enters the snapshot.
    */
-  /** Host claims: only the changed policies when none of their claims (old or new) is shared, else every policy in age order. */
-  private resolve(r: RunState, claimChanges: Map<string, { old: readonly string[]; next: readonly string[] }>): { upserted: CompiledPolicy[]; hostsChanged: boolean } {
+  private *resolve(r: RunState, claimChanges: Map<string, { old: readonly string[]; next: readonly string[] }>): Generator<void, { upserted: CompiledPolicy[]; hostsChanged: boolean }, void> {
     if (r.relink.size === 0 && r.removed.size === 0) return { upserted: [], hostsChanged: false };
-    if (this.contested(claimChanges)) return this.resolveHosts(r.relink, r.removed);
+    if (yield* this.contested(claimChanges)) return yield* this.resolveHosts(r.relink, r.removed);
     const upserted: CompiledPolicy[] = [];
+    let n = 0;
     for (const key of r.relink) {
       const s = this.policies.get(key)!;
       const before = s.serving;
-      const chosen = this.choosePolicy(s, new HostClaims());
+      const chosen = this.choosePolicy(key, s, UNCONTESTED);
       if (before !== chosen && chosen) upserted.push(chosen);
       else if (before !== chosen && before) r.removed.add(key);
-      this.reports.set(`ApiPolicy ${key}`, this.policyReport(key, s));
+      this.setReport(`ApiPolicy ${key}`, this.policyReport(key, s));
+      if (++n % 256 === 0) yield;
     }
     return { upserted, hostsChanged: upserted.length > 0 || r.removed.size > 0 };
   }
@@ -438,10 +519,12 @@ export class PolicyStore {
   }
 
   /** True when a changed policy shares a claim, before or after the change, with any other policy. */
-  private contested(changes: Map<string, { old: readonly string[]; next: readonly string[] }>): boolean {
+  private *contested(changes: Map<string, { old: readonly string[]; next: readonly string[] }>): Generator<void, boolean, void> {
+    let n = 0;
     for (const { old, next } of changes.values()) {
       const mine = new Set(next);
       for (const c of [...old, ...next]) if ((this.claimCount.get(c) ?? 0) - (mine.has(c) ? 1 : 0) > 0) return true;
+      if (++n % 1024 === 0) yield;
     }
     return false;
   }
@@ -461,30 +544,36 @@ export class PolicyStore {
     return this.order;
   }
 
-  private resolveHosts(relink: Set<string>, removed: Set<string>): { upserted: CompiledPolicy[]; hostsChanged: boolean } {
+  private *resolveHosts(relink: Set<string>, removed: Set<string>): Generator<void, { upserted: CompiledPolicy[]; hostsChanged: boolean }, void> {
     const claims = new HostClaims();
     const upserted: CompiledPolicy[] = [];
     let hostsChanged = removed.size > 0;
+    let n = 0;
     for (const key of this.sortedOrder()) {
+      if (++n % 256 === 0) yield;
       const s = this.policies.get(key)!;
       const before = s.serving;
       const hadError = s.hostError?.message;
-      const chosen = this.choosePolicy(s, claims);
+      const chosen = this.choosePolicy(key, s, claims);
       if (before !== chosen) {
         hostsChanged = true;
         if (chosen) upserted.push(chosen);
         else if (before) removed.add(key);
       }
-      if (relink.has(key) || before !== chosen || hadError !== s.hostError?.message) this.reports.set(`ApiPolicy ${key}`, this.policyReport(key, s));
+      if (relink.has(key) || before !== chosen || hadError !== s.hostError?.message) this.setReport(`ApiPolicy ${key}`, this.policyReport(key, s));
     }
     return { upserted, hostsChanged };
   }
 
   /** The version of one policy that serves: the current one unless an older policy owns a claim, else the last good one. */
-  private choosePolicy(s: PolicyState, claims: HostClaims): CompiledPolicy | undefined {
+  private choosePolicy(key: string, s: PolicyState, claims: Pick<HostClaims, 'conflict' | 'add'>): CompiledPolicy | undefined {
     delete s.hostError;
+    this.hostErrors.delete(key);
     const err = s.candidate ? claims.conflict(s.candidate) : undefined;
-    if (err) s.hostError = err;
+    if (err) {
+      s.hostError = err;
+      this.hostErrors.set(key, err);
+    }
     let chosen = s.candidate && !err ? s.candidate : undefined;
     if (!chosen && s.fallback && !claims.conflict(s.fallback)) chosen = s.fallback;
     if (chosen) claims.add(chosen);
@@ -502,25 +591,57 @@ export class PolicyStore {
     return { kind: 'ApiPolicy', key, ...(generation !== undefined ? { generation } : {}), serving, ...(servingGeneration !== undefined ? { servingGeneration } : {}), errors, warnings: [...s.ownWarnings, ...s.linkWarnings] };
   }
 
-  private nextSnapshot(upserted: CompiledPolicy[], removed: Set<string>, dirChanges: Map<string, TenantDirectory | undefined>): PolicySnapshot {
-    const conflicts = [...this.policies.values()].flatMap((s) => (s.hostError ? [s.hostError] : []));
+  private *nextSnapshot(upserted: CompiledPolicy[], removed: Set<string>, dirChanges: Map<string, TenantDirectory | undefined>): Generator<void, PolicySnapshot, void> {
+    const conflicts = [...this.hostErrors.values()];
     const version = ++snapshotVersion;
-    if (!this.current) return PolicySnapshot.of(version, [...this.policies.values()].flatMap((s) => (s.serving ? [s.serving] : [])), new Map(this.directories), conflicts);
-    return this.current.derive(version, { removed, upserted, tenants: dirChanges, conflicts });
+    if (!this.current) {
+      const serving = [...this.policies.values()].flatMap((s) => (s.serving ? [s.serving] : []));
+      return yield* PolicySnapshot.build(undefined, version, { removed: [], upserted: serving, tenants: this.directories, conflicts });
+    }
+    return yield* PolicySnapshot.build(this.current, version, { removed, upserted, tenants: dirChanges, conflicts });
+  }
+
+  private setReport(id: string, report: ObjectReport | undefined): void {
+    if (report) this.reportEdits.set(id, report);
+    else this.reportEdits.delete(id);
+    this.changedReports.add(id);
   }
 
   private result(changed: boolean, stats: ApplyResult['stats']): ApplyResult {
-    const problems: PolicyError[] = [];
-    const warnings: PolicyError[] = [];
-    for (const r of this.reports.values()) {
-      problems.push(...r.errors);
-      warnings.push(...r.warnings);
-    }
-    return { snapshot: this.current!, changed, reports: new Map(this.reports), problems, warnings, stats };
+    this.reports = this.reportEdits.done();
+    return outcome({ snapshot: this.current!, changed, reports: this.reports, changedReports: this.changedReports, stats });
   }
 }
 
 const EMPTY = new TenantDirectory();
+
+/** The claims of a policy none of whose claims is shared: nothing to conflict with, nothing to record. */
+const UNCONTESTED: Pick<HostClaims, 'conflict' | 'add'> = { conflict: () => undefined, add: () => undefined };
+
+/** An apply's result; problems and warnings are gathered from every report only when read (a one-policy edit at 10,000 need not). */
+function outcome(parts: Omit<ApplyResult, 'problems' | 'warnings'> & { reports: CowMap<ObjectReport> }): ApplyResult {
+  const { reports } = parts;
+  let gathered: { problems: PolicyError[]; warnings: PolicyError[] } | undefined;
+  const gather = (): { problems: PolicyError[]; warnings: PolicyError[] } => {
+    if (!gathered) {
+      gathered = { problems: [], warnings: [] };
+      for (const r of reports.values()) {
+        gathered.problems.push(...r.errors);
+        gathered.warnings.push(...r.warnings);
+      }
+    }
+    return gathered;
+  };
+  return {
+    ...parts,
+    get problems() {
+      return gather().problems;
+    },
+    get warnings() {
+      return gather().warnings;
+    },
+  };
+}
 
 /** The dependency keys (as in secretChanges) of one tenant: its API-key Secret, revocation source and introspection secret. */
 function tenantDependencies(t: TenantObject): string[] {
@@ -563,14 +684,32 @@ function lastGoodNote(kind: string, key: string, origin: { file?: string; docume
 /** Runs a store run to completion, giving the event loop a turn whenever a slice is used up. */
 async function drive(run: Run, sliceMs: number): Promise<ApplyResult> {
   let sliceStart = performance.now();
+  let sliceCpu = process.threadCpuUsage();
+  let longest = 0;
+  let longestCpu = 0;
   for (;;) {
     const step = run.next();
-    if (step.done) return step.value;
-    if (performance.now() - sliceStart >= sliceMs) {
+    const held = performance.now() - sliceStart;
+    if (step.done || held >= sliceMs) {
+      longest = Math.max(longest, held);
+      longestCpu = Math.max(longestCpu, threadCpuMs(sliceCpu));
+    }
+    if (step.done) {
+      Object.assign(step.value.stats, { longestSliceMs: longest, longestSliceCpuMs: longestCpu });
+      return step.value;
+    }
+    if (held >= sliceMs) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       sliceStart = performance.now();
+      sliceCpu = process.threadCpuUsage();
     }
   }
+}
+
+/** This thread's CPU time since `from`, ms. */
+function threadCpuMs(from: NodeJS.CpuUsage): number {
+  const d = process.threadCpuUsage(from);
+  return (d.user + d.system) / 1000;
 }
 
 /** Compiles all sources at once (validate, check, tests): the store's view of one complete set. */

@@ -87,6 +87,7 @@ export interface ToolVersions {
   ISTIO_API_VERSION: string;
   GATEWAY_API_VERSION: string;
   ENVOY_GATEWAY_VERSION: string;
+  PROMETHEUS_OPERATOR_VERSION: string;
 }
 
 /** The versions pinned in test/tools/versions.env. */
@@ -109,6 +110,7 @@ export function toolVersions(): ToolVersions {
     ISTIO_API_VERSION: need('ISTIO_API_VERSION'),
     GATEWAY_API_VERSION: need('GATEWAY_API_VERSION'),
     ENVOY_GATEWAY_VERSION: need('ENVOY_GATEWAY_VERSION'),
+    PROMETHEUS_OPERATOR_VERSION: need('PROMETHEUS_OPERATOR_VERSION'),
   };
 }
 
@@ -138,6 +140,18 @@ function upstreamCrdDirs(): string[] {
     path.join(root, `gateway-api-${v.GATEWAY_API_VERSION}`),
     path.join(root, `envoy-gateway-${v.ENVOY_GATEWAY_VERSION}`),
   ];
+}
+
+// Not applied to test clusters: only the chart's PrometheusRule is validated against it.
+function prometheusOperatorCrdDir(): string {
+  return path.join(cacheDir(), 'crds', `prometheus-operator-${toolVersions().PROMETHEUS_OPERATOR_VERSION}`);
+}
+
+/** The Prometheus Operator's PrometheusRule CRD manifest. Throws if `build.sh crds` has not fetched it. */
+export function prometheusRuleCrdFile(): string {
+  const dir = prometheusOperatorCrdDir();
+  if (!fs.existsSync(path.join(dir, '.complete'))) throw new Error(`PrometheusRule CRD missing in ${dir}: run test/tools/build.sh crds`);
+  return path.join(dir, 'monitoring.coreos.com_prometheusrules.yaml');
 }
 
 /**
@@ -172,7 +186,7 @@ export async function ensureTools(
       case 'helm':
         return !isExecutable(toolPath('helm'));
       case 'crds':
-        return upstreamCrdDirs().some((d) => !fs.existsSync(path.join(d, '.complete')));
+        return [...upstreamCrdDirs(), prometheusOperatorCrdDir()].some((d) => !fs.existsSync(path.join(d, '.complete')));
     }
   });
   if (missing.length === 0) return;

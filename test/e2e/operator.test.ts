@@ -352,6 +352,34 @@ spec:
     assert.match(c.message, /POLICY_CEL/);
     const events = await kubectlJson(['get', 'events', '-n', 'c2g', '--field-selector', 'involvedObject.name=broken']);
     assert.ok(events.items.some((e) => e.type === 'Warning' && e.reason === 'Invalid'), 'a Warning event for humans');
+    // Mended: Ready=True again, and this recovery is an Event; a policy Ready from its first reconcile has none.
+    await apply(`apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: broken, namespace: c2g }
+spec:
+  hosts: [broken.c2g.example]
+  targetRefs: [{ kind: Service, name: records-api }]
+  rules:
+    - name: bad-condition
+      when: "principal.subject != ''"
+`);
+    await until('broken Ready=True', async () => (await condition('apipolicy', 'broken'))?.status === 'True');
+    const recovered = await until('a Normal Ready event', async () => {
+      const e = await kubectlJson(['get', 'events', '-n', 'c2g', '--field-selector', 'involvedObject.name=broken']);
+      return e.items.some((x) => x.type === 'Normal' && x.reason === 'Ready') || undefined;
+    });
+    assert.equal(recovered, true);
+    await apply(`apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: calm, namespace: c2g }
+spec:
+  hosts: [calm.c2g.example]
+  targetRefs: [{ kind: Service, name: records-api }]
+  rules: [{ name: agencies, principals: { types: [agency] } }]
+`);
+    await until('calm Ready=True', async () => (await condition('apipolicy', 'calm'))?.status === 'True');
+    const quiet = await kubectlJson(['get', 'events', '-n', 'c2g', '--field-selector', 'involvedObject.name=calm']);
+    assert.deepEqual(quiet.items.filter((e) => e.type === 'Normal' && e.reason === 'Ready'), []);
   });
 
   test('an edited or deleted generated object is restored', async () => {

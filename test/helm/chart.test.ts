@@ -6,13 +6,14 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as os from 'node:os';
 import { Ajv } from 'ajv';
+import { RE2JS } from 're2js';
 import { parse, parseAllDocuments } from 'yaml';
 import { toJsonSchema } from '../../extauthz/policy/crd-schema.js';
 import { SIGNALS } from '../../extauthz/signals/alert.js';
 import { main as portcullisMain } from '../../extauthz/cli/main.js';
 import { parseCleanupArgs, parseOperatorArgs } from '../../operator/config.js';
+import { ensureTools, prometheusRuleCrdFile } from '../cluster/cluster.js';
 import { CHART, EVERYTHING, helmOrSkip, meaningfulStderr, render, repoRoot, runHelm, valueSets, valuesArgs, type K8sObject } from './helm.js';
 
 const tools = await helmOrSkip();
@@ -364,16 +365,14 @@ function schemaHas(node: SchemaNode | undefined, keys: string[]): boolean {
   return child !== undefined && schemaHas(child, rest);
 }
 
-/** The Prometheus Operator's PrometheusRule CRD, when the tool cache holds it (test/setup.sh). */
-function cachedPrometheusRuleCrd(): { file: string; schema: unknown } | undefined {
-  const dir = path.join(os.homedir(), '.cache', 'portcullis', 'crds');
-  if (!fs.existsSync(dir)) return undefined;
-  for (const f of fs.readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort()) {
-    const docs = parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8')).map((d) => d.toJS() as CrdDoc | null);
-    const schema = docs.map(prometheusRuleSchema).find((s) => s !== undefined);
-    if (schema) return { file: path.join(dir, f), schema };
-  }
-  return undefined;
+/** The schema of the Prometheus Operator's PrometheusRule CRD (fetched by test/tools/build.sh crds). */
+async function prometheusRuleCrd(): Promise<{ file: string; schema: unknown }> {
+  await ensureTools(['crds']);
+  const file = prometheusRuleCrdFile();
+  const docs = parseAllDocuments(fs.readFileSync(file, 'utf8')).map((d) => d.toJS() as CrdDoc | null);
+  const schema = docs.map(prometheusRuleSchema).find((s) => s !== undefined);
+  assert.ok(schema, `${file} holds no PrometheusRule v1 schema`);
+  return { file, schema };
 }
 
 type CrdDoc = { kind?: string; spec?: { names?: { kind?: string }; versions?: { name: string; schema?: { openAPIV3Schema?: unknown } }[] } };
@@ -407,13 +406,23 @@ void describe('PrometheusRule for the suspicious-activity signals (docs/alerts.m
     for (const r of rules) for (const m of r.expr.match(/portcullis_[a-z_]+/g) ?? []) assert.ok(['portcullis_alerts_total', 'portcullis_alerts_suppressed_total', 'portcullis_alerts_unrecorded_total'].includes(m), m);
   });
 
-  const crd = cachedPrometheusRuleCrd();
-  void test('validates against the Prometheus Operator CRD schema', { skip: crd ? false : 'no PrometheusRule CRD in ~/.cache/portcullis/crds' }, async () => {
+  void test('validates against the Prometheus Operator CRD schema', async () => {
+    const crd = await prometheusRuleCrd();
     const objs = await render(helm, ['--set', 'metrics.prometheusRule.enabled=true']);
-    const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
-    const validate = ajv.compile(toJsonSchema(crd!.schema) as object);
+    // CRD patterns are Go RE2 (the API server's engine), e.g. `(?i)`, which JavaScript's RegExp refuses.
+    const re2 = Object.assign((p: string) => {
+      const re = RE2JS.compile(p);
+      return { test: (v: string) => re.matcher(v).find(), toString: () => `re2:${p}` };
+    }, { code: 'test re2' });
+    const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false, code: { regExp: re2 as never } });
+    const validate = ajv.compile(toJsonSchema(crd.schema) as object);
     const rule = named(objs, 'PrometheusRule', '-alerts');
-    assert.ok(validate(rule), `${crd!.file}: ${ajv.errorsText(validate.errors)}`);
+    assert.ok(validate(rule), `${crd.file}: ${ajv.errorsText(validate.errors)}`);
+    // The schema does bite: a rule without its expression is refused.
+    const broken = structuredClone(rule) as unknown as { spec: { groups: { rules: Record<string, unknown>[] }[] } };
+    delete broken.spec.groups[0]!.rules[0]!['expr'];
+    assert.equal(validate(broken), false);
+    assert.match(ajv.errorsText(validate.errors), /expr/);
   });
 });
 

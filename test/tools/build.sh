@@ -150,6 +150,8 @@ do_crds() {
   fetch_crds gateway-api "$GATEWAY_API_VERSION" sigs.k8s.io/gateway-api config/crd/standard '*.yaml'
   fetch_crds envoy-gateway "$ENVOY_GATEWAY_VERSION" github.com/envoyproxy/gateway \
     charts/gateway-crds-helm/templates/generated 'gateway.envoyproxy.io_*.yaml' strip
+  fetch_crds prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" github.com/prometheus-operator/prometheus-operator \
+    example/prometheus-operator-crd 'monitoring.coreos.com_prometheusrules.yaml'
 }
 
 targets=("$@")

@@ -8,6 +8,7 @@ go 1.26.0
 
 require (
 	github.com/envoyproxy/gateway v1.9.1
+	github.com/prometheus-operator/prometheus-operator v0.94.0
 	istio.io/api v1.31.1
 	sigs.k8s.io/gateway-api v1.6.3
 )
