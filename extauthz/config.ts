@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { PortcullisError } from './errors.js';
+import { parseNamespaces } from '../kube/namespaces.js';
 
 export interface ServeConfig {
   /** host:port of the gRPC listener (ext_authz; ext_proc joins it). */
@@ -34,6 +35,8 @@ export interface ServeConfig {
   otlpEndpoint?: string;
   /** Worker threads serving gRPC on one port (serve --workers); 1: this thread serves, no workers. */
   workers: number;
+  /** Kubernetes source: list and watch Secrets only in these namespaces (the Secret grant is narrowed to them); absent: every namespace. */
+  secretNamespaces?: string[];
 }
 
 export const DEFAULTS: ServeConfig = {
@@ -62,6 +65,7 @@ const ENV_KEYS: Record<string, keyof ServeConfig> = {
   PORTCULLIS_QUOTA_HASH_KEY: 'quotaHashKey',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
   PORTCULLIS_WORKERS: 'workers',
+  PORTCULLIS_SECRET_NAMESPACES: 'secretNamespaces',
 };
 
 /** Environment values, for the keys that have one. */
@@ -163,7 +167,15 @@ export function resolveServeConfig(flags: Partial<Record<keyof ServeConfig, stri
     ...optionalString(pick, 'quotaHashKey'),
     ...otlpEndpoint(pick),
     workers: checkWorkers(pick('workers'), cpus),
+    ...secretNamespaces(pick),
   };
+}
+
+function secretNamespaces(pick: ServePick): { secretNamespaces?: string[] } {
+  const v = pick('secretNamespaces');
+  if (typeof v !== 'string') return {};
+  const list = parseNamespaces('--secret-namespaces', v);
+  return list.length > 0 ? { secretNamespaces: list } : {};
 }
 
 /** --otlp-endpoint: an http(s) URL with no credentials in it (collector auth is not supported here). */

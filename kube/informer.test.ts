@@ -193,4 +193,22 @@ describe('ResilientInformer (client-node 2.x ListWatch)', () => {
     assert.equal(h.informer.get('p1', 'a'), undefined);
     await h.informer.stop();
   });
+
+  test('transform: the cache and the handlers only ever see transformed objects (listed and watched)', async () => {
+    const seen: string[] = [];
+    const watch = new FakeWatch();
+    const informer = new ResilientInformer<Obj>({
+      kubeConfig: new KubeConfig(), path: '/x', watch, list: async () => ({ metadata: { resourceVersion: '10' }, items: [obj('a', 'p1', '1', 'private-1')] }),
+      transform: (o) => ({ ...o, spec: { target: `reduced(${o.spec.target.length})` } }),
+      onChange: (o) => seen.push(o.spec.target),
+    });
+    await informer.start();
+    watch.last.onEvent('ADDED', obj('a', 'p2', '11', 'private-22'), {});
+    watch.last.onEvent('MODIFIED', obj('a', 'p2', '12', 'private-333'), {});
+    watch.last.onEvent('BOOKMARK', { metadata: { resourceVersion: '13' } }, {});
+    assert.deepEqual(seen, ['reduced(9)', 'reduced(10)', 'reduced(11)']);
+    assert.deepEqual(informer.list().map((o) => o.spec.target).sort(), ['reduced(11)', 'reduced(9)']);
+    assert.ok(!JSON.stringify(informer.list()).includes('private'), 'no original value in the cache');
+    await informer.stop();
+  });
 });

@@ -31,6 +31,11 @@ export interface InformerOptions<T extends KubernetesObject> {
   maxRetryAfterMs?: number;
   /** Tests: the watch transport. */
   watch?: WatchTransport;
+  /**
+   * Applied to every listed and watched object before the cache sees it, so the cache (ours and
+   * the library's) holds only what the consumer needs (the operator reduces Secrets this way).
+   */
+  transform?: (obj: T) => T;
 }
 
 export function objectKey(o: KubernetesObject): string {
@@ -66,6 +71,25 @@ class Index<T> {
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+const OBJECT_PHASES = new Set(['ADDED', 'MODIFIED', 'DELETED']);
+
+/** The list and watch with `fn` applied to each object they deliver (not to ERROR or BOOKMARK events). */
+function transformed<T extends KubernetesObject>(list: () => Promise<KubernetesListObject<T>>, transport: WatchTransport, fn: (obj: T) => T): { list: () => Promise<KubernetesListObject<T>>; watch: WatchTransport } {
+  return {
+    list: async () => {
+      const l = await list();
+      return { ...l, items: l.items.map(fn) };
+    },
+    watch: {
+      watch: (path, params, onEvent, done) =>
+        transport.watch(path, params, (phase, obj, raw) => {
+          if (!OBJECT_PHASES.has(phase)) return onEvent(phase, obj, raw);
+          const out = fn(obj as T);
+          onEvent(phase, out, { type: phase, object: out });
+        }, done),
+    },
+  };
+}
 const NAMESPACE = '\0namespace';
 
 export class ResilientInformer<T extends KubernetesObject> {
@@ -83,7 +107,8 @@ export class ResilientInformer<T extends KubernetesObject> {
   constructor(private readonly opts: InformerOptions<T>) {
     this.backoffMs = this.minBackoff;
     const transport = opts.watch ?? new RetryAfterWatch(opts.kubeConfig);
-    this.lw = new ListWatch<T>(opts.path, transport as unknown as Watch, opts.list, false, opts.labelSelector);
+    const { list, watch } = opts.transform ? transformed(opts.list, transport, opts.transform) : { list: opts.list, watch: transport };
+    this.lw = new ListWatch<T>(opts.path, watch as unknown as Watch, list, false, opts.labelSelector);
     this.indexes.set(NAMESPACE, new Index<T>((o) => [o.metadata?.namespace ?? '']));
     for (const [name, fn] of Object.entries(opts.indexes ?? {})) this.indexes.set(name, new Index(fn));
     this.lw.on('add', (o) => this.apply(o, 'add'));

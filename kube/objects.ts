@@ -38,6 +38,21 @@ export function sourcesFrom(policies: readonly Raw[], tenants: readonly Raw[], s
   };
 }
 
+/** Objects of several label-selected informers, once each (a Secret or ConfigMap may carry several labels). */
+export function uniqueObjects(...lists: (readonly Raw[])[]): Raw[] {
+  const seen = new Set<string>();
+  const out: Raw[] = [];
+  for (const list of lists) {
+    for (const s of list) {
+      const key = `${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(s);
+    }
+  }
+  return out;
+}
+
 /**
  * sourcesFrom with every object converted once: an informer hands out the same object until the
  * API server sends a new version, so an unchanged object converts to the same source object and

@@ -10,6 +10,8 @@ export const API_KEY_SECRET_LABEL = 'portcullis.io/api-keys=true';
 export const REVOCATION_LABEL = 'portcullis.io/revocation=true';
 /** Secrets holding token-introspection client secrets (Tenant spec.identity.introspection) carry this label. */
 export const INTROSPECTION_SECRET_LABEL = 'portcullis.io/introspection=true';
+/** Every label a Secret Portcullis reads may carry: both processes list exactly these (one informer each). */
+export const SECRET_LABELS = [API_KEY_SECRET_LABEL, REVOCATION_LABEL, INTROSPECTION_SECRET_LABEL] as const;
 /** ConfigMaps holding request body schemas (ApiPolicy rule request.body.configMapRef). */
 export const SCHEMA_LABEL = 'portcullis.io/schema=true';
 
@@ -22,9 +24,15 @@ export function listCustom<T extends KubernetesObject>(kc: KubeConfig, plural: s
   return async () => (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as KubernetesListObject<T>;
 }
 
-export function listSecrets(kc: KubeConfig, labelSelector: string): () => Promise<KubernetesListObject<KubernetesObject>> {
+/** Label-selected Secrets of every namespace, or of one (a grant narrowed to namespaces cannot list cluster-wide). */
+export function listSecrets(kc: KubeConfig, labelSelector: string, namespace?: string): () => Promise<KubernetesListObject<KubernetesObject>> {
   const api = kc.makeApiClient(CoreV1Api);
+  if (namespace !== undefined) return async () => (await api.listNamespacedSecret({ namespace, labelSelector })) as KubernetesListObject<KubernetesObject>;
   return async () => (await api.listSecretForAllNamespaces({ labelSelector })) as KubernetesListObject<KubernetesObject>;
+}
+
+export function secretsPath(namespace?: string): string {
+  return namespace === undefined ? '/api/v1/secrets' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
 }
 
 export function listConfigMaps(kc: KubeConfig, labelSelector: string): () => Promise<KubernetesListObject<KubernetesObject>> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { controllerReport, mergeConditions, policyConditions, programmedVerdict, statusEqual, tenantConditions } from './conditions.js';
+import { controllerReport, mergeConditions, policyConditions, programmedVerdict, statusEqual, tenantConditions, type TenantSecrets } from './conditions.js';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
 const T1 = new Date('2026-01-01T01:00:00Z');
@@ -75,4 +75,23 @@ describe('conditions', () => {
     assert.equal(accepted!.status, 'False');
     assert.match(accepted!.message, /public keys/);
   });
+
+  const refs = ['Secret c2g/acme-keys (apiKeys)', 'Secret c2g/acme-revoked key list.json (revocation)'];
+  const tenantCases: { name: string; problems: string[]; secrets?: TenantSecrets; want: Record<string, [string, string]> }[] = [
+    { name: 'names no Secret: Accepted and Ready, no SecretsVerified', problems: [], want: { Accepted: ['True', 'Valid'], Ready: ['True', 'Ready'] } },
+    { name: 'Secrets verified', problems: [], secrets: { refs, verified: true }, want: { Accepted: ['True', 'Valid'], SecretsVerified: ['True', 'Verified'], Ready: ['True', 'Ready'] } },
+    { name: 'a Secret missing', problems: ['/spec/revocation: POLICY_INVALID: revocation.secretRef: Secret c2g/acme-revoked not found'], secrets: { refs, verified: true, problem: 'SecretNotFound' }, want: { Accepted: ['False', 'SecretNotFound'], SecretsVerified: ['False', 'SecretNotFound'], Ready: ['False', 'SecretNotFound'] } },
+    { name: 'refused for another reason first: Secrets not checked', problems: ['/spec/identity: POLICY_INVALID: jwks must hold public keys only'], secrets: { refs, verified: true }, want: { Accepted: ['False', 'Invalid'], SecretsVerified: ['Unknown', 'NotChecked'], Ready: ['False', 'Invalid'] } },
+    { name: 'verification off: never Ready=True', problems: [], secrets: { refs, verified: false }, want: { Accepted: ['True', 'Valid'], SecretsVerified: ['Unknown', 'NotVerified'], Ready: ['Unknown', 'SecretsNotVerified'] } },
+    { name: 'verification off and the spec refused: Ready=False', problems: ['/spec/identity: POLICY_INVALID: x'], secrets: { refs, verified: false }, want: { Accepted: ['False', 'Invalid'], SecretsVerified: ['Unknown', 'NotVerified'], Ready: ['False', 'Invalid'] } },
+  ];
+  for (const c of tenantCases) {
+    test(`tenant conditions: ${c.name}`, () => {
+      const got = tenantConditions(c.problems, c.secrets ? { secrets: c.secrets } : {});
+      assert.deepEqual(Object.fromEntries(got.map((x) => [x.type, [x.status, x.reason]])), c.want);
+      const secretsVerified = got.find((x) => x.type === 'SecretsVerified');
+      if (secretsVerified?.status === 'False') assert.match(secretsVerified.message, /Secret c2g\/acme-revoked/);
+      else if (secretsVerified) assert.match(secretsVerified.message, /Secret c2g\/acme-keys \(apiKeys\), Secret c2g\/acme-revoked key list\.json \(revocation\)/);
+    });
+  }
 });

@@ -140,11 +140,45 @@ function readyOf(accepted: ConditionInput, programmed: ConditionInput): Conditio
   return { type: 'Ready', status: failing.status, reason: failing.reason, message: failing.message };
 }
 
-export function tenantConditions(problems: string[], extra: { warnings?: string[]; servingGeneration?: number } = {}): ConditionInput[] {
+/** What the operator knows of the Secrets a tenant names (absent: it names none). */
+export interface TenantSecrets {
+  /** "Secret ns/name key k (use)", one per reference, for messages. */
+  refs: string[];
+  /** False: the operator does not read Secrets (--no-verify-secrets). */
+  verified: boolean;
+  /** The first error's Secret problem, when one of these Secrets refuses the tenant. */
+  problem?: string;
+}
+
+export interface TenantOutcome {
+  warnings?: string[];
+  servingGeneration?: number;
+  secrets?: TenantSecrets;
+}
+
+/**
+ * SecretsVerified (only for a tenant naming Secrets): True when they load as ext_authz loads them,
+ * False with the Secret problem, Unknown when the operator does not read Secrets or the tenant is
+ * refused for another reason first (its Secrets were then not all read).
+ */
+function secretsCondition(s: TenantSecrets, problems: string[]): ConditionInput {
+  const which = s.refs.join(', ');
+  if (!s.verified) {
+    return { type: 'SecretsVerified', status: 'Unknown', reason: 'NotVerified', message: `The operator does not read Secrets (operator.verifySecrets=false), so ${which} is not verified; ext_authz refuses the tenant if one is missing or malformed (its log and portcullis_revocation_sources_failing show it).` };
+  }
+  if (s.problem) return { type: 'SecretsVerified', status: 'False', reason: s.problem, message: problems.join('\n') };
+  if (problems.length > 0) return { type: 'SecretsVerified', status: 'Unknown', reason: 'NotChecked', message: `The tenant is refused for another reason (see Accepted), so ${which} is not verified.` };
+  return { type: 'SecretsVerified', status: 'True', reason: 'Verified', message: `${which}: present and loaded as ext_authz loads them.` };
+}
+
+export function tenantConditions(problems: string[], extra: TenantOutcome = {}): ConditionInput[] {
   const ok = problems.length === 0;
   const o = { problems, ...extra };
-  return [
-    ok ? { type: 'Accepted', status: 'True', reason: 'Valid', message: acceptedMessage('The tenant is valid.', o) } : { type: 'Accepted', status: 'False', reason: 'Invalid', message: acceptedMessage('', o) },
-    ok ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'The tenant can authenticate principals.' } : { type: 'Ready', status: 'False', reason: 'Invalid', message: acceptedMessage('', o) },
-  ];
+  const reason = extra.secrets?.problem ?? 'Invalid';
+  const accepted: ConditionInput = ok ? { type: 'Accepted', status: 'True', reason: 'Valid', message: acceptedMessage('The tenant is valid.', o) } : { type: 'Accepted', status: 'False', reason, message: acceptedMessage('', o) };
+  const secrets = extra.secrets ? [secretsCondition(extra.secrets, problems)] : [];
+  let ready: ConditionInput = { type: 'Ready', status: 'True', reason: 'Ready', message: 'The tenant can authenticate principals.' };
+  if (!ok) ready = { type: 'Ready', status: 'False', reason, message: accepted.message };
+  else if (secrets[0] && secrets[0].status !== 'True') ready = { type: 'Ready', status: 'Unknown', reason: 'SecretsNotVerified', message: secrets[0].message };
+  return [accepted, ...secrets, ready];
 }

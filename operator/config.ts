@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseNamespaces } from '../kube/namespaces.js';
 import { PortcullisError } from '../extauthz/errors.js';
 import type { OutputConfig } from './translate.js';
 
@@ -18,6 +19,10 @@ export interface OperatorConfig {
   logLevel: string;
   /** Concurrent ApiPolicy reconciles (distinct keys). */
   workers: number;
+  /** Read the label-selected Secrets Tenants name and verify them (default on). */
+  verifySecrets: boolean;
+  /** List and watch those Secrets only in these namespaces; absent: every namespace. */
+  secretNamespaces?: string[];
 }
 
 export const OPERATOR_HELP = `Usage: node dist/operator/main.js [options]
@@ -44,6 +49,12 @@ Options (environment variable in brackets):
   --identity ID               leader identity, default the pod name [POD_NAME] or host name
   --http-address H:P          /healthz, /readyz, /metrics, default 0.0.0.0:8081
   --workers N                 concurrent ApiPolicy reconciles, default 16 [PORTCULLIS_OPERATOR_WORKERS]
+  --no-verify-secrets         do not read Secrets: a Tenant naming one (apiKeys, revocation.secretRef,
+                              introspection.clientSecretRef) gets SecretsVerified=Unknown and
+                              Ready=Unknown, never Ready=True (default: read the Secrets labelled
+                              portcullis.io/api-keys, /revocation or /introspection=true and verify them)
+  --secret-namespaces LIST    comma-separated: read those Secrets only in these namespaces (the Secret
+                              grant is narrowed to them), default every namespace
   --log-level LEVEL           default info
   -h, --help`;
 
@@ -78,6 +89,7 @@ const OPTIONS = {
   'authz-port': { type: 'string' }, 'ext-proc-port': { type: 'string' }, timeout: { type: 'string' }, 'cluster-domain': { type: 'string' }, 'istio-request-body-bytes': { type: 'string' }, 'leader-elect': { type: 'boolean' },
   'no-leader-elect': { type: 'boolean' }, 'lease-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, identity: { type: 'string' },
   'http-address': { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  'no-verify-secrets': { type: 'boolean' }, 'secret-namespaces': { type: 'string' },
 } as const;
 
 type Values = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
@@ -124,7 +136,15 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     logLevel: str(values, 'log-level', 'info'),
     workers: count('--workers', str(values, 'workers', env.PORTCULLIS_OPERATOR_WORKERS ?? '16'), 256),
     outputs: parseOutputConfig(values, env),
+    verifySecrets: values['no-verify-secrets'] !== true,
+    ...secretNamespaces(values),
   };
+}
+
+function secretNamespaces(values: Values): { secretNamespaces?: string[] } {
+  const v = values['secret-namespaces'];
+  const list = typeof v === 'string' ? parseNamespaces('--secret-namespaces', v) : [];
+  return list.length > 0 ? { secretNamespaces: list } : {};
 }
 
 export const CLEANUP_HELP = `Usage: node dist/operator/main.js cleanup [options]

@@ -10,7 +10,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { randomBytes } from 'node:crypto';
+import { secretReferences } from '../extauthz/policy/tenants.js';
 import { objectKey, ResilientInformer } from '../kube/informer.js';
+import { sourcesFrom } from '../kube/objects.js';
+import { LabelledSecrets } from '../kube/secrets.js';
 import { customPath, listConfigMaps, listCustom, PLURAL, REVOCATION_LABEL, SCHEMA_LABEL } from '../kube/resources.js';
 import type { OperatorConfig } from './config.js';
 import { createProbeServer, listen } from './http.js';
@@ -21,6 +25,7 @@ import { WorkQueue } from './queue.js';
 import { PolicyReconciler, TenantReconciler } from './reconcile.js';
 import { NamespacedServices } from './services.js';
 import { watchTargets } from './targets.js';
+import { SecretStandIns } from './secret-stand-ins.js';
 import { PolicyValidation } from './validation.js';
 import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS } from './translate.js';
 
@@ -145,9 +150,16 @@ function policyInformer(w: Wiring, onTargetsChanged: (namespace: string) => void
   });
 }
 
+/** `ns/name` of each Secret the tenant names: a Secret event wakes exactly these tenants. */
+function tenantSecrets(t: KubernetesObject): string[] {
+  const [tenant] = sourcesFrom([], [t], []).tenants;
+  return tenant ? secretReferences(tenant).map((r) => r.secret) : [];
+}
+
 function tenantInformer(w: Wiring, enqueueNamespace: (ns: string) => void): ResilientInformer<KubernetesObject> {
   return new ResilientInformer<KubernetesObject>({
     kubeConfig: w.kc, path: customPath(PLURAL.Tenant), list: listCustom(w.kc, PLURAL.Tenant), onError: onError(w, 'tenants'),
+    indexes: { secret: tenantSecrets },
     onChange: (t, event) => {
       w.validation?.observe('Tenant', t, event);
       if (event !== 'delete' && ownEcho(w, 'Tenant', statusKey(PLURAL.Tenant, t.metadata?.namespace ?? '', t.metadata?.name ?? ''), t)) return;
@@ -169,6 +181,22 @@ function revocationConfigMapInformer(w: Wiring, tenants: ResilientInformer<Kuber
   });
 }
 
+/**
+ * The label-selected Secrets ext_authz reads (kube/secrets.ts), cached as stand-ins that hold no
+ * value (secret-stand-ins.ts): a change re-validates, and re-enqueues exactly the tenants naming it.
+ */
+function secretInformers(w: Wiring, tenants: ResilientInformer<KubernetesObject>): LabelledSecrets {
+  const standIns = new SecretStandIns(randomBytes(32));
+  return new LabelledSecrets({
+    kubeConfig: w.kc, onError: onError(w, 'secrets'), transform: (s) => standIns.reduce(s),
+    ...(w.cfg.secretNamespaces ? { namespaces: w.cfg.secretNamespaces } : {}),
+    onChange: (s) => {
+      w.validation?.observeSecret();
+      for (const t of tenants.byIndex('secret', objectKey(s))) enqueue(w, 'tenantQueue', objectKey(t));
+    },
+  });
+}
+
 /** Body-schema ConfigMaps (label-selected): a change re-validates and re-enqueues the namespace's policies. */
 function schemaConfigMapInformer(w: Wiring, enqueueNamespace: (ns: string) => void): ResilientInformer<KubernetesObject> {
   return new ResilientInformer<KubernetesObject>({
@@ -178,6 +206,12 @@ function schemaConfigMapInformer(w: Wiring, enqueueNamespace: (ns: string) => vo
       enqueueNamespace(c.metadata?.namespace ?? '');
     },
   });
+}
+
+/** The ConfigMaps and (with verifySecrets) Secrets that tenants and policies name. */
+function referencedObjects(w: Wiring, tenants: ResilientInformer<KubernetesObject>, enqueueNamespace: (ns: string) => void): { configMaps: ResilientInformer<KubernetesObject>; schemas: ResilientInformer<KubernetesObject>; secrets?: LabelledSecrets } {
+  const secrets = w.cfg.verifySecrets ? secretInformers(w, tenants) : undefined;
+  return { configMaps: revocationConfigMapInformer(w, tenants), schemas: schemaConfigMapInformer(w, enqueueNamespace), ...(secrets ? { secrets } : {}) };
 }
 
 function leaderElector(w: Wiring, enqueueAll: () => void, onLostLeadership: () => void): LeaderElector | undefined {
@@ -214,10 +248,9 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   const policies = policyInformer(w, releaseServices);
   const tenants = tenantInformer(w, enqueueNamespace);
   const children = childInformers(w);
-  const configMaps = revocationConfigMapInformer(w, tenants);
-  const schemas = schemaConfigMapInformer(w, enqueueNamespace);
+  const { configMaps, schemas, secrets } = referencedObjects(w, tenants, enqueueNamespace);
   // Accepted: the engine's PolicyStore over every cached policy and tenant, shared by all reconciles.
-  w.validation = new PolicyValidation({ policies, tenants, configMaps: { list: () => [...configMaps.list(), ...schemas.list()] } }, (k) => enqueue(w, 'policyQueue', k));
+  w.validation = new PolicyValidation({ policies, tenants, configMaps: { list: () => [...configMaps.list(), ...schemas.list()] }, ...(secrets ? { secrets } : {}) }, (k) => enqueue(w, 'policyQueue', k));
   const targets = await watchTargets(kc, {
     grantNamespace: cfg.outputs.service.namespace,
     onRoute: enqueueNamespace,
@@ -244,7 +277,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   }), { workers: cfg.workers });
   w.tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)), { workers: Math.min(cfg.workers, 4) });
 
-  const all = [policies, tenants, configMaps, schemas, ...targets.informers, ...children.values()];
+  const all = [policies, tenants, configMaps, schemas, ...(secrets?.informers ?? []), ...targets.informers, ...children.values()];
   const http: Server = createProbeServer(() => all.every((i) => i.synced), w.metrics.registry);
   await listen(http, cfg.httpAddress);
 
@@ -256,7 +289,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   w.metrics.leader.set(elector ? 0 : 1);
   await Promise.all(all.map((i) => i.start()));
   w.synced = true;
-  log.info({ outputs: cfg.outputs, leaderElect: cfg.leaderElect, policies: policies.size, tenants: tenants.size }, 'operator caches synced');
+  log.info({ outputs: cfg.outputs, leaderElect: cfg.leaderElect, policies: policies.size, tenants: tenants.size, verifySecrets: cfg.verifySecrets }, 'operator caches synced');
   if (elector) elector.start();
   else enqueueAll();
   const gauges = setInterval(() => {

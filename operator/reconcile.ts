@@ -6,11 +6,12 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION, type ApiPolicyObject, type TenantObject } from '../extauthz/policy/model.js';
-import type { TenantDirectory } from '../extauthz/policy/tenants.js';
+import { secretReferences, type TenantDirectory } from '../extauthz/policy/tenants.js';
 import { httpCode } from '../kube/errors.js';
 import { sourcesFrom } from '../kube/objects.js';
 import { PLURAL } from '../kube/resources.js';
-import { controllerReport, mergeConditions, policyConditions, programmedVerdict, tenantConditions, type ConditionInput, type ControllerReport, type ObjectStatus, type Verdict } from './conditions.js';
+import { controllerReport, mergeConditions, policyConditions, programmedVerdict, tenantConditions, type ConditionInput, type ControllerReport, type ObjectStatus, type TenantSecrets, type Verdict } from './conditions.js';
+import type { Verdicts } from './validation.js';
 import { repairPatch } from './drift.js';
 import type { OperatorClient } from './kube-client.js';
 import { grantedKinds, presentRoutes, type TargetCaches } from './targets.js';
@@ -160,9 +161,18 @@ export class TenantReconciler {
     const raw = this.deps.caches.tenants.get(name, ns);
     if (!raw) return;
     const v = await this.deps.validation.tenant(key);
-    const desired = tenantConditions(v.errors, { warnings: v.warnings, ...(v.servingGeneration !== undefined ? { servingGeneration: v.servingGeneration } : {}) });
+    const [tenant] = sourcesFrom([], [raw], []).tenants;
+    const secrets = tenant ? this.secrets(tenant, v) : undefined;
+    const desired = tenantConditions(v.errors, { warnings: v.warnings, ...(v.servingGeneration !== undefined ? { servingGeneration: v.servingGeneration } : {}), ...(secrets ? { secrets } : {}) });
     const now = (this.deps.now ?? (() => new Date()))();
     await this.deps.client.writeStatus(PLURAL.Tenant, ns, name, (current) => statusFor(current, desired, now));
+  }
+
+  /** The Secrets the tenant names, as its SecretsVerified condition describes them; undefined when it names none. */
+  private secrets(tenant: TenantObject, v: Verdicts): TenantSecrets | undefined {
+    const refs = secretReferences(tenant).map((r) => `Secret ${r.secret}${r.key !== undefined ? ` key ${r.key}` : ''} (${r.use})`);
+    if (refs.length === 0) return undefined;
+    return { refs, verified: this.deps.validation.verifiesSecrets, ...(v.secretProblem ? { problem: v.secretProblem } : {}) };
   }
 }
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { SecretStandIns } from './secret-stand-ins.js';
 import { PolicyValidation } from './validation.js';
 
 function policy(name: string, generation: number, hosts: string[], created: string): KubernetesObject {
@@ -106,6 +108,56 @@ describe('policy validation (the engine over every cached object)', () => {
     assert.match((await v.tenant('c2g/acme')).errors.join('\n'), /not valid JSON/);
     maps[0] = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'revoked', namespace: 'c2g', resourceVersion: '2' }, data: { 'list.json': '{"sub": ["spiffe://acme.example/x"]}' } } as KubernetesObject;
     v.observeConfigMap();
+    assert.deepEqual((await v.tenant('c2g/acme')).errors, []);
+  });
+});
+
+describe('tenants naming Secrets (verifySecrets: the stand-ins of the label-selected Secrets)', () => {
+  const standIns = new SecretStandIns(randomBytes(32));
+  const DIGEST = '60b8c0fed3b557ab29cc53d110c099c35794335974612a9bb7b75f25cbc18c9f';
+  const tenant = {
+    apiVersion: 'portcullis.io/v1alpha1', kind: 'Tenant',
+    metadata: { name: 'acme', namespace: 'c2g', generation: 1, uid: 'acme' },
+    spec: { type: 'partner', identity: { apiKeys: { secretRef: { name: 'acme-keys' } } }, revocation: { secretRef: { name: 'acme-revoked', key: 'list.json' } } },
+  } as KubernetesObject;
+  const secret = (name: string, rv: string, label: string, values: Record<string, string>): KubernetesObject =>
+    standIns.reduce({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'c2g', uid: name, resourceVersion: rv, labels: { [label]: 'true' } }, data: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) });
+  const keys = secret('acme-keys', '1', 'portcullis.io/api-keys', { 'demo-2026': DIGEST });
+  const revoked = (rv: string, values: Record<string, string>): KubernetesObject => secret('acme-revoked', rv, 'portcullis.io/revocation', values);
+
+  // Each step is the Secrets the API server's label selectors return, and what status must say.
+  const steps: { name: string; secrets: KubernetesObject[]; problem?: string; message?: RegExp }[] = [
+    { name: 'the revocation Secret is missing', secrets: [keys], problem: 'SecretNotFound', message: /\/spec\/revocation: POLICY_INVALID: revocation\.secretRef: Secret c2g\/acme-revoked not found \(in a cluster it needs the label portcullis\.io\/revocation=true\)/ },
+    { name: 'it lacks the key', secrets: [keys, revoked('2', { 'other.json': '{}' })], problem: 'SecretKeyNotFound', message: /Secret c2g\/acme-revoked has no key list\.json/ },
+    { name: 'the list is malformed', secrets: [keys, revoked('3', { 'list.json': '{"sub": ["citizen-1984"' })], problem: 'SecretInvalid', message: /revocation list in Secret c2g\/acme-revoked key list\.json: not valid JSON/ },
+    { name: 'an entry is malformed', secrets: [keys, revoked('4', { 'list.json': '{"sub": ["citizen-1984", ""]}' })], problem: 'SecretInvalid', message: /Secret c2g\/acme-revoked key list\.json: sub\[1\]: an id must not be empty/ },
+    { name: 'fixed', secrets: [keys, revoked('5', { 'list.json': '{"sub": ["citizen-1984"]}' })] },
+    { name: 'the API-key Secret loses its label (the selector no longer returns it)', secrets: [revoked('5', { 'list.json': '{"sub": ["citizen-1984"]}' })], problem: 'SecretNotFound', message: /apiKeys\.secretRef: Secret c2g\/acme-keys not found \(in a cluster it needs the label portcullis\.io\/api-keys=true\)/ },
+    { name: 'an API-key value is a raw key, not a digest', secrets: [secret('acme-keys', '6', 'portcullis.io/api-keys', { 'demo-2026': 'demo-partner-key-not-a-secret' }), revoked('5', { 'list.json': '{}' })], problem: 'SecretInvalid', message: /Secret c2g\/acme-keys key demo-2026: value must be a hex SHA-256 digest/ },
+    { name: 'fixed again', secrets: [keys, revoked('5', { 'list.json': '{}' })] },
+  ];
+
+  test('each step refuses or accepts the tenant with the Secret problem as reason, naming the Secret and key, never a value', async () => {
+    let current: KubernetesObject[] = [];
+    const v = new PolicyValidation({ policies: { list: () => [] }, tenants: { list: () => [tenant] }, secrets: { list: () => current } });
+    v.observe('Tenant', tenant, 'add');
+    assert.equal(v.verifiesSecrets, true);
+    for (const step of steps) {
+      current = step.secrets;
+      v.observeSecret();
+      const verdict = await v.tenant('c2g/acme');
+      const text = verdict.errors.join('\n');
+      assert.equal(verdict.secretProblem, step.problem, `${step.name}: ${text}`);
+      if (step.message) assert.match(text, step.message, step.name);
+      else assert.deepEqual(verdict.errors, [], step.name);
+      for (const value of ['citizen-1984', 'demo-partner-key-not-a-secret', DIGEST]) assert.ok(!text.includes(value), `${step.name}: no value in status`);
+    }
+  });
+
+  test('without verifySecrets the same tenant compiles (its Secrets are not read), and says so', async () => {
+    const v = new PolicyValidation({ policies: { list: () => [] }, tenants: { list: () => [tenant] } });
+    v.observe('Tenant', tenant, 'add');
+    assert.equal(v.verifiesSecrets, false);
     assert.deepEqual((await v.tenant('c2g/acme')).errors, []);
   });
 });

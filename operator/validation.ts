@@ -7,10 +7,15 @@
  * status-only updates (the operator's own writes) do not invalidate it. When a recompile changes
  * another object's report (a host conflict appears or clears), that policy is re-enqueued, so
  * both sides' status follows.
+ *
+ * Secrets: with verifySecrets the store reads the same label-selected Secrets ext_authz reads
+ * (as stand-ins, secret-stand-ins.ts) with requireSecrets, so a missing Secret, a missing key or a
+ * malformed value refuses the Tenant here exactly as it does there. Without it the Secrets are not
+ * read and a Tenant naming one is reported unverified (conditions.ts). ADR 0013.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { generationFingerprint, PolicyStore, type ObjectReport } from '../extauthz/policy/store.js';
-import { JwksCache, TenantDirectory } from '../extauthz/policy/tenants.js';
+import { JwksCache, secretProblemOf, TenantDirectory, type SecretProblem } from '../extauthz/policy/tenants.js';
 import { sourcesFrom } from '../kube/objects.js';
 import type { PolicyError } from '../extauthz/errors.js';
 
@@ -23,6 +28,8 @@ export interface ValidationSources {
   tenants: Lister;
   /** ConfigMaps labelled portcullis.io/revocation=true: a Tenant whose configMapRef names none is not Ready. */
   configMaps?: Lister;
+  /** The label-selected Secrets (stand-ins); absent: Secrets are not verified. */
+  secrets?: Lister;
 }
 
 /** One object's verdict, formatted for status. */
@@ -32,6 +39,8 @@ export interface Verdicts {
   warnings: string[];
   /** Set when the current version is refused and an earlier one keeps serving. */
   servingGeneration?: number;
+  /** The first error's Secret problem, when a Secret the tenant names refuses it. */
+  secretProblem?: SecretProblem;
 }
 
 interface Compiled {
@@ -47,7 +56,8 @@ function format(problems: readonly PolicyError[]): string[] {
 
 function verdicts(r: ObjectReport): Verdicts {
   const lastGood = r.serving === 'last-good' && r.servingGeneration !== undefined ? { servingGeneration: r.servingGeneration } : {};
-  return { errors: format(r.errors), warnings: format(r.warnings), ...lastGood };
+  const problem = r.errors.map((e) => secretProblemOf(e.cause)).find((p) => p !== undefined);
+  return { errors: format(r.errors), warnings: format(r.warnings), ...lastGood, ...(problem ? { secretProblem: problem.problem } : {}) };
 }
 
 function key(o: KubernetesObject): string {
@@ -63,15 +73,20 @@ export class PolicyValidation {
   private pending = true;
   private inflight: Promise<void> | undefined;
   private readonly generations = new Map<string, number | undefined>();
-  // No Secrets: the operator validates tenants without reading them (least privilege), so a
-  // revocation secretRef is not checked here (ext_authz reports it: log and metric).
-  private readonly store = new PolicyStore({ jwks: new JwksCache(), requireSecrets: false, fingerprint: generationFingerprint });
+  private readonly store: PolicyStore;
 
   constructor(
     private readonly sources: ValidationSources,
     /** Called for policies whose verdict changed because of another object's edit. */
     private readonly onPolicyChanged: (key: string) => void = () => undefined,
-  ) {}
+  ) {
+    this.store = new PolicyStore({ jwks: new JwksCache(), requireSecrets: sources.secrets !== undefined, fingerprint: generationFingerprint });
+  }
+
+  /** Whether Secrets are read (a Tenant's Secret references are verified). */
+  get verifiesSecrets(): boolean {
+    return this.sources.secrets !== undefined;
+  }
 
   /** Feed every ApiPolicy and Tenant event here; only spec changes (generation), adds and deletes invalidate. */
   observe(kind: 'ApiPolicy' | 'Tenant', obj: KubernetesObject, event: 'add' | 'update' | 'delete'): void {
@@ -85,6 +100,11 @@ export class PolicyValidation {
 
   /** A revocation ConfigMap changed: the tenants naming it compile again (their status follows). */
   observeConfigMap(): void {
+    this.pending = true;
+  }
+
+  /** A label-selected Secret changed: the store recompiles exactly the tenants naming it. */
+  observeSecret(): void {
     this.pending = true;
   }
 
@@ -116,7 +136,7 @@ export class PolicyValidation {
 
   private async recompile(): Promise<void> {
     this.pending = false;
-    const sources = sourcesFrom(this.sources.policies.list(), this.sources.tenants.list(), [], this.sources.configMaps?.list() ?? []);
+    const sources = sourcesFrom(this.sources.policies.list(), this.sources.tenants.list(), this.sources.secrets?.list() ?? [], this.sources.configMaps?.list() ?? []);
     // Sliced: a cold start with thousands of policies never holds the event loop (leader renewals).
     const result = await this.store.applyAsync(sources);
     const reports = new Map([...result.reports].map(([k, r]) => [k, verdicts(r)]));

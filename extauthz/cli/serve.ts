@@ -21,6 +21,7 @@ const OPTIONS = {
   'redis-url': { type: 'string' },
   'otlp-endpoint': { type: 'string' },
   workers: { type: 'string' },
+  'secret-namespaces': { type: 'string' },
   ...AUDIT_OPTIONS,
   ...MASKING_OPTIONS,
   help: { type: 'boolean', short: 'h' },
@@ -39,6 +40,7 @@ const FLAG_FIELDS = {
   'redis-url': 'redisUrl',
   'otlp-endpoint': 'otlpEndpoint',
   workers: 'workers',
+  'secret-namespaces': 'secretNamespaces',
 } as const;
 
 /** The serve flags given, as resolveServeConfig takes them (unset flags fall to the environment). */
@@ -64,9 +66,13 @@ keeps its last good version serving).
 Options (environment variable in brackets):
   --policies DIR          policy folder [PORTCULLIS_POLICIES]
   --source folder         policy source: folder (default) or kubernetes [PORTCULLIS_POLICY_SOURCE]
-                          (kubernetes: read-only informers on ApiPolicy, Tenant and Secrets labelled
-                          portcullis.io/api-keys=true; ready after the first sync)
+                          (kubernetes: read-only informers on ApiPolicy, Tenant and the Secrets labelled
+                          portcullis.io/api-keys=true, portcullis.io/revocation=true or
+                          portcullis.io/introspection=true; ready after the first sync)
   --kubeconfig FILE       kubeconfig for --source kubernetes (default in-cluster) [KUBECONFIG]
+  --secret-namespaces LIST   comma-separated: list and watch those Secrets only in these namespaces
+                          (a Secret grant narrowed to them allows no cluster-wide list); default every
+                          namespace [PORTCULLIS_SECRET_NAMESPACES]
   --grpc-address H:P      gRPC listener, default 127.0.0.1:9001 [PORTCULLIS_GRPC_ADDRESS]
   --http-address H:P      HTTP listener, default 127.0.0.1:9090 [PORTCULLIS_HTTP_ADDRESS]
   --log-level LEVEL       fatal|error|warn|info|debug|trace|silent, default info [PORTCULLIS_LOG_LEVEL]

@@ -12,8 +12,9 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ResilientInformer } from '../../kube/informer.js';
-import { SourceConverter, type Raw } from '../../kube/objects.js';
-import { API_KEY_SECRET_LABEL, customPath, INTROSPECTION_SECRET_LABEL, listConfigMaps, listCustom, listSecrets, PLURAL, REVOCATION_LABEL, SCHEMA_LABEL } from '../../kube/resources.js';
+import { SourceConverter, uniqueObjects, type Raw } from '../../kube/objects.js';
+import { customPath, listConfigMaps, listCustom, PLURAL, REVOCATION_LABEL, SCHEMA_LABEL } from '../../kube/resources.js';
+import { LabelledSecrets } from '../../kube/secrets.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { generationFingerprint, PolicyStore, type ApplyResult, type StoreInput } from '../policy/store.js';
 import { JwksCache } from '../policy/tenants.js';
@@ -27,6 +28,8 @@ export interface KubeSourceOptions {
   onApplied?: (r: ApplyResult) => void;
   /** The object set each apply hands the store (serve --workers forwards it to every worker). */
   onInput?: (input: StoreInput) => void;
+  /** List and watch Secrets only in these namespaces (the chart's extauthz.secretNamespaces); absent: every namespace. */
+  secretNamespaces?: readonly string[];
 }
 
 /** The version the store compiles by, for an informer object: uid/generation, or uid/resourceVersion for objects without a generation (Secrets, ConfigMaps). */
@@ -46,26 +49,13 @@ export function affectsCompile(event: 'add' | 'update' | 'delete', obj: Raw, old
   return event !== 'update' || old === undefined || rawFingerprint(old) !== rawFingerprint(obj);
 }
 
-/** Objects of the label-selected informers, once each (a Secret or ConfigMap may carry several labels). */
-function uniqueObjects(...lists: (readonly Raw[])[]): Raw[] {
-  const seen = new Set<string>();
-  const out: Raw[] = [];
-  for (const list of lists) {
-    for (const s of list) {
-      const key = `${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push(s);
-    }
-  }
-  return out;
-}
-
 export class KubernetesPolicySource {
   private timer: NodeJS.Timeout | undefined;
   private readonly store = new PolicyStore({ jwks: new JwksCache(), fingerprint: generationFingerprint });
   private readonly converter = new SourceConverter();
-  private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; secrets: ResilientInformer<Raw>; revocationSecrets: ResilientInformer<Raw>; revocationConfigMaps: ResilientInformer<Raw>; schemaConfigMaps: ResilientInformer<Raw>; introspectionSecrets: ResilientInformer<Raw> };
+  private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; revocationConfigMaps: ResilientInformer<Raw>; schemaConfigMaps: ResilientInformer<Raw> };
+  /** API-key hashes, revocation lists and introspection client secrets: the label-selected Secrets (kube/secrets.ts). */
+  private readonly secrets: LabelledSecrets;
   /** What was last logged per object with errors or warnings. */
   private readonly reported = new Map<string, string>();
 
@@ -76,15 +66,16 @@ export class KubernetesPolicySource {
     this.informers = {
       policies: new ResilientInformer<Raw>({ ...common, onChange, path: customPath(PLURAL.ApiPolicy), list: listCustom<Raw>(kc, PLURAL.ApiPolicy) }),
       tenants: new ResilientInformer<Raw>({ ...common, onChange, path: customPath(PLURAL.Tenant), list: listCustom<Raw>(kc, PLURAL.Tenant) }),
-      secrets: new ResilientInformer<Raw>({ ...common, onChange, path: '/api/v1/secrets', list: listSecrets(kc, API_KEY_SECRET_LABEL), labelSelector: API_KEY_SECRET_LABEL }),
-      // Revocation lists (Tenant spec.revocation): label-selected Secrets and ConfigMaps.
-      revocationSecrets: new ResilientInformer<Raw>({ ...common, onChange, path: '/api/v1/secrets', list: listSecrets(kc, REVOCATION_LABEL), labelSelector: REVOCATION_LABEL }),
+      // Revocation lists (Tenant spec.revocation.configMapRef): label-selected ConfigMaps.
       revocationConfigMaps: new ResilientInformer<Raw>({ ...common, onChange, path: '/api/v1/configmaps', list: listConfigMaps(kc, REVOCATION_LABEL), labelSelector: REVOCATION_LABEL }),
       // Request body schemas (ApiPolicy rule request.body.configMapRef): label-selected ConfigMaps.
       schemaConfigMaps: new ResilientInformer<Raw>({ ...common, onChange, path: '/api/v1/configmaps', list: listConfigMaps(kc, SCHEMA_LABEL), labelSelector: SCHEMA_LABEL }),
-      // Token-introspection client secrets (Tenant spec.identity.introspection.clientSecretRef).
-      introspectionSecrets: new ResilientInformer<Raw>({ ...common, onChange, path: '/api/v1/secrets', list: listSecrets(kc, INTROSPECTION_SECRET_LABEL), labelSelector: INTROSPECTION_SECRET_LABEL }),
     };
+    this.secrets = new LabelledSecrets({ ...common, onChange, ...(opts.secretNamespaces ? { namespaces: opts.secretNamespaces } : {}) });
+  }
+
+  private get all(): ResilientInformer<Raw>[] {
+    return [...Object.values(this.informers), ...this.secrets.informers];
   }
 
   get snapshot(): PolicySnapshot | undefined {
@@ -92,14 +83,14 @@ export class KubernetesPolicySource {
   }
 
   async start(): Promise<void> {
-    await Promise.all(Object.values(this.informers).map((i) => i.start()));
+    await Promise.all(this.all.map((i) => i.start()));
     // Startup: nothing is served yet, so the first compile runs in one go.
     this.applied(this.store.apply(this.tapped()));
   }
 
   async close(): Promise<void> {
     clearTimeout(this.timer);
-    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
+    await Promise.all(this.all.map((i) => i.stop()));
   }
 
   private changed(o: Raw, event: 'add' | 'update' | 'delete', old: Raw | undefined): void {
@@ -107,7 +98,7 @@ export class KubernetesPolicySource {
   }
 
   private schedule(): void {
-    if (!Object.values(this.informers).every((i) => i.synced)) return;
+    if (!this.all.every((i) => i.synced)) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.recompile(), this.opts.debounceMs ?? 50);
   }
@@ -119,8 +110,8 @@ export class KubernetesPolicySource {
   }
 
   private input(): StoreInput {
-    const { policies, tenants, secrets, revocationSecrets, revocationConfigMaps, schemaConfigMaps, introspectionSecrets } = this.informers;
-    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: uniqueObjects(secrets.list(), revocationSecrets.list(), introspectionSecrets.list()), ConfigMap: uniqueObjects(revocationConfigMaps.list(), schemaConfigMaps.list()) };
+    const { policies, tenants, revocationConfigMaps, schemaConfigMaps } = this.informers;
+    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: this.secrets.list(), ConfigMap: uniqueObjects(revocationConfigMaps.list(), schemaConfigMaps.list()) };
     return this.converter.sourcesFrom(lists.ApiPolicy, lists.Tenant, lists.Secret, lists.ConfigMap);
   }
 

@@ -227,13 +227,71 @@ function compileJwt(spec: NonNullable<TenantSpec['identity']['jwt']>, jwks: Jwks
   return compiled;
 }
 
+/** Why a Secret a tenant names cannot be used (the operator's status reason). Messages name the Secret and key, never a value. */
+export type SecretProblem = 'SecretNotFound' | 'SecretKeyNotFound' | 'SecretInvalid';
+
+export class SecretReferenceError extends Error {
+  constructor(
+    readonly problem: SecretProblem,
+    /** namespace/name of the Secret. */
+    readonly secret: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The SecretReferenceError behind a compile problem (it may be wrapped), if there is one. */
+export function secretProblemOf(err: unknown): SecretReferenceError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof SecretReferenceError) return e;
+  }
+  return undefined;
+}
+
+/** What each Secret reference needs: the label ext_authz lists it by, and the use (for messages). */
+const SECRET_USES = {
+  apiKeys: { label: 'portcullis.io/api-keys=true', field: 'apiKeys.secretRef' },
+  revocation: { label: 'portcullis.io/revocation=true', field: 'revocation.secretRef' },
+  introspection: { label: 'portcullis.io/introspection=true', field: 'introspection.clientSecretRef' },
+} as const;
+
+export type SecretUse = keyof typeof SECRET_USES;
+
+/** One Secret a tenant names: its use, namespace/name, and the key (apiKeys reads every key). */
+export interface SecretReference {
+  use: SecretUse;
+  secret: string;
+  key?: string;
+}
+
+/** The Secrets a tenant's spec names (API-key hashes, a revocation list, an introspection client secret). */
+export function secretReferences(t: { metadata: { namespace: string }; spec: TenantSpec }): SecretReference[] {
+  const ns = t.metadata.namespace;
+  const out: SecretReference[] = [];
+  const keys = t.spec.identity?.apiKeys?.secretRef?.name;
+  if (keys !== undefined) out.push({ use: 'apiKeys', secret: `${ns}/${keys}` });
+  const rev = t.spec.revocation?.secretRef;
+  if (rev) out.push({ use: 'revocation', secret: `${ns}/${rev.name}`, key: rev.key });
+  const intro = t.spec.identity?.introspection?.clientSecretRef;
+  if (intro) out.push({ use: 'introspection', secret: `${ns}/${intro.name}`, key: intro.key });
+  return out;
+}
+
+/** The Secret a reference names, or SecretNotFound saying which label a cluster Secret needs. */
+function referencedSecret(use: SecretUse, secretKey: string, secrets: ReadonlyMap<string, SecretObject>): SecretObject {
+  const secret = secrets.get(secretKey);
+  const u = SECRET_USES[use];
+  if (!secret) throw new SecretReferenceError('SecretNotFound', secretKey, `${u.field}: Secret ${secretKey} not found (in a cluster it needs the label ${u.label})`);
+  return secret;
+}
+
 function introspectionSecret(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>): string {
   const ref = t.spec.identity.introspection!.clientSecretRef;
-  const where = `Secret ${t.metadata.namespace}/${ref.name}`;
-  const secret = secrets.get(`${t.metadata.namespace}/${ref.name}`);
-  if (!secret) throw new Error(`introspection.clientSecretRef: ${where} not found (in a cluster it needs the label portcullis.io/introspection=true)`);
-  const value = secret.values[ref.key];
-  if (value === undefined || value === '') throw new Error(`introspection.clientSecretRef: ${where} has no key ${ref.key}`);
+  const secretKey = `${t.metadata.namespace}/${ref.name}`;
+  const value = referencedSecret('introspection', secretKey, secrets).values[ref.key];
+  if (value === undefined || value === '') throw new SecretReferenceError('SecretKeyNotFound', secretKey, `introspection.clientSecretRef: Secret ${secretKey} has no key ${ref.key} (or it is empty)`);
   return value;
 }
 
@@ -260,16 +318,22 @@ function compileIntrospection(t: TenantObject, secrets: ReadonlyMap<string, Secr
   return out;
 }
 
+/** An API-key Secret value as the engine reads it: the hex SHA-256 digest, or undefined when it is not one. */
+export function keyDigest(value: string): string | undefined {
+  const v = value.trim().toLowerCase();
+  return SHA256_HEX.test(v) ? v : undefined;
+}
+
 function compileApiKeys(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>): CompiledApiKeys {
   const ref = t.spec.identity.apiKeys!;
-  const secret = secrets.get(`${t.metadata.namespace}/${ref.secretRef.name}`);
-  if (!secret) throw new Error(`apiKeys.secretRef: Secret ${t.metadata.namespace}/${ref.secretRef.name} not found`);
-  const digests = Object.entries(secret.values).map(([id, hex]) => {
-    const v = hex.trim().toLowerCase();
-    if (!SHA256_HEX.test(v)) throw new Error(`Secret ${secret.metadata.name} key ${id}: value must be a hex SHA-256 digest, not a raw key`);
-    return { id, digest: Buffer.from(v, 'hex') };
+  const secretKey = `${t.metadata.namespace}/${ref.secretRef.name}`;
+  const secret = referencedSecret('apiKeys', secretKey, secrets);
+  const digests = Object.entries(secret.values).map(([id, value]) => {
+    const hex = keyDigest(value);
+    if (hex === undefined) throw new SecretReferenceError('SecretInvalid', secretKey, `apiKeys.secretRef: Secret ${secretKey} key ${id}: value must be a hex SHA-256 digest, not a raw key`);
+    return { id, digest: Buffer.from(hex, 'hex') };
   });
-  if (digests.length === 0) throw new Error(`Secret ${secret.metadata.name} holds no key hashes`);
+  if (digests.length === 0) throw new SecretReferenceError('SecretInvalid', secretKey, `apiKeys.secretRef: Secret ${secretKey} holds no key hashes`);
   return { header: ref.header ?? 'x-api-key', digests };
 }
 
@@ -277,7 +341,7 @@ function compileApiKeys(t: TenantObject, secrets: ReadonlyMap<string, SecretObje
 export type RevocationFile = { text: string } | { error: string };
 
 export interface TenantCompileOptions {
-  /** The operator validates tenants without reading Secrets (least privilege); ext_authz needs them. */
+  /** False: Secrets are not read (the operator with --no-verify-secrets); ext_authz and the verifying operator need them. */
   requireSecrets?: boolean;
   /** ConfigMaps by namespace/name (revocation sources). */
   configMaps?: ReadonlyMap<string, ConfigMapObject>;
@@ -285,18 +349,24 @@ export interface TenantCompileOptions {
   files?: ReadonlyMap<string, RevocationFile>;
 }
 
-/** The text of a revocation Secret or ConfigMap key; undefined when it is not checked here (the operator reads no Secrets). */
+/** The text of a revocation Secret or ConfigMap key; undefined when Secrets are not read (requireSecrets false). */
 function revocationRefText(t: TenantObject, secrets: ReadonlyMap<string, SecretObject>, opts: TenantCompileOptions): { text: string; source: string } | undefined {
   const r = t.spec.revocation!;
   const ns = t.metadata.namespace;
   const ref = (r.secretRef ?? r.configMapRef)!;
   const kind = r.secretRef ? 'Secret' : 'ConfigMap';
   if (r.secretRef && opts.requireSecrets === false) return undefined;
-  const obj = r.secretRef ? secrets.get(`${ns}/${ref.name}`) : opts.configMaps?.get(`${ns}/${ref.name}`);
+  const source = `${kind} ${ns}/${ref.name} key ${ref.key}`;
+  if (r.secretRef) {
+    const text = referencedSecret('revocation', `${ns}/${ref.name}`, secrets).values[ref.key];
+    if (text === undefined) throw new SecretReferenceError('SecretKeyNotFound', `${ns}/${ref.name}`, `revocation: Secret ${ns}/${ref.name} has no key ${ref.key}`);
+    return { text, source };
+  }
+  const obj = opts.configMaps?.get(`${ns}/${ref.name}`);
   if (!obj) throw new Error(`revocation: ${kind} ${ns}/${ref.name} not found (in a cluster it needs the label portcullis.io/revocation=true)`);
   const text = obj.values[ref.key];
   if (text === undefined) throw new Error(`revocation: ${kind} ${ns}/${ref.name} has no key ${ref.key}`);
-  return { text, source: `${kind} ${ns}/${ref.name} key ${ref.key}` };
+  return { text, source };
 }
 
 /** The text a revocation source holds, or an error saying why it cannot be read (never its content). */
@@ -317,8 +387,11 @@ function compileRevocation(t: TenantObject, secrets: ReadonlyMap<string, SecretO
   try {
     return parseRevocationList(found.text, found.source);
   } catch (err) {
-    if (err instanceof RevocationListError) throw new RevocationSourceError(`revocation list in ${found.source}: ${err.message}`, { cause: err });
-    throw err;
+    if (!(err instanceof RevocationListError)) throw err;
+    const message = `revocation list in ${found.source}: ${err.message}`;
+    const ref = t.spec.revocation?.secretRef;
+    const cause = ref ? new SecretReferenceError('SecretInvalid', `${t.metadata.namespace}/${ref.name}`, message, { cause: err }) : err;
+    throw new RevocationSourceError(message, { cause });
   }
 }
 

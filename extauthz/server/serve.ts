@@ -120,6 +120,7 @@ function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetr
         kubeConfig: loadKubeConfig(config.kubeconfig),
         log,
         ...(onInput ? { onInput } : {}),
+        ...(config.secretNamespaces ? { secretNamespaces: config.secretNamespaces } : {}),
         onSnapshot: (s) => {
           metrics.reloads.inc({ result: 'ok' });
           onSnapshot(s);

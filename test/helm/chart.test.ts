@@ -110,7 +110,7 @@ void describe('secure defaults', { skip }, () => {
     assert.deepEqual(rules.flatMap((r) => r.resources).sort(), ['apipolicies', 'configmaps', 'secrets', 'tenants']);
   });
 
-  void test('operator RBAC: its resources read-only, status writable, generated kinds, events; no Secrets', () => {
+  void test('operator RBAC: its resources read-only, status writable, generated kinds, events; Secrets only in its separate grant', () => {
     const rules = named(objs, 'ClusterRole', '-operator')['rules'] as Rule[];
     const verbsOf = (group: string, resource: string): string[] =>
       rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
@@ -130,6 +130,18 @@ void describe('secure defaults', { skip }, () => {
     const lease = named(objs, 'Role', '-operator-leader-election');
     assert.equal(lease.metadata.namespace, 'portcullis-system', 'Leases only in the release namespace');
     assert.deepEqual((lease['rules'] as Rule[]).flatMap((r) => r.resources), ['leases']);
+  });
+
+  void test('the operator holds the same Secret grant as ext_authz by default (verifySecrets): read-only, Secrets only, cluster-wide like ext_authz', () => {
+    const grant = (component: string): Rule[] => named(objs, 'ClusterRole', `-${component}-secrets`)['rules'] as Rule[];
+    assert.deepEqual(grant('operator'), [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] }]);
+    assert.deepEqual(grant('operator'), grant('extauthz'));
+    const binding = named(objs, 'ClusterRoleBinding', '-operator-secrets');
+    assert.equal((binding['roleRef'] as { name: string }).name, named(objs, 'ClusterRole', '-operator-secrets').metadata.name);
+    assert.deepEqual((binding['subjects'] as { name: string }[]).map((x) => x.name), [named(objs, 'ServiceAccount', '-operator').metadata.name]);
+    const args = (d: K8sObject): string[] => (d['spec'] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+    const op = args(named(objs, 'Deployment', '-operator'));
+    assert.ok(!op.some((a) => a.startsWith('--no-verify-secrets') || a.startsWith('--secret-namespaces')), op.join(' '));
   });
 
   void test('the NetworkPolicy admits only mesh proxies to 9001/9002 and nobody to metrics', () => {
@@ -195,6 +207,36 @@ void describe('the everything-enabled value set', { skip }, () => {
     const dashboard = named(objs, 'ConfigMap', '-dashboard');
     const json = JSON.parse((dashboard['data'] as Record<string, string>)['portcullis.json'] ?? '') as { panels: unknown[] };
     assert.ok(json.panels.length > 0);
+  });
+
+  void test('extauthz.secretNamespaces narrows both Secret grants to RoleBindings in those namespaces, and both processes list only there', async () => {
+    const objs = await render(helm, ['--set', 'extauthz.secretNamespaces={c2g,partners}']);
+    for (const component of ['extauthz', 'operator']) {
+      const bindings = byKind(objs, 'RoleBinding').filter((b) => b.metadata.name.endsWith(`-${component}-secrets`));
+      assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), ['c2g', 'partners'], component);
+      for (const b of bindings) assert.deepEqual([(b['roleRef'] as { kind: string }).kind, (b['subjects'] as { name: string }[])[0]?.name], ['ClusterRole', named(objs, 'ServiceAccount', `-${component}`).metadata.name]);
+      assert.ok(!byKind(objs, 'ClusterRoleBinding').some((b) => b.metadata.name.endsWith(`-${component}-secrets`)), `${component}: no cluster-wide Secret access`);
+      const args = (named(objs, 'Deployment', `-${component}`)['spec'] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+      assert.ok(args.includes('--secret-namespaces=c2g,partners'), `${component}: ${args.join(' ')}`);
+      // Flags the programs accept: the operator's parse, ext_authz's --help after them exits 0.
+      if (component === 'operator') assert.deepEqual((parseOperatorArgs(args.slice(1), {}) as { secretNamespaces?: string[] }).secretNamespaces, ['c2g', 'partners']);
+      else assert.equal(await portcullisMain([...args.slice(1), '--help'], { out: () => undefined, err: () => undefined }), 0);
+    }
+  });
+
+  void test('operator.verifySecrets=false: no Secret grant for the operator at all, and it is told not to read them', async () => {
+    const objs = await render(helm, ['--set', 'operator.verifySecrets=false', '--set', 'extauthz.secretNamespaces={c2g}']);
+    const operatorObjects = objs.filter((o) => o.metadata.name.includes('-operator'));
+    for (const kind of ['ClusterRole', 'Role']) {
+      for (const r of byKind(operatorObjects, kind)) assert.ok(!(r['rules'] as Rule[]).some((x) => x.resources.includes('secrets') || x.resources.includes('*')), `${kind}/${r.metadata.name}`);
+    }
+    assert.ok(!operatorObjects.some((o) => o.metadata.name.endsWith('-operator-secrets')), 'no -operator-secrets role or binding');
+    assert.equal(byKind(objs, 'RoleBinding').filter((b) => b.metadata.name.endsWith('-extauthz-secrets')).length, 1, 'ext_authz keeps its grant');
+    const args = (named(objs, 'Deployment', '-operator')['spec'] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+    assert.ok(args.includes('--no-verify-secrets'));
+    assert.ok(!args.some((a) => a.startsWith('--secret-namespaces')));
+    // The flags the chart passes are the operator's own.
+    assert.equal((parseOperatorArgs(args.slice(1), {}) as { verifySecrets: boolean }).verifySecrets, false);
   });
 
   void test('an Istio-only operator gets no Envoy Gateway permissions', async () => {

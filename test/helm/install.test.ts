@@ -152,7 +152,8 @@ spec:
     const op = 'system:serviceaccount:portcullis-system:portcullis-operator';
     assert.equal((await k().kubectl(['auth', 'can-i', 'patch', 'apipolicies.portcullis.io', '--subresource=status', '--as', op, '-n', 'c2g'])).stdout.trim(), 'yes');
     assert.equal((await k().kubectl(['auth', 'can-i', 'create', 'authorizationpolicies.security.istio.io', '--as', op, '-n', 'c2g'])).stdout.trim(), 'yes');
-    assert.equal((await k().kubectl(['auth', 'can-i', 'get', 'secrets', '--as', op, '-n', 'c2g'])).stdout.trim(), 'no');
+    // Secrets: read, as ext_authz reads them (operator.verifySecrets), never written.
+    for (const verb of ['create', 'update', 'patch', 'delete']) assert.equal((await k().kubectl(['auth', 'can-i', verb, 'secrets', '--as', op, '-n', 'c2g'])).stdout.trim(), 'no', `operator may not ${verb} secrets`);
     assert.equal((await k().kubectl(['auth', 'can-i', 'update', 'leases.coordination.k8s.io', '--as', op, '-n', NS])).stdout.trim(), 'yes');
     assert.equal((await k().kubectl(['auth', 'can-i', 'update', 'leases.coordination.k8s.io', '--as', op, '-n', 'c2g'])).stdout.trim(), 'no');
     // Every call the operator makes (operator/kube-client.ts, manager.ts, leader.ts) is allowed.
@@ -170,6 +171,8 @@ spec:
       ['watch', 'httproutes.gateway.networking.k8s.io', ['-A']],
       ['watch', 'gateways.gateway.networking.k8s.io', ['-A']],
       ['watch', 'referencegrants.gateway.networking.k8s.io', ['-n', NS]],
+      ['list', 'secrets', ['-A']],
+      ['watch', 'secrets', ['-A']],
     ];
     for (const [verb, resource, scope] of operatorCalls) {
       const r = await k().kubectl(['auth', 'can-i', verb, resource, ...scope, '--as', op]);
@@ -201,6 +204,14 @@ spec:
       assert.ok(kinds.has(kind), `release has a ${kind}`);
     }
     await assertStored(objs, 'portcullis-everything');
+    // extauthz.secretNamespaces [c2g, partners]: both ServiceAccounts read Secrets there and nowhere else.
+    for (const sa of ['everything-portcullis-extauthz', 'everything-portcullis-operator']) {
+      const can = async (scope: string[]): Promise<string> => (await k().kubectl(['auth', 'can-i', 'list', 'secrets', ...scope, '--as', `system:serviceaccount:portcullis-everything:${sa}`])).stdout.trim();
+      assert.equal(await can(['-n', 'c2g']), 'yes', sa);
+      assert.equal(await can(['-n', 'partners']), 'yes', sa);
+      assert.equal(await can(['-n', 'kube-system']), 'no', sa);
+      assert.equal(await can(['-A']), 'no', `${sa}: no cluster-wide Secret list`);
+    }
   });
 
   void test('a values typo is rejected by the schema at install time, and nothing is created', async () => {
