@@ -331,8 +331,7 @@ spec:
     });
   });
 
-  test('broken CEL: Ready=False naming the rule and the column', async () => {
-    await apply(`apiVersion: portcullis.io/v1alpha1
+  const withCondition = (when: string): string => `apiVersion: portcullis.io/v1alpha1
 kind: ApiPolicy
 metadata: { name: broken, namespace: c2g }
 spec:
@@ -340,8 +339,11 @@ spec:
   targetRefs: [{ kind: Service, name: records-api }]
   rules:
     - name: bad-condition
-      when: "principal.subject == "
-`);
+      when: ${JSON.stringify(when)}
+`;
+
+  test('broken CEL: Ready=False naming the rule and the column', async () => {
+    await apply(withCondition('principal.subject == '));
     const c = await until('broken Ready=False', async () => {
       const x = await condition('apipolicy', 'broken');
       return x?.status === 'False' ? x : undefined;
@@ -353,16 +355,7 @@ spec:
     const events = await kubectlJson(['get', 'events', '-n', 'c2g', '--field-selector', 'involvedObject.name=broken']);
     assert.ok(events.items.some((e) => e.type === 'Warning' && e.reason === 'Invalid'), 'a Warning event for humans');
     // Mended: Ready=True again, and this recovery is an Event; a policy Ready from its first reconcile has none.
-    await apply(`apiVersion: portcullis.io/v1alpha1
-kind: ApiPolicy
-metadata: { name: broken, namespace: c2g }
-spec:
-  hosts: [broken.c2g.example]
-  targetRefs: [{ kind: Service, name: records-api }]
-  rules:
-    - name: bad-condition
-      when: "principal.subject != ''"
-`);
+    await apply(withCondition("principal.subject != ''"));
     await until('broken Ready=True', async () => (await condition('apipolicy', 'broken'))?.status === 'True');
     const recovered = await until('a Normal Ready event', async () => {
       const e = await kubectlJson(['get', 'events', '-n', 'c2g', '--field-selector', 'involvedObject.name=broken']);
