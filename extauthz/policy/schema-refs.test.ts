@@ -5,29 +5,12 @@ import type { CheckRequestInput } from '../pipeline/check-request.js';
 import { DecisionPipeline } from '../pipeline/pipeline.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { PolicyStore } from './store.js';
+import { orderSchema, orderSchemaConfigMap, ordersPolicy } from '../../test/helpers/order-schema.js';
 
 const HOST = 'orders.test.example';
-const POLICY = `apiVersion: portcullis.io/v1alpha1
-kind: ApiPolicy
-metadata: { name: orders, namespace: t }
-spec:
-  hosts: [${HOST}]
-  rules:
-    - name: create-order
-      methods: [POST]
-      paths: ["/v1/orders"]
-      principals: { anonymous: true }
-      request:
-        contentTypes: [application/json]
-        maxBodyBytes: 512
-        body: { configMapRef: { name: order-schema, key: schema.json } }
-`;
-const schema = (max: number): string => JSON.stringify({ type: 'object', required: ['quantity'], additionalProperties: false, properties: { quantity: { type: 'integer', minimum: 1, maximum: max } } });
-const configMap = (data: Record<string, string>, name = 'order-schema'): string => `apiVersion: v1
-kind: ConfigMap
-metadata: { name: ${name}, namespace: t, labels: { portcullis.io/schema: "true" } }
-data: ${JSON.stringify(data)}
-`;
+const POLICY = ordersPolicy({ namespace: 't', host: HOST });
+const schema = orderSchema;
+const configMap = (data: Record<string, string>, name = 'order-schema'): string => orderSchemaConfigMap({ namespace: 't', data, name });
 
 function post(body: string): CheckRequestInput {
   return { attributes: { request: { http: { method: 'POST', host: HOST, path: '/v1/orders', headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }, body } } } };
@@ -84,7 +67,7 @@ void describe('request.body.configMapRef: a body schema held in a ConfigMap', ()
   });
 
   void test('a body with neither inline nor configMapRef is refused (the CRD rule, in folder mode too)', () => {
-    const c = compileYaml({ 'p.yaml': POLICY.replace('body: { configMapRef: { name: order-schema, key: schema.json } }', 'body: {}') });
+    const c = compileYaml({ 'p.yaml': ordersPolicy({ namespace: 't', host: HOST, body: '{}' }) });
     assert.match(c.problems.map((p) => p.format()).join('\n'), /POLICY_SCHEMA: body needs exactly one of inline or configMapRef/);
     assert.equal(c.snapshot.byKey.get('t/orders'), undefined);
   });

@@ -13,30 +13,15 @@ import { createLogger } from '../../extauthz/logger.js';
 import { DecisionPipeline } from '../../extauthz/pipeline/pipeline.js';
 import type { ApplyResult } from '../../extauthz/policy/store.js';
 import { eventually } from '../helpers/server.js';
+import { orderSchema, orderSchemaConfigMap, ordersPolicy, ORDER_SCHEMA_REF } from '../helpers/order-schema.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const NS = 'schemas';
 const HOST = 'orders.example';
 
-const policy = (body: string): string => `apiVersion: portcullis.io/v1alpha1
-kind: ApiPolicy
-metadata: { name: orders, namespace: ${NS} }
-spec:
-  hosts: [${HOST}]
-  rules:
-    - name: create-order
-      methods: [POST]
-      paths: ["/v1/orders"]
-      principals: { anonymous: true }
-      request: { contentTypes: [application/json], maxBodyBytes: 512, body: ${body} }
-`;
-const schemaMap = (max: number, labelled = true): string => `apiVersion: v1
-kind: ConfigMap
-metadata: { name: order-schema, namespace: ${NS}${labelled ? ', labels: { portcullis.io/schema: "true" }' : ''} }
-data:
-  schema.json: ${JSON.stringify(JSON.stringify({ type: 'object', required: ['quantity'], properties: { quantity: { type: 'integer', maximum: max } } }))}
-`;
+const policy = (body: string): string => ordersPolicy({ namespace: NS, host: HOST, body });
+const schemaMap = (max: number, labelled = true): string => orderSchemaConfigMap({ namespace: NS, data: { 'schema.json': orderSchema(max) }, labelled });
 
 describe('body schemas from ConfigMaps (real API server)', { timeout: 30 * 60_000 }, () => {
   let cluster: TestCluster;
@@ -53,7 +38,7 @@ describe('body schemas from ConfigMaps (real API server)', { timeout: 30 * 60_00
   before(async () => {
     cluster = await startTestCluster({ upstreamCrds: false, crdFiles: [`${ROOT}crds/tenant.yaml`, `${ROOT}crds/apipolicy.yaml`] });
     assert.equal((await kubectlApply(`apiVersion: v1\nkind: Namespace\nmetadata: { name: ${NS} }\n`)).code, 0);
-    const r = await kubectlApply([schemaMap(10), policy('{ configMapRef: { name: order-schema, key: schema.json } }')].join('---\n'));
+    const r = await kubectlApply([schemaMap(10), policy(ORDER_SCHEMA_REF)].join('---\n'));
     assert.equal(r.code, 0, r.stderr);
     source = new KubernetesPolicySource({ kubeConfig: loadKubeConfig(cluster.kubeconfig), log: createLogger('silent'), debounceMs: 50, onApplied: (a) => void applied.push(a) });
     await source.start();
