@@ -14,6 +14,8 @@ import { generateKey, mintToken, type TestKey } from '../../../test/helpers/keys
 import { JwksCache } from '../../policy/tenants.js';
 import type { PolicySnapshot } from '../../policy/snapshot.js';
 import { DecisionPipeline } from '../pipeline.js';
+import { DeadlineExceeded } from '../deadline.js';
+import { IntrospectionClient } from './introspection.js';
 import type { Decision } from '../decision.js';
 
 const T0 = new Date('2026-03-01T12:00:00Z');
@@ -36,6 +38,17 @@ class Idp {
   keys: unknown[] = [];
   answer: (token: string) => Answer = () => ({ body: '{"active":false}' });
   private hung: ServerResponse[] = [];
+  private onHang: (() => void) | undefined;
+
+  /** Resolves when the next request that hangs has arrived. */
+  nextHang(): Promise<void> {
+    return new Promise((resolve) => (this.onHang = resolve));
+  }
+
+  /** Answers every hanging request with `body`. */
+  release(body: string): void {
+    for (const r of this.hung.splice(0)) r.writeHead(200, { 'content-type': 'application/json' }).end(body);
+  }
 
   get base(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -58,11 +71,18 @@ class Idp {
     }
     if (req.url === '/jwks') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: this.keys }));
     if (req.url !== '/introspect' || req.method !== 'POST') return void res.writeHead(404).end();
+    this.introspect(body, req, res);
+  }
+
+  private introspect(body: string, req: IncomingMessage, res: ServerResponse): void {
     this.introspections++;
     this.lastAuth = req.headers.authorization ?? '';
     this.lastBody = body;
     const a = this.answer(new URLSearchParams(body).get('token') ?? '');
-    if (a.hang) return void this.hung.push(res);
+    if (a.hang) {
+      this.hung.push(res);
+      return void this.onHang?.();
+    }
     res.writeHead(a.status ?? 200, { 'content-type': 'application/json' }).end(a.body ?? '');
   }
 
@@ -177,6 +197,22 @@ describe('introspection of opaque tokens (real loopback endpoint)', () => {
       if (token === 'tok-hang') assert.match(d.reason, /within 200 ms/);
     });
   }
+
+  test("concurrent Checks of one token share one request, and one caller's deadline does not fail the others", async () => {
+    const t = compile(tenant(`endpoint: http://127.0.0.1:${idp.port}/introspect\ncacheSeconds: 0\ntimeoutMs: 5000`)).tenants.get('t')!.opaque[0]!;
+    const client = new IntrospectionClient();
+    const n = idp.introspections;
+    const arrived = idp.nextHang();
+    const late = new AbortController();
+    const first = client.introspect('tok-hang', t, T0.getTime(), late.signal);
+    const second = client.introspect('tok-hang', t, T0.getTime());
+    await arrived;
+    late.abort();
+    await assert.rejects(first, DeadlineExceeded);
+    idp.release('{"active":true,"sub":"u-9"}');
+    assert.equal((await second)?.['sub'], 'u-9');
+    assert.equal(idp.introspections, n + 1);
+  });
 
   test('failures are not cached; answers are, no longer than cacheSeconds', async () => {
     const { check, clock } = pipeline(snap);

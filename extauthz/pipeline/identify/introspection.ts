@@ -1,7 +1,7 @@
 /**
  * OAuth 2.0 token introspection (RFC 7662) per tenant: opaque bearer tokens are identified by it,
  * and verified JWTs can be introspected as an additional check. The request is a form POST with
- * client_secret_basic, bounded by the tenant's timeout and the Check's deadline; the answer is
+ * client_secret_basic, bounded by the tenant's timeout (each Check waits no longer than its deadline); the answer is
  * at most 64 KiB and must say `active` as a boolean. Results are cached by token digest no longer
  * than min(cacheSeconds, the token's exp), in a bounded LRU; concurrent Checks of one token share
  * one request. A failure is never cached.
@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { PortcullisError } from '../../errors.js';
 import { fetchJsonObject, FetchJsonError } from '../../policy/fetch-json.js';
+import { raceDeadline } from '../deadline.js';
 import type { CompiledIntrospection, CompiledTenant } from '../../policy/tenants.js';
 
 export const INTROSPECTION_LIMITS = { responseBytes: 64 * 1024, cacheEntries: 10_000 } as const;
@@ -27,7 +28,7 @@ function unavailable(why: string, cause?: unknown): PortcullisError {
 }
 
 /** An RFC 7662 answer as the claims of an active token, or null (inactive, expired, not yet valid). */
-export function interpretAnswer(doc: Record<string, unknown>, nowMs: number): Introspected {
+function interpretAnswer(doc: Record<string, unknown>, nowMs: number): Introspected {
   if (typeof doc.active !== 'boolean') throw unavailable('the answer has no boolean active member');
   if (!doc.active) return null;
   if (typeof doc.exp === 'number' && doc.exp * 1000 <= nowMs) return null;
@@ -41,20 +42,14 @@ export class IntrospectionClient {
 
   constructor(private readonly maxEntries: number = INTROSPECTION_LIMITS.cacheEntries) {}
 
-  clearCache(): void {
-    this.cache.clear();
-  }
-
-  get size(): number {
-    return this.cache.size;
-  }
-
   /** The token's claims when active, null when not; throws INTROSPECTION_UNAVAILABLE when the endpoint fails. */
   async introspect(token: string, tenant: CompiledTenant, nowMs: number, signal?: AbortSignal): Promise<Introspected> {
     const key = `${tenant.key}\u0000${createHash('sha256').update(token).digest('base64url')}`;
     const hit = this.lookup(key, tenant, nowMs);
     if (hit !== undefined) return hit;
-    const doc = await this.request(key, token, tenant.introspection!, signal);
+    // The shared request is bounded by the tenant's timeout only; each Check waits on it with its
+    // own deadline, so the first caller's deadline never fails the others sharing the request.
+    const doc = await raceDeadline(this.request(key, token, tenant.introspection!), signal, 'waiting for token introspection');
     const claims = interpretAnswer(doc, nowMs);
     this.store(key, { tenant, claims, until: this.until(tenant.introspection!, claims, nowMs) });
     return claims;
@@ -85,16 +80,16 @@ export class IntrospectionClient {
     this.cache.set(key, e);
   }
 
-  private request(key: string, token: string, intro: CompiledIntrospection, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  private request(key: string, token: string, intro: CompiledIntrospection): Promise<Record<string, unknown>> {
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.post(token, intro, signal).finally(() => this.inflight.delete(key));
+      p = this.post(token, intro).finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
   }
 
-  private async post(token: string, intro: CompiledIntrospection, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  private async post(token: string, intro: CompiledIntrospection): Promise<Record<string, unknown>> {
     let endpoint = intro.endpoint;
     try {
       endpoint ??= (await intro.discovery!.current()).introspectionEndpoint;
@@ -109,7 +104,6 @@ export class IntrospectionClient {
         body: `token=${encodeURIComponent(token)}&token_type_hint=access_token`,
         timeoutMs: intro.timeoutMs,
         maxBytes: INTROSPECTION_LIMITS.responseBytes,
-        ...(signal ? { signal } : {}),
       });
     } catch (err) {
       throw unavailable(err instanceof FetchJsonError ? err.message : 'request failed', err);
