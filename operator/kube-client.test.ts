@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { contains } from './kube-client.js';
+import { contains, unchanged } from './kube-client.js';
+import type { GeneratedObject } from './translate.js';
 
 const desired = {
   apiVersion: 'security.istio.io/v1',
@@ -30,4 +31,13 @@ for (const [name, live, want] of cases) {
 
 test('contains: a desired field left undefined is not required', () => {
   assert.equal(contains({ a: 1 }, { a: 1, b: undefined }), true);
+});
+
+test('unchanged: a spec field we stopped setting still on the live object → apply (it must be removed)', () => {
+  const live = structuredClone(desired) as unknown as Parameters<typeof unchanged>[0];
+  const wanted = structuredClone(desired) as unknown as GeneratedObject & { spec: Record<string, unknown> };
+  assert.equal(unchanged(live, wanted), true);
+  delete wanted.spec['provider'];
+  assert.equal(contains(live, wanted), true, 'contained: the reason unchanged also compares the spec back');
+  assert.equal(unchanged(live, wanted), false);
 });

@@ -53,7 +53,7 @@ export class OperatorClient {
     // 10,000 policies those no-op writes were all the API traffic, and a deleted child waited
     // behind them. A stale cache only costs an extra apply, or is corrected by the watch event.
     const cached = this.cachedChild(obj);
-    if (cached && contains(cached, obj)) return cached;
+    if (cached && unchanged(cached, obj)) return cached;
     let live: KubernetesObject | undefined;
     const send = async (): Promise<string | undefined> => {
       live = await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
@@ -173,6 +173,16 @@ export class OperatorClient {
       })
       .catch(() => undefined);
   }
+}
+
+/**
+ * Whether an apply of `desired` would change nothing we own: the spec exactly as desired (a field
+ * we stopped setting must be removed by the apply), the rest of `desired` contained in `live`
+ * (metadata and status hold server fields).
+ */
+export function unchanged(live: KubernetesObject, desired: GeneratedObject): boolean {
+  const spec = (o: object): unknown => (o as { spec?: unknown }).spec;
+  return contains(live, desired) && contains(spec(desired), spec(live));
 }
 
 /**
