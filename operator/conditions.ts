@@ -90,6 +90,8 @@ export interface ProgrammingFacts {
   objects: readonly string[];
   /** Envoy Gateway's verdict on each generated Envoy Gateway policy. */
   controller: readonly ControllerReport[];
+  /** A shadow policy: no objects by design. */
+  shadow?: boolean;
 }
 
 /**
@@ -107,6 +109,7 @@ export function programmedVerdict(f: ProgrammingFacts): Verdict {
   if (pending.length > 0) {
     return { status: 'Unknown', reason: 'AwaitingEnvoyGateway', message: `applied; no Envoy Gateway controller has accepted ${pending.map((c) => c.object).join(', ')} yet` };
   }
+  if (f.shadow) return { status: 'True', reason: 'Shadow', message: 'shadow policy: no mesh objects are generated; ext_authz evaluates it only on requests that enforcing policies of its hosts send to it' };
   return { status: 'True', reason: 'Applied', message: `${f.objects.length} object(s) applied: ${f.objects.join(', ')}` };
 }
 

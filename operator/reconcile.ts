@@ -100,12 +100,12 @@ export class PolicyReconciler {
 
   private async program(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Verdict> {
     const { outputs, client } = this.deps;
-    const { objects, problems } = translate(await this.translateInput(policy, raw), outputs);
+    const { objects, problems, shadow } = translate(await this.translateInput(policy, raw), outputs);
     const applied = await this.applyAll(objects);
     if (typeof applied === 'string') return programmedVerdict({ applyFailure: applied, problems, objects: [], controller: [] });
     const enabled = new Set([...(outputs.istio ? ['istio'] : []), ...(outputs.envoyGateway ? ['envoyGateway'] : [])]);
     await client.prune(policy.metadata.namespace, policy.metadata.name, enabled, objects);
-    return programmedVerdict({ problems, objects: objects.map((o) => `${o.kind}/${o.metadata.name}`), controller: applied });
+    return programmedVerdict({ problems, objects: objects.map((o) => `${o.kind}/${o.metadata.name}`), controller: applied, ...(shadow ? { shadow } : {}) });
   }
 
   /** Applies every object, repairs weakening fields others added; returns Envoy Gateway's reports, or why it failed. */

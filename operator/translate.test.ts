@@ -97,6 +97,16 @@ describe('translate invariants', () => {
     };
     assert.deepEqual(translate(input, GOLDEN_CONFIG), translate(input, GOLDEN_CONFIG));
   });
+
+  test('a shadow policy generates nothing (the mesh must not change), and is Programmed as Shadow', () => {
+    for (const { name, input, config } of goldenCases()) {
+      const shadow = { ...input, policy: { ...input.policy, spec: { ...input.policy.spec, mode: 'shadow' as const } } };
+      const t = translate(shadow, config);
+      assert.deepEqual([t.objects, t.problems, t.shadow], [[], [], true], name);
+      const v = programmedVerdict({ problems: t.problems, objects: [], controller: [], shadow: true });
+      assert.deepEqual([v.status, v.reason], ['True', 'Shadow'], name);
+    }
+  });
 });
 
 // Envoy Gateway's own SecurityPolicy schema (the tool cache, test/tools): every generated

@@ -89,6 +89,8 @@ export interface Translation {
   objects: GeneratedObject[];
   /** What could not be wired or resolved; the policy is then not Programmed. */
   problems: TranslationProblem[];
+  /** A shadow policy: nothing is generated (see translate). */
+  shadow?: true;
 }
 
 /** The kinds the operator may write, for pruning and RBAC. */
@@ -320,6 +322,11 @@ function grantProblems(input: TranslateInput, cfg: OutputConfig, objects: readon
 }
 
 export function translate(input: TranslateInput, cfg: OutputConfig): Translation {
+  // A shadow policy must change nothing on the data plane: its own CUSTOM AuthorizationPolicy
+  // would send a workload nobody enforces to ext_authz (NO_POLICY for everyone), and its own
+  // SecurityPolicy would name it as a route's decider. It is evaluated on the requests the
+  // enforcing policies of its hosts already send.
+  if (input.policy.spec.mode === 'shadow') return { objects: [], problems: [], shadow: true };
   const problems: TranslationProblem[] = [];
   if ((input.policy.spec.targetRefs ?? []).length === 0) problems.push({ reason: 'NoTargets', message: 'spec.targetRefs is empty: no mesh configuration generated' });
   problems.push(...targetProblems(input, cfg));
