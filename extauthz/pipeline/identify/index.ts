@@ -9,7 +9,7 @@ import type { TenantDirectory } from '../../policy/tenants.js';
 import type { RequestContext } from '../context.js';
 import type { Principal } from '../principal.js';
 import { identifyApiKey, presentedApiKey } from './apikey.js';
-import { JwtIdentifier, MAX_TOKEN_BYTES } from './jwt.js';
+import { audiences, JwtIdentifier, MAX_TOKEN_BYTES } from './jwt.js';
 import { IntrospectionClient } from './introspection.js';
 import type { CompiledTenant } from '../../policy/tenants.js';
 import { identifyMtls } from './mtls.js';
@@ -72,6 +72,7 @@ export class Identifier {
     const tenant = dir.opaque[0]!;
     const claims = await this.introspection.introspect(token, tenant, now.getTime(), signal);
     if (claims === null) throw new PortcullisError('TOKEN_INACTIVE', 'the introspection endpoint says the token is not active');
+    forThisTenant(tenant, claims);
     const subjectClaim = tenant.jwt?.subjectClaim ?? 'sub';
     const subject = claims[subjectClaim];
     if (typeof subject !== 'string' || subject === '') throw new PortcullisError('INVALID_TOKEN', `the introspection answer has no ${subjectClaim}`);
@@ -104,5 +105,19 @@ export class Identifier {
     const key = presentedApiKey(ctx, dir);
     if (key) return identifyApiKey(key, dir);
     return identifyMtls(ctx, dir);
+  }
+}
+
+/**
+ * An introspection answer that names an audience or issuer must name this tenant's (its
+ * `jwt.audiences` and `jwt.issuer`, when it has them): an authorization server serving several
+ * APIs says a token is active, not that it was issued for this one (RFC 7662 §4).
+ */
+function forThisTenant(tenant: CompiledTenant, claims: Readonly<Record<string, unknown>>): void {
+  const jwt = tenant.jwt;
+  if (!jwt) return;
+  if (claims.iss !== undefined && claims.iss !== jwt.issuer) throw new PortcullisError('INVALID_TOKEN', 'the introspected token was issued by another issuer');
+  if (claims.aud !== undefined && jwt.audiences.length > 0 && !audiences(claims).some((a) => jwt.audiences.includes(a))) {
+    throw new PortcullisError('INVALID_TOKEN', 'the introspected token is for another audience');
   }
 }

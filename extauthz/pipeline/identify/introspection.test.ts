@@ -16,6 +16,7 @@ import type { PolicySnapshot } from '../../policy/snapshot.js';
 import { DecisionPipeline } from '../pipeline.js';
 import { DeadlineExceeded } from '../deadline.js';
 import { IntrospectionClient } from './introspection.js';
+import { MAX_TOKEN_BYTES } from './jwt.js';
 import type { Decision } from '../decision.js';
 
 const T0 = new Date('2026-03-01T12:00:00Z');
@@ -271,6 +272,36 @@ describe('introspection of verified JWTs (mode jwt): failure mode per tenant', (
       assert.deepEqual(outcome(await check('opaque-token')), [401, 'INVALID_TOKEN']);
     });
   }
+});
+
+describe('hostile introspection answers and tokens', () => {
+  const jwt = (): string => `    jwt:\n      issuer: ${ISS}\n      audiences: [api]\n      jwks: ${JSON.stringify({ keys: [key.publicJwk] })}\n`;
+  const cases: [string, string, [number, string | null]][] = [
+    ['active for this audience and issuer', JSON.stringify({ active: true, sub: 'u-1', aud: ['other', 'api'], iss: ISS }), [200, null]],
+    ['active, neither aud nor iss named (RFC 7662 makes both optional)', JSON.stringify({ active: true, sub: 'u-1' }), [200, null]],
+    ['active, but issued for another API', JSON.stringify({ active: true, sub: 'u-1', aud: 'payments' }), [401, 'INVALID_TOKEN']],
+    ['active, aud not a string or list of strings', JSON.stringify({ active: true, sub: 'u-1', aud: 7 }), [401, 'INVALID_TOKEN']],
+    ['active, by another issuer', JSON.stringify({ active: true, sub: 'u-1', iss: 'https://evil.example' }), [401, 'INVALID_TOKEN']],
+    ['active without a subject', JSON.stringify({ active: true }), [401, 'INVALID_TOKEN']],
+    ['active with a non-string subject', JSON.stringify({ active: true, sub: 42 }), [401, 'INVALID_TOKEN']],
+  ];
+  for (const [name, body, want] of cases) {
+    test(name, async () => {
+      idp.answer = () => ({ body });
+      const snap = compile(tenant(`endpoint: http://127.0.0.1:${idp.port}/introspect\nmode: both\ncacheSeconds: 0`, jwt()));
+      const d = await pipeline(snap).check('opaque-xyz');
+      assert.deepEqual(outcome(d), want, d.reason);
+    });
+  }
+
+  // The header limit answers first (400); identify's own token bound stays behind it.
+  test('a token over the size limit is refused before any introspection', async () => {
+    const snap = compile(tenant(`endpoint: http://127.0.0.1:${idp.port}/introspect\ncacheSeconds: 0`));
+    const n = idp.introspections;
+    const d = await pipeline(snap).check('x'.repeat(MAX_TOKEN_BYTES + 1));
+    assert.deepEqual(outcome(d), [400, 'BAD_REQUEST'], d.reason);
+    assert.equal(idp.introspections, n);
+  });
 });
 
 describe('OIDC discovery (real loopback document)', () => {

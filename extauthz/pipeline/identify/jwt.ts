@@ -54,7 +54,8 @@ function invalid(reason: string, cause?: unknown): PortcullisError {
   return new PortcullisError('INVALID_TOKEN', reason, cause === undefined ? undefined : { cause });
 }
 
-function audiences(payload: JWTPayload): string[] {
+/** The `aud` claim as a list (a string, an array of strings, or none). */
+export function audiences(payload: { aud?: unknown }): string[] {
   const aud = payload.aud;
   return typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
 }
