@@ -29,6 +29,24 @@ describe('CallDeadline', () => {
     }
   });
 
+  test('the shadow deadline fires at half the time left, and with the Check deadline or cancel', () => {
+    mock.timers.enable({ apis: ['setTimeout'], now: 1_000 });
+    try {
+      const d = new CallDeadline(1_200, 1_000);
+      mock.timers.tick(99);
+      assert.deepEqual([d.shadowSignal.aborted, d.signal.aborted], [false, false]);
+      mock.timers.tick(1);
+      assert.deepEqual([d.shadowSignal.aborted, d.signal.aborted], [true, false]);
+      d.dispose();
+      const c = new CallDeadline(undefined);
+      c.cancel();
+      assert.deepEqual([c.shadowSignal.aborted, c.signal.aborted], [true, true]);
+      assert.equal(new CallDeadline(999, 1_000).shadowSignal.aborted, true);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
   test('a deadline already past aborts at once; none never aborts; cancel aborts', () => {
     assert.equal(new CallDeadline(Date.now() - 1).signal.aborted, true);
     const none = new CallDeadline(undefined);

@@ -44,16 +44,17 @@ export function raceDeadline<T>(work: Promise<T>, signal: AbortSignal | undefine
 /** A deadline signal for a call: aborts at `deadline` (epoch ms or Date; none: never) or on cancel(). */
 export class CallDeadline {
   private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly shadowController = new AbortController();
+  private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(deadline: Date | number | undefined, now: number = Date.now()) {
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
     if (at === undefined || !Number.isFinite(at)) return;
     const remaining = at - now;
-    if (remaining <= 0) this.controller.abort();
+    if (remaining <= 0) this.cancel();
     else {
-      this.timer = setTimeout(() => this.controller.abort(), remaining);
-      this.timer.unref?.();
+      this.after(remaining, () => this.cancel());
+      this.after(remaining / 2, () => this.shadowController.abort());
     }
   }
 
@@ -61,12 +62,28 @@ export class CallDeadline {
     return this.controller.signal;
   }
 
+  /**
+   * The shadow evaluation's deadline: half the time the Check had, so a slow shadow (its own
+   * identify, a Redis peek) is abandoned while the enforcing decision still has the other half;
+   * shadow mode must never turn a decision into DEADLINE_EXCEEDED.
+   */
+  get shadowSignal(): AbortSignal {
+    return this.shadowController.signal;
+  }
+
   cancel(): void {
+    this.shadowController.abort();
     this.controller.abort();
   }
 
-  /** Stops the timer once the call has been answered. */
+  /** Stops the timers once the call has been answered. */
   dispose(): void {
-    clearTimeout(this.timer);
+    for (const t of this.timers) clearTimeout(t);
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    this.timers.push(t);
   }
 }

@@ -77,6 +77,8 @@ interface State {
   explain: boolean;
   /** Aborts when the caller's deadline passes (deadline.ts). */
   signal?: AbortSignal;
+  /** Aborts before `signal`: the shadow evaluation's deadline. */
+  shadowSignal?: AbortSignal;
   /** Phase timings, only while tracing is on. */
   timings?: PhaseTiming[];
   /** The Check's one CEL runtime budget: the rules' conditions, then the quota keys and costs. */
@@ -149,7 +151,7 @@ async function runShadow(s: State, d: Deps): Promise<void> {
     identified: s.identified === true,
     explain: s.explain,
     budget: new CelBudget(d.celLimits),
-    ...(s.signal ? { signal: s.signal } : {}),
+    ...(s.shadowSignal ? { signal: s.shadowSignal } : {}),
     reroute: (segments) => snap.routeShadow(ctx.host, segments, ctx.contextExtensions),
   }, { identifier: d.identifier, quota: d.quota, onError: (err) => d.onShadowError(err, s.requestId) });
 }
@@ -209,6 +211,8 @@ export interface CheckOptions {
   explain?: boolean;
   /** The caller's deadline: checked before every phase and passed to every awaited call. */
   signal?: AbortSignal;
+  /** The shadow evaluation's own, earlier deadline (CallDeadline.shadowSignal); without it, `signal`. */
+  shadowSignal?: AbortSignal;
 }
 
 /**
@@ -268,6 +272,8 @@ export class DecisionPipeline {
     const s: State = { input, now: opts.now ?? this.deps.clock(), requestId: '', explain: opts.explain === true, budget: new CelBudget(this.deps.celLimits) };
     if (this.options.directives) s.directives = this.options.directives;
     if (opts.signal) s.signal = opts.signal;
+    const shadowSignal = opts.shadowSignal ?? opts.signal;
+    if (shadowSignal) s.shadowSignal = shadowSignal;
     return s;
   }
 

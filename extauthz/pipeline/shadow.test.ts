@@ -14,6 +14,7 @@ import { compileValid } from '../../test/helpers/policies.js';
 import { bearer, checkRequest, type RequestSpec } from '../../test/helpers/requests.js';
 import type { Decision } from './decision.js';
 import { DecisionPipeline } from './pipeline.js';
+import { DeadlineExceeded } from './deadline.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const REVENUE = 'spiffe://gov.example/ns/revenue/sa/app';
@@ -223,5 +224,36 @@ void describe('shadow mode: host claims', () => {
     const c = compileYaml({ 'tenants.yaml': TENANTS, 'policies.yaml': `${policies(true)}---\n${twin}` });
     assert.deepEqual(c.problems.map((p) => p.code), ['POLICY_CONFLICT']);
     assert.match(c.problems[0]!.message, /already claimed by the older shadow policy s\/beta-next/);
+  });
+});
+
+void describe('shadow mode: a slow shadow never changes the decision', () => {
+  // Without the shadow's own deadline the peek would hang the Check: the timeout turns that into a failure.
+  test('a shadow quota peek that outlives the shadow deadline is abandoned; the Check is decided as without it', { timeout: 10_000 }, async () => {
+    const snapshot = snapshotOf(true);
+    const enforcer = new QuotaEnforcer({ backend: new MemoryBackend({ clock: () => NOW.getTime() }) });
+    let peeked = false;
+    // A peek that answers only when its signal aborts (a Redis round trip that hangs).
+    const quota = {
+      charge: (r: Parameters<typeof enforcer.charge>[0]) => enforcer.charge(r),
+      peek: (r: Parameters<typeof enforcer.charge>[0]) => {
+        peeked = true;
+        return new Promise<never>((_, reject) => {
+          const fail = (): void => reject(new DeadlineExceeded('peeking'));
+          if (r.signal?.aborted) fail();
+          else r.signal?.addEventListener('abort', fail, { once: true });
+        });
+      },
+    };
+    const p = new DecisionPipeline({ snapshot: () => snapshot, clock: () => NOW, quota });
+    const check = new AbortController();
+    const shadow = new AbortController();
+    const pending = p.check(req({ host: 'live.example', path: '/v1/items/1', principal: REVENUE }), { now: NOW, signal: check.signal, shadowSignal: shadow.signal });
+    shadow.abort();
+    const d = await pending;
+    assert.deepEqual([d.allowed, d.code, d.rule], [true, null, 'read'], d.reason);
+    assert.equal(peeked, true, 'the shadow reached its quota peek');
+    assert.equal(d.shadow?.code, 'DEADLINE_EXCEEDED');
+    assert.equal(check.signal.aborted, false);
   });
 });

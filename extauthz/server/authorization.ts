@@ -85,7 +85,7 @@ export class AuthorizationService {
     const onCancel = (): void => deadline.cancel();
     call.on('cancelled', onCancel);
     this.pipeline
-      .check(call.request ?? {}, { signal: deadline.signal })
+      .check(call.request ?? {}, { signal: deadline.signal, shadowSignal: deadline.shadowSignal })
       .then((decision) => {
         this.onDecision?.(decision);
         // Always a CheckResponse, even late: the decision (a DEADLINE_EXCEEDED deny when the
