@@ -9,7 +9,7 @@ import type { TenantDirectory } from '../../policy/tenants.js';
 import type { RequestContext } from '../context.js';
 import type { Principal } from '../principal.js';
 import { identifyApiKey, presentedApiKey } from './apikey.js';
-import { audiences, JwtIdentifier, MAX_TOKEN_BYTES } from './jwt.js';
+import { audiences, hasMfa, JwtIdentifier, MAX_TOKEN_BYTES } from './jwt.js';
 import { IntrospectionClient } from './introspection.js';
 import type { CompiledTenant } from '../../policy/tenants.js';
 import { identifyMtls } from './mtls.js';
@@ -35,14 +35,6 @@ function looksLikeJwt(token: string): boolean {
   let dots = 0;
   for (let i = token.indexOf('.'); i !== -1; i = token.indexOf('.', i + 1)) dots++;
   return dots === 2;
-}
-
-function hasMfa(tenant: CompiledTenant, claims: Readonly<Record<string, unknown>>): boolean {
-  const acr = claims.acr;
-  if (typeof acr === 'string' && tenant.jwt?.requiredAcr.has(acr)) return true;
-  const amr = claims.amr;
-  const mfaAmr = tenant.jwt?.mfaAmr ?? new Set(['mfa']);
-  return Array.isArray(amr) && amr.some((m) => typeof m === 'string' && mfaAmr.has(m));
 }
 
 export class Identifier {

@@ -88,11 +88,15 @@ function reasonOf(err: unknown): string {
   return 'token rejected';
 }
 
-function hasMfa(tenant: CompiledTenant, payload: JWTPayload): boolean {
-  const jwt = tenant.jwt!;
-  if (typeof payload.acr === 'string' && jwt.requiredAcr.has(payload.acr)) return true;
-  const amr = payload.amr;
-  return Array.isArray(amr) && amr.some((m) => typeof m === 'string' && jwt.mfaAmr.has(m));
+/** What a tenant without a jwt block (opaque tokens only) counts as MFA: the default amr. */
+const DEFAULT_MFA = { requiredAcr: new Set<string>(), mfaAmr: new Set(['mfa']) } as const;
+
+/** Whether the token's (or introspection answer's) acr/amr say multi-factor, by the tenant's rules. */
+export function hasMfa(tenant: CompiledTenant, claims: Readonly<Record<string, unknown>>): boolean {
+  const rules = tenant.jwt ?? DEFAULT_MFA;
+  if (typeof claims.acr === 'string' && rules.requiredAcr.has(claims.acr)) return true;
+  const amr = claims.amr;
+  return Array.isArray(amr) && amr.some((m) => typeof m === 'string' && rules.mfaAmr.has(m));
 }
 
 function toPrincipal(tenant: CompiledTenant, payload: JWTPayload): Principal {
