@@ -11,16 +11,22 @@ import { httpCode } from '../kube/errors.js';
 import { VERSION } from '../kube/resources.js';
 import { statusEqual, type ObjectStatus } from './conditions.js';
 import type { OwnWrites } from './own-writes.js';
-import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS, type GeneratedObject } from './translate.js';
+import { FIELD_MANAGER, isShared, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS, type GeneratedObject } from './translate.js';
 
 export interface ClientCaches {
   own: OwnWrites;
   /** A policy's children of one kind, from the child informers. */
   children(kind: string, namespace: string, policy: string): readonly KubernetesObject[];
+  /** One generated object of a kind by name, from the child informers. */
+  child(kind: string, namespace: string, name: string): KubernetesObject | undefined;
+  /** Every generated object of a kind in a namespace. */
+  inNamespace(kind: string, namespace: string): readonly KubernetesObject[];
   /** The cached object of `plural` (ApiPolicy, Tenant) a status write starts from. */
   cached(plural: string, namespace: string, name: string): KubernetesObject | undefined;
   /** Re-queues the object (or, for a child, its policy) when a foreign change raced our write. */
   requeue(plural: string, namespace: string, name: string): void;
+  /** Re-queues the namespace's shared objects when a foreign change raced our write to one. */
+  requeueShared(namespace: string): void;
 }
 
 /** The key OwnWrites and the child informers share for a generated object. */
@@ -64,9 +70,8 @@ export class OperatorClient {
   }
 
   private cachedChild(obj: GeneratedObject): (KubernetesObject & { status?: unknown }) | undefined {
-    const owner = obj.metadata.labels?.[LABEL_POLICY];
-    if (!this.caches || owner === undefined) return undefined;
-    return this.caches.children(obj.kind, obj.metadata.namespace ?? '', owner).find((c) => c.apiVersion === obj.apiVersion && c.metadata?.name === obj.metadata.name);
+    const cached = this.caches?.child(obj.kind, obj.metadata.namespace, obj.metadata.name);
+    return cached && (cached.apiVersion === undefined || cached.apiVersion === obj.apiVersion) ? cached : undefined;
   }
 
   /** A JSON merge patch (null removes a field), for fields another manager added that weaken an object. */
@@ -82,8 +87,9 @@ export class OperatorClient {
       await send();
       return;
     }
-    const owner = obj.metadata.labels?.[LABEL_POLICY] ?? '';
-    await caches.own.track(childKey(obj), send, () => caches.requeue('apipolicies', obj.metadata.namespace ?? '', owner));
+    const owner = obj.metadata.labels?.[LABEL_POLICY];
+    const namespace = obj.metadata.namespace;
+    await caches.own.track(childKey(obj), send, () => (owner === undefined ? caches.requeueShared(namespace) : caches.requeue('apipolicies', namespace, owner)));
   }
 
   private async childrenOf(k: (typeof OUTPUT_KINDS)[number], namespace: string, policy: string): Promise<readonly KubernetesObject[]> {
@@ -96,19 +102,44 @@ export class OperatorClient {
     }
   }
 
-  /** Deletes this policy's children of the enabled kinds that are not in `keep`. */
+  /**
+   * Deletes this policy's own children (the kinds a policy owns, translate.ts isShared) of the
+   * enabled outputs that are not in `keep`. Shared objects are pruned per namespace (pruneShared).
+   */
   async prune(namespace: string, policy: string, enabled: ReadonlySet<string>, keep: readonly GeneratedObject[]): Promise<number> {
     let deleted = 0;
-    for (const k of OUTPUT_KINDS.filter((k) => enabled.has(k.output))) {
+    for (const k of OUTPUT_KINDS.filter((k) => enabled.has(k.output) && !isShared(k))) {
       for (const item of await this.childrenOf(k, namespace, policy)) {
         if (keep.some((o) => o.kind === k.kind && o.metadata.name === item.metadata?.name)) continue;
-        await this.objects.delete({ apiVersion: k.apiVersion, kind: k.kind, metadata: { name: item.metadata?.name ?? '', namespace } }).catch((err) => {
-          if (httpCode(err) !== 404) throw err;
-        });
+        await this.remove(k, namespace, item.metadata?.name ?? '');
         deleted++;
       }
     }
     return deleted;
+  }
+
+  /**
+   * Deletes the namespace's generated objects of the enabled shared kinds that are not in `keep`:
+   * those no policy needs any more, and per-policy ones an earlier version generated. Needs the
+   * caches (the operator always has them).
+   */
+  async pruneShared(namespace: string, enabled: ReadonlySet<string>, keep: readonly GeneratedObject[]): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const k of OUTPUT_KINDS.filter((k) => enabled.has(k.output) && isShared(k))) {
+      for (const item of this.caches?.inNamespace(k.kind, namespace) ?? []) {
+        const name = item.metadata?.name ?? '';
+        if (keep.some((o) => o.kind === k.kind && o.metadata.name === name)) continue;
+        await this.remove(k, namespace, name);
+        deleted.push(`${k.kind}/${name}`);
+      }
+    }
+    return deleted;
+  }
+
+  private async remove(k: (typeof OUTPUT_KINDS)[number], namespace: string, name: string): Promise<void> {
+    await this.objects.delete({ apiVersion: k.apiVersion, kind: k.kind, metadata: { name, namespace } }).catch((err) => {
+      if (httpCode(err) !== 404) throw err;
+    });
   }
 
   /** Writes status if it changed; re-reads and retries on a conflict. Returns true if written. */

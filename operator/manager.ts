@@ -22,12 +22,14 @@ import { childKey, OperatorClient, statusKey } from './kube-client.js';
 import { LeaderElector } from './leader.js';
 import { OwnWrites } from './own-writes.js';
 import { WorkQueue } from './queue.js';
-import { PolicyReconciler, TenantReconciler } from './reconcile.js';
+import { PolicyReconciler, TenantReconciler, type ReconcilerDeps } from './reconcile.js';
 import { NamespacedServices } from './services.js';
 import { watchTargets } from './targets.js';
 import { SecretStandIns } from './secret-stand-ins.js';
 import { PolicyValidation } from './validation.js';
-import { FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS } from './translate.js';
+import { FIELD_MANAGER, isShared, LABEL_MANAGED_BY, LABEL_POLICY, OUTPUT_KINDS } from './translate.js';
+import { NamespaceLocks } from './namespace-lock.js';
+import { SharedObjectsReconciler } from './shared-objects.js';
 
 class OperatorMetrics {
   readonly registry = new Registry();
@@ -90,11 +92,13 @@ interface Wiring {
   synced: boolean;
   policyQueue?: WorkQueue;
   tenantQueue?: WorkQueue;
+  /** Namespaces whose shared Istio objects need a pass (shared-objects.ts). */
+  sharedQueue?: WorkQueue;
   /** Sees every ApiPolicy and Tenant event (it ignores status-only ones itself). */
   validation?: PolicyValidation;
 }
 
-function enqueue(w: Wiring, queue: 'policyQueue' | 'tenantQueue', key: string): void {
+function enqueue(w: Wiring, queue: 'policyQueue' | 'tenantQueue' | 'sharedQueue', key: string): void {
   if (w.leading && w.synced) w[queue]?.add(key);
 }
 
@@ -109,7 +113,10 @@ function onError(w: Wiring, what: string): (err: unknown) => void {
   return (err) => w.log.warn({ err: String(err), what }, 'list/watch failed; retrying');
 }
 
-/** Drift: an edited or deleted child re-enqueues its policy, whose reconcile applies it again. */
+/**
+ * Drift: an edited or deleted child re-enqueues its policy, whose reconcile applies it again; a
+ * shared object re-enqueues its namespace's pass.
+ */
 function childInformers(w: Wiring): Map<string, ResilientInformer<KubernetesObject>> {
   const objects = KubernetesObjectApi.makeApiClient(w.kc);
   const selector = `${LABEL_MANAGED_BY}=${FIELD_MANAGER}`;
@@ -125,7 +132,8 @@ function childInformers(w: Wiring): Map<string, ResilientInformer<KubernetesObje
         const key = childKey({ ...o, apiVersion: k.apiVersion, kind: k.kind });
         if (event === 'delete') w.own.forget(key);
         else if (ownEcho(w, k.kind, key, o)) return;
-        if (o.metadata?.labels?.[LABEL_POLICY]) enqueue(w, 'policyQueue', owner(o));
+        if (isShared(k)) enqueue(w, 'sharedQueue', o.metadata?.namespace ?? '');
+        else if (o.metadata?.labels?.[LABEL_POLICY]) enqueue(w, 'policyQueue', owner(o));
       },
     }));
   }
@@ -142,10 +150,14 @@ function policyInformer(w: Wiring, onTargetsChanged: (namespace: string) => void
       const sk = statusKey(PLURAL.ApiPolicy, ns, p.metadata?.name ?? '');
       if (event !== 'add') onTargetsChanged(ns);
       if (event === 'delete') {
-        w.own.forget(sk); // a deleted policy's children go with it (ownerReferences)
+        w.own.forget(sk); // its own children go with it (ownerReferences); shared ones may not
+        enqueue(w, 'sharedQueue', ns);
         return;
       }
-      if (!ownEcho(w, 'ApiPolicy', sk, p)) enqueue(w, 'policyQueue', objectKey(p));
+      if (ownEcho(w, 'ApiPolicy', sk, p)) return;
+      enqueue(w, 'policyQueue', objectKey(p));
+      // A new policy applies what it needs itself; an edit may leave a shared object unneeded.
+      if (event === 'update') enqueue(w, 'sharedQueue', ns);
     },
   });
 }
@@ -230,15 +242,50 @@ function leaderElector(w: Wiring, enqueueAll: () => void, onLostLeadership: () =
   return new LeaderElector(w.kc, { namespace: w.cfg.leaseNamespace, name: w.cfg.leaseName, identity: w.cfg.identity, onStartedLeading: () => setLeading(true), onStoppedLeading: () => setLeading(false) });
 }
 
+/** The client with the caches it reads instead of the API server, and where a raced write re-queues. */
+function operatorClient(w: Wiring, policies: ResilientInformer<PolicyLike>, tenants: ResilientInformer<KubernetesObject>, children: Map<string, ResilientInformer<KubernetesObject>>): OperatorClient {
+  return new OperatorClient(w.kc, {
+    own: w.own,
+    children: (kind, ns, policy) => children.get(kind)?.byIndex('owner', `${ns}/${policy}`) ?? [],
+    child: (kind, ns, name) => children.get(kind)?.get(name, ns),
+    inNamespace: (kind, ns) => children.get(kind)?.list(ns) ?? [],
+    requeueShared: (ns) => enqueue(w, 'sharedQueue', ns),
+    cached: (plural, ns, name) => (plural === PLURAL.ApiPolicy ? policies : tenants).get(name, ns),
+    requeue: (plural, ns, name) => enqueue(w, plural === PLURAL.Tenant ? 'tenantQueue' : 'policyQueue', `${ns}/${name}`),
+  });
+}
+
+/** The work queues and their reconcilers; each reconcile runs only while this replica leads. */
+function workQueues(w: Wiring, deps: ReconcilerDeps, policies: ResilientInformer<PolicyLike>, services: NamespacedServices): void {
+  const { cfg, log } = w;
+  const policyReconciler = new PolicyReconciler(deps);
+  const sharedReconciler = new SharedObjectsReconciler(deps);
+  const tenantReconciler = new TenantReconciler(deps, () => undefined); // tenant events enqueue the namespace themselves
+  const timed = (kind: string, fn: (k: string) => Promise<void>): ((k: string) => Promise<void>) => timedReconcile({ metrics: w.metrics, log, isLeading: () => w.leading }, kind, fn);
+  w.policyQueue = new WorkQueue(timed('ApiPolicy', async (k) => {
+    const [ns, name] = splitKey(k);
+    const p = policies.get(name, ns);
+    if (p && serviceTargets(p).length > 0) await services.ensure(ns);
+    await policyReconciler.reconcile(k);
+  }), { workers: cfg.workers });
+  w.tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)), { workers: Math.min(cfg.workers, 4) });
+  w.sharedQueue = new WorkQueue(timed('Namespace', async (ns) => {
+    if (policies.count('serviceNamespace', ns) > 0) await services.ensure(ns);
+    await sharedReconciler.reconcile(ns);
+  }), { workers: Math.min(cfg.workers, 4) });
+}
+
 export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logger, onLostLeadership: () => void): Promise<RunningOperator> {
   const w: Wiring = { cfg, kc, log, metrics: new OperatorMetrics(), own: new OwnWrites(), leading: !cfg.leaderElect, synced: false };
   const enqueueNamespace = (ns: string): void => {
     for (const p of policies.list(ns)) enqueue(w, 'policyQueue', objectKey(p));
+    enqueue(w, 'sharedQueue', ns);
   };
   const services = new NamespacedServices({
     kubeConfig: kc,
     onChange: (svc) => {
       for (const p of policies.byIndex('service', objectKey(svc))) enqueue(w, 'policyQueue', objectKey(p));
+      enqueue(w, 'sharedQueue', svc.metadata?.namespace ?? '');
     },
     onError: (namespace, err) => log.warn({ err: String(err), what: 'services', namespace }, 'list/watch failed; retrying'),
   });
@@ -250,7 +297,12 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   const children = childInformers(w);
   const { configMaps, schemas, secrets } = referencedObjects(w, tenants, enqueueNamespace);
   // Accepted: the engine's PolicyStore over every cached policy and tenant, shared by all reconciles.
-  w.validation = new PolicyValidation({ policies, tenants, configMaps: { list: () => [...configMaps.list(), ...schemas.list()] }, ...(secrets ? { secrets } : {}) }, (k) => enqueue(w, 'policyQueue', k));
+  // A verdict changed by another object's edit: the policy's status follows, and a refusal that
+  // held back the namespace's deletions may have cleared.
+  w.validation = new PolicyValidation({ policies, tenants, configMaps: { list: () => [...configMaps.list(), ...schemas.list()] }, ...(secrets ? { secrets } : {}) }, (k) => {
+    enqueue(w, 'policyQueue', k);
+    enqueue(w, 'sharedQueue', splitKey(k)[0]);
+  });
   const targets = await watchTargets(kc, {
     grantNamespace: cfg.outputs.service.namespace,
     onRoute: enqueueNamespace,
@@ -259,29 +311,19 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
     },
     onError: (what) => onError(w, what),
   });
-  const client = new OperatorClient(kc, {
-    own: w.own,
-    children: (kind, ns, policy) => children.get(kind)?.byIndex('owner', `${ns}/${policy}`) ?? [],
-    cached: (plural, ns, name) => (plural === PLURAL.ApiPolicy ? policies : tenants).get(name, ns),
-    requeue: (plural, ns, name) => enqueue(w, plural === PLURAL.Tenant ? 'tenantQueue' : 'policyQueue', `${ns}/${name}`),
-  });
-  const deps = { caches: { policies, tenants, services, targets: targets.caches }, client, outputs: cfg.outputs, validation: w.validation, log };
-  const policyReconciler = new PolicyReconciler(deps);
-  const tenantReconciler = new TenantReconciler(deps, () => undefined); // tenant events enqueue the namespace themselves
-  const timed = (kind: string, fn: (k: string) => Promise<void>): ((k: string) => Promise<void>) => timedReconcile({ metrics: w.metrics, log, isLeading: () => w.leading }, kind, fn);
-  w.policyQueue = new WorkQueue(timed('ApiPolicy', async (k) => {
-    const [ns, name] = splitKey(k);
-    const p = policies.get(name, ns);
-    if (p && serviceTargets(p).length > 0) await services.ensure(ns);
-    await policyReconciler.reconcile(k);
-  }), { workers: cfg.workers });
-  w.tenantQueue = new WorkQueue(timed('Tenant', (k) => tenantReconciler.reconcile(k)), { workers: Math.min(cfg.workers, 4) });
+  const client = operatorClient(w, policies, tenants, children);
+  const deps = { caches: { policies, tenants, services, targets: targets.caches }, client, outputs: cfg.outputs, validation: w.validation, locks: new NamespaceLocks(), log };
+  workQueues(w, deps, policies, services);
 
   const all = [policies, tenants, configMaps, schemas, ...(secrets?.informers ?? []), ...targets.informers, ...children.values()];
   const http: Server = createProbeServer(() => all.every((i) => i.synced), w.metrics.registry);
   await listen(http, cfg.httpAddress);
 
   const enqueueAll = (): void => {
+    // Namespaces first: a cold start's shared objects are written once by their pass, before
+    // thousands of policy reconciles would race to write them.
+    const namespaces = new Set([...policies.list(), ...[...children.values()].flatMap((i) => i.list())].map((o) => o.metadata?.namespace ?? ''));
+    for (const ns of namespaces) enqueue(w, 'sharedQueue', ns);
     for (const p of policies.list()) enqueue(w, 'policyQueue', objectKey(p));
     for (const t of tenants.list()) enqueue(w, 'tenantQueue', objectKey(t));
   };
@@ -295,6 +337,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   const gauges = setInterval(() => {
     w.metrics.depth.set({ kind: 'ApiPolicy' }, w.policyQueue?.depth ?? 0);
     w.metrics.depth.set({ kind: 'Tenant' }, w.tenantQueue?.depth ?? 0);
+    w.metrics.depth.set({ kind: 'Namespace' }, w.sharedQueue?.depth ?? 0);
     w.metrics.serviceNamespaces.set(services.namespaces.length);
   }, 1000);
   gauges.unref();
@@ -308,6 +351,7 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
       clearInterval(gauges);
       w.policyQueue?.stop();
       w.tenantQueue?.stop();
+      w.sharedQueue?.stop();
       await elector?.stop();
       await Promise.all([...all.map((i) => i.stop()), services.stop()]);
       await new Promise<void>((r) => http.close(() => r()));

@@ -15,7 +15,8 @@ import type { Verdicts } from './validation.js';
 import { repairPatch } from './drift.js';
 import type { OperatorClient } from './kube-client.js';
 import { grantedKinds, presentRoutes, type TargetCaches } from './targets.js';
-import { translate, type OutputConfig, type GeneratedObject } from './translate.js';
+import { isShared, translate, type GeneratedObject, type OutputConfig, type Translation } from './translate.js';
+import type { NamespaceLocks } from './namespace-lock.js';
 import type { PolicyValidation } from './validation.js';
 
 export interface Caches {
@@ -30,6 +31,8 @@ export interface ReconcilerDeps {
   client: OperatorClient;
   outputs: OutputConfig;
   validation: PolicyValidation;
+  /** Serialises writes of a namespace's shared objects (namespace-lock.ts). */
+  locks: NamespaceLocks;
   log: Logger;
   now?: () => Date;
 }
@@ -70,13 +73,59 @@ function serviceSelectors(policy: ApiPolicyObject, caches: Caches): Map<string, 
 
 const ENVOY_GATEWAY_API = 'gateway.envoyproxy.io/';
 
+/** The outputs enabled, as translate's OUTPUT_KINDS name them. */
+export function enabledOutputs(outputs: OutputConfig): Set<string> {
+  return new Set([...(outputs.istio ? ['istio'] : []), ...(outputs.envoyGateway ? ['envoyGateway'] : [])]);
+}
+
+/** The translation of one parsed policy against the caches (the input is read, never the event). */
+export async function translationOf(deps: ReconcilerDeps, policy: ApiPolicyObject, raw: KubernetesObject): Promise<Translation> {
+  const { caches, outputs, validation } = deps;
+  const ns = policy.metadata.namespace;
+  const input = {
+    policy: { apiVersion: API_VERSION, kind: 'ApiPolicy', metadata: { name: policy.metadata.name, namespace: ns, uid: raw.metadata?.uid ?? '' }, spec: policy.spec },
+    serviceSelectors: serviceSelectors(policy, caches),
+    presentRoutes: presentRoutes(caches.targets, ns),
+    grantedKinds: grantedKinds(caches.targets.referenceGrants.list(outputs.service.namespace), ns, outputs.service.name),
+    agencyReachable: agencyReachable(policy, await validation.directory(ns)),
+  };
+  return translate(input, outputs);
+}
+
+/**
+ * Applies every object and repairs weakening fields others added; returns Envoy Gateway's
+ * reports, or why an object could not be applied.
+ */
+export async function applyObjects(deps: ReconcilerDeps, objects: readonly GeneratedObject[]): Promise<ControllerReport[] | string> {
+  const reports: ControllerReport[] = [];
+  for (const o of objects) {
+    try {
+      const live = await deps.client.apply(o);
+      const repair = repairPatch(o, live);
+      if (repair) {
+        deps.log.warn({ object: `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`, removed: repair.removed }, 'removed fields that weaken a generated object');
+        await deps.client.mergePatch(o, repair.patch);
+      }
+      if (o.apiVersion.startsWith(ENVOY_GATEWAY_API)) reports.push(controllerReport(`${o.kind}/${o.metadata.name}`, live?.status));
+    } catch (err) {
+      const code = httpCode(err);
+      if (code === 404) return `${o.apiVersion} ${o.kind} is not installed in the cluster`;
+      if (code === 422 || code === 400) return `${o.kind}/${o.metadata.name} rejected by the API server: ${String((err as { body?: unknown }).body ?? err).slice(0, 500)}`;
+      throw err;
+    }
+  }
+  return reports;
+}
+
 export class PolicyReconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
   async reconcile(key: string): Promise<void> {
     const [ns, name] = splitKey(key);
     const raw = this.deps.caches.policies.get(name, ns);
-    if (!raw) return; // Deleted: ownerReferences let the garbage collector remove the children.
+    // Deleted: ownerReferences let the garbage collector remove its own children; the namespace
+    // pass (queued by the delete event) removes shared objects no other policy needs.
+    if (!raw) return;
     const [policy] = sourcesFrom([raw], [], []).policies;
     if (!policy) return;
     const verdict = await this.deps.validation.policy(key);
@@ -86,48 +135,17 @@ export class PolicyReconciler {
     await this.writeStatus(policy, raw, policyConditions({ problems: verdict.errors, warnings: verdict.warnings, ...(verdict.servingGeneration !== undefined ? { servingGeneration: verdict.servingGeneration } : {}), ...(programmed ? { programmed } : {}) }));
   }
 
-  private async translateInput(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Parameters<typeof translate>[0]> {
-    const { caches, outputs, validation } = this.deps;
-    const ns = policy.metadata.namespace;
-    return {
-      policy: { apiVersion: API_VERSION, kind: 'ApiPolicy', metadata: { name: policy.metadata.name, namespace: ns, uid: raw.metadata?.uid ?? '' }, spec: policy.spec },
-      serviceSelectors: serviceSelectors(policy, caches),
-      presentRoutes: presentRoutes(caches.targets, ns),
-      grantedKinds: grantedKinds(caches.targets.referenceGrants.list(outputs.service.namespace), ns, outputs.service.name),
-      agencyReachable: agencyReachable(policy, await validation.directory(ns)),
-    };
-  }
-
   private async program(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Verdict> {
-    const { outputs, client } = this.deps;
-    const { objects, problems, shadow } = translate(await this.translateInput(policy, raw), outputs);
-    const applied = await this.applyAll(objects);
+    const { outputs, client, locks } = this.deps;
+    const { objects, problems, shadow } = await translationOf(this.deps, policy, raw);
+    // Shared objects are written under the namespace's lock, so the namespace pass
+    // (shared-objects.ts) never deletes one this policy has just been told is in place.
+    const shared = objects.filter(isShared);
+    const sharedApplied = shared.length > 0 ? await locks.run(policy.metadata.namespace, () => applyObjects(this.deps, shared)) : [];
+    const applied = typeof sharedApplied === 'string' ? sharedApplied : await applyObjects(this.deps, objects.filter((o) => !isShared(o)));
     if (typeof applied === 'string') return programmedVerdict({ applyFailure: applied, problems, objects: [], controller: [] });
-    const enabled = new Set([...(outputs.istio ? ['istio'] : []), ...(outputs.envoyGateway ? ['envoyGateway'] : [])]);
-    await client.prune(policy.metadata.namespace, policy.metadata.name, enabled, objects);
-    return programmedVerdict({ problems, objects: objects.map((o) => `${o.kind}/${o.metadata.name}`), controller: applied, ...(shadow ? { shadow } : {}) });
-  }
-
-  /** Applies every object, repairs weakening fields others added; returns Envoy Gateway's reports, or why it failed. */
-  private async applyAll(objects: readonly GeneratedObject[]): Promise<ControllerReport[] | string> {
-    const reports: ControllerReport[] = [];
-    for (const o of objects) {
-      try {
-        const live = await this.deps.client.apply(o);
-        const repair = repairPatch(o, live);
-        if (repair) {
-          this.deps.log.warn({ object: `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`, removed: repair.removed }, 'removed fields that weaken a generated object');
-          await this.deps.client.mergePatch(o, repair.patch);
-        }
-        if (o.apiVersion.startsWith(ENVOY_GATEWAY_API)) reports.push(controllerReport(`${o.kind}/${o.metadata.name}`, live?.status));
-      } catch (err) {
-        const code = httpCode(err);
-        if (code === 404) return `${o.apiVersion} ${o.kind} is not installed in the cluster`;
-        if (code === 422 || code === 400) return `${o.kind}/${o.metadata.name} rejected by the API server: ${String((err as { body?: unknown }).body ?? err).slice(0, 500)}`;
-        throw err;
-      }
-    }
-    return reports;
+    await client.prune(policy.metadata.namespace, policy.metadata.name, enabledOutputs(outputs), objects);
+    return programmedVerdict({ problems, objects: objects.map((o) => `${o.kind}/${o.metadata.name}`), controller: [...(sharedApplied as ControllerReport[]), ...applied], ...(shadow ? { shadow } : {}) });
   }
 
   private async writeStatus(policy: ApiPolicyObject, raw: KubernetesObject, desired: ConditionInput[]): Promise<void> {

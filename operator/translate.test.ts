@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { GOLDEN_CONFIG, GOLDEN_DIR as DIR, goldenCases } from '../test/helpers/golden.js';
 import { policyConditions, programmedVerdict } from './conditions.js';
-import { childName, envoyDuration, translate, type TranslateInput, type Translation } from './translate.js';
+import { childName, envoyDuration, isShared, translate, workloadObjectName, type TranslateInput, type Translation } from './translate.js';
 
 // Golden files live beside the sources: operator/testdata/translate/<case>/{input,output}.yaml,
 // the output with the status it implies. Regenerate with UPDATE_GOLDEN=1 and review the diff.
@@ -85,6 +85,31 @@ describe('translate invariants', () => {
     assert.ok(a.length <= 63 && b.length <= 63);
     assert.notEqual(a, b);
     assert.equal(childName('short'), 'portcullis-short');
+  });
+
+  test('Istio objects are the workload\'s: two policies on one Service yield the same objects, owned by neither; Envoy Gateway\'s are the policy\'s own', () => {
+    const input = (name: string, uid: string): TranslateInput => ({
+      policy: { apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy', metadata: { name, namespace: 'n', uid }, spec: { hosts: [`${name}.example`], rules: [{ name: 'r', mask: [{ field: '$.x', action: 'redact' }] }], targetRefs: [{ kind: 'Service', name: 's' }, { kind: 'Service', name: 's' }, { kind: 'HTTPRoute', name: 'route' }] } },
+      serviceSelectors: new Map([['s', { app: 's' }]]),
+      presentRoutes: new Set(['HTTPRoute/route']),
+      grantedKinds: new Set(['SecurityPolicy', 'EnvoyExtensionPolicy']),
+      agencyReachable: true,
+    });
+    const cfg = { ...GOLDEN_CONFIG, istio: true, envoyGateway: true };
+    const a = translate(input('a', 'u1'), cfg).objects;
+    const b = translate(input('b', 'u2'), cfg).objects;
+    const shared = (os: typeof a): typeof a => os.filter(isShared);
+    assert.deepEqual(shared(a).map((o) => o.kind), ['AuthorizationPolicy', 'PeerAuthentication', 'EnvoyFilter'], 'a Service named twice is one workload');
+    assert.deepEqual(shared(a), shared(b));
+    for (const o of shared(a)) {
+      assert.equal(o.metadata.name, workloadObjectName({ kind: 'Service', name: 's' }));
+      assert.equal(o.metadata.ownerReferences, undefined);
+      assert.equal(o.metadata.labels['portcullis.io/policy'], undefined);
+    }
+    const own = a.filter((o) => !isShared(o));
+    assert.deepEqual(own.map((o) => o.kind), ['SecurityPolicy', 'EnvoyExtensionPolicy']);
+    for (const o of own) assert.deepEqual([o.metadata.name, o.metadata.labels['portcullis.io/policy'], (o.metadata.ownerReferences?.[0] as { uid?: string }).uid], ['portcullis-a', 'a', 'u1']);
+    assert.notEqual(workloadObjectName({ kind: 'Service', name: 'x' }), workloadObjectName({ kind: 'Gateway', name: 'x' }));
   });
 
   test('the translation is pure: same input, same output', () => {

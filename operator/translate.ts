@@ -1,10 +1,13 @@
 /**
  * ApiPolicy → mesh configuration, as a pure function (golden-file tested). The outputs route
  * every request of the targeted workloads through Portcullis:
- * - Istio: an AuthorizationPolicy with action CUSTOM, the single Portcullis provider and one
- *   empty rule, a STRICT PeerAuthentication where agency principals (mTLS) can reach the
- *   workload, and, for policies that mask, an EnvoyFilter inserting ext_proc after ext_authz on
- *   the workload's inbound listener;
+ * - Istio: per targeted workload (a Service's selector, or a Gateway), an AuthorizationPolicy
+ *   with action CUSTOM, the single Portcullis provider and one empty rule, a STRICT
+ *   PeerAuthentication where agency principals (mTLS) can reach the workload, and, where a policy
+ *   masks, an EnvoyFilter inserting ext_proc after ext_authz on the workload's inbound listener.
+ *   These objects describe the workload, not the policy: every policy targeting it yields the
+ *   same ones, so they are shared (named for the workload, no ownerReferences) and written once
+ *   however many policies target it. shared-objects.ts prunes them when no policy needs them;
  * - Envoy Gateway: a SecurityPolicy with extAuth (gRPC, fail closed, a real timeout, the policy
  *   named in contextExtensions) and, for policies that mask, an EnvoyExtensionPolicy whose
  *   ext_proc sees the request headers (the signed directive) and the buffered response body.
@@ -73,7 +76,8 @@ export interface TranslateInput {
 export interface GeneratedObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; labels: Record<string, string>; ownerReferences: unknown[] };
+  /** ownerReferences only on a policy's own objects (shared ones have none, see sharedMeta). */
+  metadata: { name: string; namespace: string; labels: Record<string, string>; ownerReferences?: unknown[] };
   spec: Record<string, unknown>;
 }
 
@@ -115,6 +119,7 @@ export function childName(policyName: string): string {
   return `${name.slice(0, 54)}-${hash}`;
 }
 
+/** An object of one policy: labelled with it and owned by it (the garbage collector follows the policy). */
 function meta(input: TranslateInput, name: string): GeneratedObject['metadata'] {
   const p = input.policy;
   return {
@@ -123,6 +128,25 @@ function meta(input: TranslateInput, name: string): GeneratedObject['metadata'] 
     labels: { [LABEL_MANAGED_BY]: FIELD_MANAGER, [LABEL_POLICY]: p.metadata.name },
     ownerReferences: [{ apiVersion: p.apiVersion, kind: p.kind, name: p.metadata.name, uid: p.metadata.uid, controller: true, blockOwnerDeletion: true }],
   };
+}
+
+/**
+ * An object of a workload, shared by every policy that targets it: no policy label and no
+ * ownerReferences (deleting one policy must not remove what the others still need). At 10,000
+ * policies on one workload per namespace this is one write per workload instead of one per policy.
+ */
+function sharedMeta(input: TranslateInput, name: string): GeneratedObject['metadata'] {
+  return { name, namespace: input.policy.metadata.namespace, labels: { [LABEL_MANAGED_BY]: FIELD_MANAGER } };
+}
+
+/** The shared objects' name: the workload's, so two policies on one Service write one object. */
+export function workloadObjectName(target: { kind: 'Service' | 'Gateway'; name: string }): string {
+  return childName(`${target.kind.toLowerCase()}-${target.name}`);
+}
+
+/** Istio's objects are per workload and shared; Envoy Gateway's name their policy and are owned by it. */
+export function isShared(o: { apiVersion?: string }): boolean {
+  return OUTPUT_KINDS.some((k) => k.output === 'istio' && k.apiVersion === o.apiVersion);
 }
 
 /** A rule with masks or allowFields, or a defaultMask: responses must pass through ext_proc. */
@@ -190,7 +214,7 @@ function envoyFilter(input: TranslateInput, cfg: OutputConfig, name: string, lab
   return {
     apiVersion: 'networking.istio.io/v1alpha3',
     kind: 'EnvoyFilter',
-    metadata: meta(input, name),
+    metadata: sharedMeta(input, name),
     spec: {
       workloadSelector: { labels },
       configPatches: [
@@ -207,47 +231,47 @@ function envoyFilter(input: TranslateInput, cfg: OutputConfig, name: string, lab
   };
 }
 
-function serviceTargets(input: TranslateInput, problems: TranslationProblem[]): Record<string, string>[] {
-  const out: Record<string, string>[] = [];
+/** The Services the policy targets that exist with a selector (each one workload), by name. */
+function serviceTargets(input: TranslateInput, problems: TranslationProblem[]): { name: string; matchLabels: Record<string, string> }[] {
+  const out: { name: string; matchLabels: Record<string, string> }[] = [];
+  const seen = new Set<string>();
   for (const ref of input.policy.spec.targetRefs ?? []) {
-    if (ref.kind !== 'Service') continue;
+    if (ref.kind !== 'Service' || seen.has(ref.name)) continue;
+    seen.add(ref.name);
     const selector = input.serviceSelectors.get(ref.name);
     if (!selector) problems.push({ reason: 'TargetNotFound', message: `Service ${ref.name} not found or has no selector` });
-    else out.push({ ...selector });
+    else out.push({ name: ref.name, matchLabels: { ...selector } });
   }
   return out;
 }
 
 function customPolicy(input: TranslateInput, cfg: OutputConfig, name: string, target: Record<string, unknown>): GeneratedObject {
-  return { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta(input, name), spec: { ...target, action: 'CUSTOM', provider: { name: cfg.istioProvider }, rules: MATCH_EVERY_REQUEST } };
+  return { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: sharedMeta(input, name), spec: { ...target, action: 'CUSTOM', provider: { name: cfg.istioProvider }, rules: MATCH_EVERY_REQUEST } };
 }
 
 function istioObjects(input: TranslateInput, cfg: OutputConfig, problems: TranslationProblem[]): GeneratedObject[] {
   const spec = input.policy.spec;
-  const selectors = serviceTargets(input, problems);
-  const gateways = (spec.targetRefs ?? []).filter((r) => r.kind === 'Gateway').map((r) => ({ group: GATEWAY_GROUP, kind: 'Gateway', name: r.name }));
+  const services = serviceTargets(input, problems);
+  const gateways = [...new Set((spec.targetRefs ?? []).filter((r) => r.kind === 'Gateway').map((r) => r.name))];
   const masks = policyMasks(spec);
   const out: GeneratedObject[] = [];
-  const base = childName(input.policy.metadata.name);
-  // One object per workload selector (an Istio policy has at most one selector).
-  selectors.forEach((matchLabels, i) => {
-    const name = selectors.length > 1 ? `${base}-${i}` : base;
+  // An Istio policy has at most one selector: one object per workload.
+  for (const { name: service, matchLabels } of services) {
+    const name = workloadObjectName({ kind: 'Service', name: service });
     out.push(customPolicy(input, cfg, name, { selector: { matchLabels } }));
     if (input.agencyReachable) {
-      out.push({ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: meta(input, name), spec: { selector: { matchLabels }, mtls: { mode: 'STRICT' } } });
+      out.push({ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: sharedMeta(input, name), spec: { selector: { matchLabels }, mtls: { mode: 'STRICT' } } });
     }
     if (masks) out.push(envoyFilter(input, cfg, name, matchLabels));
-  });
+  }
   const body = policyBodyBytes(spec);
   if (body !== undefined && out.length + gateways.length > 0 && body > cfg.istioRequestBodyBytes) {
     const has = cfg.istioRequestBodyBytes === 0 ? 'sends no request bodies' : `sends at most ${cfg.istioRequestBodyBytes} body bytes`;
     problems.push({ reason: 'RequestBodyNotSent', message: `Istio: rules validate request bodies up to ${body} bytes, but the extension provider ${cfg.istioProvider} ${has}; set includeRequestBodyInCheck.maxRequestBytes to at least ${body} in meshConfig and the chart value istio.requestBodyMaxBytes (docs/controls.md)` });
   }
-  if (gateways.length > 0) {
-    out.push(customPolicy(input, cfg, `${base}-gateway`, { targetRefs: gateways }));
-    if (masks) {
-      problems.push({ reason: 'MaskingNotWired', message: `Istio: ext_proc is wired only into the sidecars of Service targets; masks would not be enforced on Gateway ${gateways.map((g) => g.name).join(', ')}` });
-    }
+  for (const gateway of gateways) out.push(customPolicy(input, cfg, workloadObjectName({ kind: 'Gateway', name: gateway }), { targetRefs: [{ group: GATEWAY_GROUP, kind: 'Gateway', name: gateway }] }));
+  if (gateways.length > 0 && masks) {
+    problems.push({ reason: 'MaskingNotWired', message: `Istio: ext_proc is wired only into the sidecars of Service targets; masks would not be enforced on Gateway ${gateways.join(', ')}` });
   }
   return out;
 }

@@ -11,7 +11,11 @@
  * is allowed. The longest single Check during that window is the stall the target bounds
  * (< 20 ms), beside its p99 and the steady-state p99 at that scale.
  *
- *   node dist/test/bench/cluster-scale.js [--policies 10000] [--namespaces 20] [--workers 16] [--quick]
+ * Istio's objects are per workload (shared by the policies targeting it), so the write count
+ * depends on how many workloads the policies target: `--services K` spreads them over K Services
+ * per namespace (default 1: 20 workloads; `--services 500` at 10,000: one workload per policy).
+ *
+ *   node dist/test/bench/cluster-scale.js [--policies 10000] [--namespaces 20] [--services 1] [--workers 16] [--quick]
  */
 import { CustomObjectsApi, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -24,6 +28,7 @@ import { freePort, startTestCluster, type TestCluster } from '../cluster/cluster
 import * as grpc from '@grpc/grpc-js';
 import { envoyProtos, fromProtoJson } from '../../proto/envoy.js';
 import { parse as parseYaml } from 'yaml';
+import { workloadObjectName } from '../../operator/translate.js';
 import { fmt, formatText, type Table } from './table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -37,6 +42,7 @@ const QUICK = argv.includes('--quick');
 const N = Number(arg('--policies', QUICK ? '1000' : '10000'));
 const NAMESPACES = Number(arg('--namespaces', '20'));
 const WORKERS = arg('--workers', '16');
+const SERVICES = Number(arg('--services', '1'));
 const READY_TIMEOUT_MS = 300_000;
 
 /**
@@ -57,6 +63,10 @@ interface Policy extends KubernetesObject {
 }
 
 const ns = (j: number): string => `scale-${j}`;
+/** The Service policy i targets (its namespace is ns(i % NAMESPACES)). */
+const svc = (i: number): string => (SERVICES === 1 ? 'api' : `api-${Math.floor(i / NAMESPACES) % SERVICES}`);
+/** The AuthorizationPolicy of policy i's workload, deleted to measure drift repair. */
+const childOf = (i: number): string => workloadObjectName({ kind: 'Service', name: svc(i) });
 
 function policy(i: number): Policy & { spec: unknown } {
   return {
@@ -65,7 +75,7 @@ function policy(i: number): Policy & { spec: unknown } {
     metadata: { name: `p${i}`, namespace: ns(i % NAMESPACES) },
     spec: {
       hosts: [`p${i}.scale.example`],
-      targetRefs: [{ kind: 'Service', name: 'api' }],
+      targetRefs: [{ kind: 'Service', name: svc(i) }],
       rules: [{ name: 'read', methods: ['GET'], principals: { types: ['consumer'] } }],
     },
   } as Policy & { spec: unknown };
@@ -80,7 +90,9 @@ async function pool(n: number, concurrency: number, fn: (i: number) => Promise<v
 }
 
 async function seed(cluster: TestCluster, kc: KubeConfig): Promise<number> {
-  const docs = Array.from({ length: NAMESPACES }, (_, j) => `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${ns(j)} }\n---\napiVersion: v1\nkind: Service\nmetadata: { name: api, namespace: ${ns(j)} }\nspec: { selector: { app: api }, ports: [{ port: 8080 }] }\n`);
+  const service = (j: number, name: string): string => `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: ${ns(j)} }\nspec: { selector: { app: ${name} }, ports: [{ port: 8080 }] }\n`;
+  const names = [...new Set(Array.from({ length: Math.min(N, NAMESPACES * SERVICES) }, (_, i) => svc(i)))];
+  const docs = Array.from({ length: NAMESPACES }, (_, j) => [`apiVersion: v1\nkind: Namespace\nmetadata: { name: ${ns(j)} }\n`, ...names.map((n) => service(j, n))].join('---\n'));
   const r = await cluster.kubectl(['apply', '-f', '-'], docs.join('---\n'));
   if (r.code !== 0) throw new Error(r.stderr);
   const api = kc.makeApiClient(CustomObjectsApi);
@@ -265,17 +277,17 @@ async function main(): Promise<void> {
     const readyS = (Date.now() - op.started) / 1000;
     const reconciles = await metric(op.port, 'portcullis_operator_reconciles_total');
     const echoes = await metric(op.port, 'portcullis_operator_own_write_events_total');
-    const drift = (await deleteChild(cluster, 'portcullis-p7', ns(7 % NAMESPACES)), await timeUntil(() => childExists(cluster, 'portcullis-p7', ns(7 % NAMESPACES))));
+    const drift = (await deleteChild(cluster, childOf(7), ns(7 % NAMESPACES)), await timeUntil(() => childExists(cluster, childOf(7), ns(7 % NAMESPACES))));
     const rss = peakRssMiB(op.proc.pid!);
     await stopOperator(op);
-    await deleteChild(cluster, 'portcullis-p8', ns(8 % NAMESPACES));
+    await deleteChild(cluster, childOf(8), ns(8 % NAMESPACES));
     op = await startOperator(cluster.kubeconfig);
-    const restored = await timeUntil(() => childExists(cluster, 'portcullis-p8', ns(8 % NAMESPACES)), 120_000);
+    const restored = await timeUntil(() => childExists(cluster, childOf(8), ns(8 % NAMESPACES)), 120_000);
     const rssWarm = peakRssMiB(op.proc.pid!);
     await stopOperator(op);
     const ext = await extAuthzAtScale(cluster, kc);
     const table: Table = {
-      title: `Operator scale: ${N} ApiPolicies in ${NAMESPACES} namespaces, cold start on the test control plane (--workers ${WORKERS}, Istio outputs)`,
+      title: `Operator scale: ${N} ApiPolicies in ${NAMESPACES} namespaces on ${Math.min(N, NAMESPACES * SERVICES)} workloads, cold start on the test control plane (--workers ${WORKERS}, Istio outputs)`,
       headers: ['policies', 'create (s)', 'start → all Ready (s)', 'policies/s', 'reconciles', 'own-write echoes skipped', 'drift repair (ms)', 'restart: deleted child back (s)', `peak RSS cold / restart (MiB; chart limit ${chartLimitMiB('operator')})`],
       rows: [[String(N), fmt(createS, 1), allReady ? fmt(readyS, 1) : `> ${READY_TIMEOUT_MS / 1000} (${counter.ready.size} Ready)`, fmt(N / readyS, 0), String(reconciles), String(echoes), fmt(drift, 0), fmt(restored / 1000, 1), `${fmt(rss, 0)} / ${fmt(rssWarm, 0)}`]],
       notes: [`the operator runs with ${heapFlag('operator')} (the heap the chart's memory limit gives in a container)`, 'target: all Ready in < 60 s; reconciles ≈ policies means no policy was reconciled twice (own writes do not re-queue)', 'restart includes process start and the initial list of every policy and child'],

@@ -24,7 +24,7 @@ const silent = pino({ level: 'silent' });
 
 /** The parts of kubectl's JSON output these tests read. */
 interface KubeJson {
-  metadata: { name: string; generation?: number; ownerReferences?: { kind: string }[]; annotations?: Record<string, string> };
+  metadata: { name: string; generation?: number; ownerReferences?: { kind: string }[]; annotations?: Record<string, string>; labels?: Record<string, string> };
   spec: Record<string, unknown> & {
     action?: string;
     provider?: { name: string };
@@ -148,18 +148,20 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
   test('generated Istio objects exist and were accepted by the upstream schemas', async () => {
     const aps = await kubectlJson(['get', 'authorizationpolicies.security.istio.io', '-n', 'c2g']);
     const byName = new Map(aps.items.map((i) => [i.metadata.name, i]));
-    for (const name of ['portcullis-citizen-records', 'portcullis-agency-statistics', 'portcullis-open-data']) {
+    // One per workload, shared by the policies targeting it: no policy owns it.
+    for (const name of ['portcullis-service-records-api', 'portcullis-service-stats-api', 'portcullis-service-open-data-api']) {
       const ap = byName.get(name);
       assert.ok(ap, `${name} missing`);
       assert.equal(ap.spec.action, 'CUSTOM');
       assert.equal(ap.spec.provider?.name, 'portcullis');
-      assert.equal(ap.metadata.ownerReferences?.[0]?.kind, 'ApiPolicy');
+      assert.equal(ap.metadata.ownerReferences, undefined);
+      assert.equal(ap.metadata.labels?.['portcullis.io/policy'], undefined);
     }
     const pas = await kubectlJson(['get', 'peerauthentications.security.istio.io', '-n', 'c2g']);
     const names = pas.items.map((i) => i.metadata.name).sort();
     // Every example policy admits agencies somewhere: records (tax audit), statistics, and open
     // data's public health rule (principals.anonymous also admits authenticated callers).
-    assert.deepEqual(names, ['portcullis-agency-statistics', 'portcullis-citizen-records', 'portcullis-open-data']);
+    assert.deepEqual(names, ['portcullis-service-open-data-api', 'portcullis-service-records-api', 'portcullis-service-stats-api']);
     assert.equal(pas.items[0]?.spec.mtls?.mode, 'STRICT');
   });
 
@@ -172,7 +174,7 @@ describe('operator on a real API server', { timeout: 600_000 }, () => {
   test('Istio masking: an EnvoyFilter inserts ext_proc after ext_authz on the inbound sidecar listener of the masking workload only', async () => {
     const efs = await kubectlJson(['get', 'envoyfilters.networking.istio.io', '-n', 'c2g']);
     // citizen-records masks (taxId); agency-statistics and open-data do not.
-    assert.deepEqual(efs.items.map((e) => e.metadata.name), ['portcullis-citizen-records']);
+    assert.deepEqual(efs.items.map((e) => e.metadata.name), ['portcullis-service-records-api']);
     const ef = efs.items[0]!;
     assert.deepEqual(ef.spec.workloadSelector?.labels, { app: 'records' });
     const patch = ef.spec.configPatches?.[0];
@@ -317,16 +319,16 @@ spec:
   });
 
   test('drift repair removes weakening fields others add: istio.io/dry-run and port-level mTLS exceptions', async () => {
-    const ann = await cluster.kubectl(['annotate', 'authorizationpolicies.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g', 'istio.io/dry-run=true']);
+    const ann = await cluster.kubectl(['annotate', 'authorizationpolicies.security.istio.io', 'portcullis-service-stats-api', '-n', 'c2g', 'istio.io/dry-run=true']);
     assert.equal(ann.code, 0, ann.stderr);
     await until('dry-run removed', async () => {
-      const ap = await kubectlJson(['get', 'authorizationpolicies.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g']);
+      const ap = await kubectlJson(['get', 'authorizationpolicies.security.istio.io', 'portcullis-service-stats-api', '-n', 'c2g']);
       return !ap.metadata.annotations?.['istio.io/dry-run'];
     });
-    const pa = await cluster.kubectl(['patch', 'peerauthentications.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g', '--type', 'merge', '-p', '{"spec":{"portLevelMtls":{"8080":{"mode":"DISABLE"}}}}']);
+    const pa = await cluster.kubectl(['patch', 'peerauthentications.security.istio.io', 'portcullis-service-stats-api', '-n', 'c2g', '--type', 'merge', '-p', '{"spec":{"portLevelMtls":{"8080":{"mode":"DISABLE"}}}}']);
     assert.equal(pa.code, 0, pa.stderr);
     await until('portLevelMtls removed', async () => {
-      const obj = await kubectlJson(['get', 'peerauthentications.security.istio.io', 'portcullis-agency-statistics', '-n', 'c2g']);
+      const obj = await kubectlJson(['get', 'peerauthentications.security.istio.io', 'portcullis-service-stats-api', '-n', 'c2g']);
       return obj.spec.portLevelMtls === undefined && obj.spec.mtls?.mode === 'STRICT';
     });
   });
@@ -376,12 +378,12 @@ spec:
   });
 
   test('an edited or deleted generated object is restored', async () => {
-    const r = await cluster.kubectl(['patch', 'authorizationpolicies.security.istio.io', 'portcullis-open-data', '-n', 'c2g', '--type', 'merge', '-p', '{"spec":{"action":"ALLOW","provider":null}}']);
+    const r = await cluster.kubectl(['patch', 'authorizationpolicies.security.istio.io', 'portcullis-service-open-data-api', '-n', 'c2g', '--type', 'merge', '-p', '{"spec":{"action":"ALLOW","provider":null}}']);
     assert.equal(r.code, 0, r.stderr);
-    await until('action restored', async () => (await kubectlJson(['get', 'authorizationpolicies.security.istio.io', 'portcullis-open-data', '-n', 'c2g'])).spec.action === 'CUSTOM');
-    const d = await cluster.kubectl(['delete', 'authorizationpolicies.security.istio.io', 'portcullis-open-data', '-n', 'c2g', '--wait=false']);
+    await until('action restored', async () => (await kubectlJson(['get', 'authorizationpolicies.security.istio.io', 'portcullis-service-open-data-api', '-n', 'c2g'])).spec.action === 'CUSTOM');
+    const d = await cluster.kubectl(['delete', 'authorizationpolicies.security.istio.io', 'portcullis-service-open-data-api', '-n', 'c2g', '--wait=false']);
     assert.equal(d.code, 0, d.stderr);
-    await until('recreated', async () => (await cluster.kubectl(['get', 'authorizationpolicies.security.istio.io', 'portcullis-open-data', '-n', 'c2g'])).code === 0);
+    await until('recreated', async () => (await cluster.kubectl(['get', 'authorizationpolicies.security.istio.io', 'portcullis-service-open-data-api', '-n', 'c2g'])).code === 0);
   });
 
   test('a deleted policy takes its outputs with it', async () => {
@@ -389,6 +391,64 @@ spec:
     assert.equal(d.code, 0, d.stderr);
     await until('SecurityPolicy garbage-collected', async () => (await cluster.kubectl(['get', 'securitypolicies.gateway.envoyproxy.io', 'portcullis-gw-records', '-n', 'c2g'])).code !== 0);
     await until('EnvoyExtensionPolicy garbage-collected', async () => (await cluster.kubectl(['get', 'envoyextensionpolicies.gateway.envoyproxy.io', 'portcullis-gw-records', '-n', 'c2g'])).code !== 0);
+  });
+
+  test('a workload targeted by several policies gets one set of objects, kept while any policy needs it (a refusal holds deletions)', async () => {
+    const policy = (name: string, extra: string): string => `apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: ${name}, namespace: c2g }
+spec:
+  hosts: [${name}.c2g.example]
+  targetRefs: [{ kind: Service, name: shared-api }]
+${extra}
+`;
+    const agencies = '  rules: [{ name: agencies, principals: { types: [agency] } }]';
+    const masking = '  rules: [{ name: consumers, principals: { types: [consumer] }, mask: [{ field: "$.taxId", action: redact }] }]';
+    const consumers = '  rules: [{ name: consumers, principals: { types: [consumer] } }]';
+    const names = async (kind: string): Promise<string[]> => (await kubectlJson(['get', kind, '-n', 'c2g', '-l', 'app.kubernetes.io/managed-by=portcullis-operator'])).items.map((i) => i.metadata.name).filter((n) => n.includes('shared') || n === 'portcullis-share-a').sort();
+    const exists = async (kind: string, name: string): Promise<boolean> => (await cluster.kubectl(['get', kind, name, '-n', 'c2g'])).code === 0;
+    const AP = 'authorizationpolicies.security.istio.io';
+    const PA = 'peerauthentications.security.istio.io';
+    const EF = 'envoyfilters.networking.istio.io';
+    const OBJ = 'portcullis-service-shared-api';
+    await apply('apiVersion: v1\nkind: Service\nmetadata: { name: shared-api, namespace: c2g }\nspec: { selector: { app: shared }, ports: [{ port: 8080 }] }\n');
+    await apply(`${policy('share-a', agencies)}---\n${policy('share-b', masking)}`);
+    for (const name of ['share-a', 'share-b']) await until(`${name} Ready`, async () => (await condition('apipolicy', name))?.status === 'True');
+    assert.deepEqual([await names(AP), await names(PA), await names(EF)], [[OBJ], [OBJ], [OBJ]], 'one of each for the workload: the union of what the policies need');
+    assert.match((await condition('apipolicy', 'share-a', 'Programmed'))!.message, new RegExp(`AuthorizationPolicy/${OBJ}`));
+    // share-b stops masking: the EnvoyFilter no policy needs goes, the rest stays.
+    await apply(policy('share-b', consumers));
+    await until('EnvoyFilter pruned', async () => !(await exists(EF, OBJ)));
+    assert.ok(await exists(AP, OBJ));
+    // A per-policy object an earlier version generated is pruned by the namespace pass.
+    await apply(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: portcullis-share-a, namespace: c2g, labels: { app.kubernetes.io/managed-by: portcullis-operator, portcullis.io/policy: share-a } }
+spec: { selector: { matchLabels: { app: shared } }, action: CUSTOM, provider: { name: portcullis }, rules: [{}] }
+`);
+    await until('legacy per-policy object pruned', async () => !(await exists(AP, 'portcullis-share-a')));
+    // share-b masks again, then goes: the pass that removes its EnvoyFilter keeps what share-a
+    // still needs (the AuthorizationPolicy and, for agencies, the PeerAuthentication).
+    await apply(policy('share-b', masking));
+    await until('EnvoyFilter back for share-b', () => exists(EF, OBJ));
+    assert.equal((await cluster.kubectl(['delete', 'apipolicy', 'share-b', '-n', 'c2g'])).code, 0);
+    await until('EnvoyFilter pruned with share-b', async () => !(await exists(EF, OBJ)));
+    assert.ok(await exists(AP, OBJ), 'kept for share-a');
+    assert.ok(await exists(PA, OBJ), 'kept for share-a');
+    // A refused policy in the namespace: its earlier targets are unknown, so nothing is deleted.
+    await apply(policy('share-broken', consumers.replace('}] }]', '}], when: "principal.subject == " }]')));
+    await until('share-broken refused', async () => (await condition('apipolicy', 'share-broken'))?.status === 'False');
+    assert.equal((await cluster.kubectl(['delete', 'apipolicy', 'share-a', '-n', 'c2g', '--wait=true'])).code, 0);
+    // A pass that starts after share-a is gone: drift on another workload's object of the
+    // namespace; its repair shows the pass ran, and the shared-api objects must still be there.
+    assert.equal((await cluster.kubectl(['delete', PA, 'portcullis-service-records-api', '-n', 'c2g', '--wait=true'])).code, 0);
+    await until('the namespace pass repaired the drift', () => exists(PA, 'portcullis-service-records-api'));
+    assert.ok(await exists(AP, OBJ), 'held while a policy of the namespace is refused');
+    // The refused policy goes too: now nothing needs the workload's objects.
+    assert.equal((await cluster.kubectl(['delete', 'apipolicy', 'share-broken', '-n', 'c2g'])).code, 0);
+    await until('AuthorizationPolicy pruned', async () => !(await exists(AP, OBJ)));
+    await until('PeerAuthentication pruned', async () => !(await exists(PA, OBJ)));
+    assert.equal((await cluster.kubectl(['delete', 'service', 'shared-api', '-n', 'c2g'])).code, 0);
   });
 
   test('two replicas: one leader; killing it hands over to the other', async () => {
