@@ -436,7 +436,7 @@ spec: { selector: { matchLabels: { app: shared } }, action: CUSTOM, provider: { 
     assert.ok(await exists(AP, OBJ), 'kept for share-a');
     assert.ok(await exists(PA, OBJ), 'kept for share-a');
     // A refused policy in the namespace: its earlier targets are unknown, so nothing is deleted.
-    await apply(policy('share-broken', consumers.replace('}] }]', '}], when: "principal.subject == " }]')));
+    await apply(policy('share-broken', '  rules: [{ name: broken, principals: { types: [consumer] }, when: "principal.subject == " }]'));
     await until('share-broken refused', async () => (await condition('apipolicy', 'share-broken'))?.status === 'False');
     assert.equal((await cluster.kubectl(['delete', 'apipolicy', 'share-a', '-n', 'c2g', '--wait=true'])).code, 0);
     // A pass that starts after share-a is gone: drift on another workload's object of the
