@@ -4,10 +4,12 @@
  * conflict, and Events for humans. With caches, pruning reads the children from the informers
  * (no list per reconcile), a status write starts from the cached object (no read unless it
  * conflicts), and every write is recorded so its own watch event does not re-queue the policy.
+ * Status writes, one per policy, take the lean path (kube/json-request.ts).
  */
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../extauthz/policy/model.js';
 import { httpCode } from '../kube/errors.js';
+import { requestJson } from '../kube/json-request.js';
 import { VERSION } from '../kube/resources.js';
 import { statusEqual, type ObjectStatus } from './conditions.js';
 import type { OwnWrites } from './own-writes.js';
@@ -44,7 +46,7 @@ export class OperatorClient {
   private readonly core: CoreV1Api;
 
   constructor(
-    kc: KubeConfig,
+    private readonly kc: KubeConfig,
     private readonly caches?: ClientCaches,
   ) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
@@ -173,10 +175,8 @@ export class OperatorClient {
   }
 
   private async replaceStatus(plural: string, namespace: string, name: string, body: Record<string, unknown>): Promise<void> {
-    const send = async (): Promise<string | undefined> => {
-      const written = (await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural, name, body })) as KubernetesObject;
-      return written.metadata?.resourceVersion;
-    };
+    const path = `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}/status`;
+    const send = async (): Promise<string | undefined> => (await requestJson<KubernetesObject>(this.kc, 'PUT', path, body)).metadata?.resourceVersion;
     const caches = this.caches;
     if (!caches) {
       await send();

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from './connections.js';
+import { httpCode, retryAfterMs } from './errors.js';
+import { ApiRequestError, requestJson } from './json-request.js';
+
+/** A real HTTPS server: records each request, answers with the status its path names. */
+describe('requestJson: the lean JSON call with client-node authentication', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-json-'));
+  let server: Server;
+  let url = '';
+  const seen: { method?: string; url?: string; auth?: string; type?: string; body: string }[] = [];
+  before(async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+    server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ method: req.method, url: req.url, auth: req.headers.authorization, type: req.headers['content-type'], body });
+        const code = Number(/\/answer\/(\d+)/.exec(req.url ?? '')?.[1] ?? 200);
+        res.statusCode = code;
+        if (code === 429) res.setHeader('retry-after', '3');
+        res.setHeader('content-type', 'application/json');
+        res.end(code === 200 ? JSON.stringify({ metadata: { resourceVersion: '42' }, echoed: JSON.parse(body) as unknown }) : JSON.stringify({ kind: 'Status', code }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const kc = (): KubeConfig => {
+    const k = new KubeConfig();
+    k.loadFromOptions({
+      clusters: [{ name: 'c', server: `${url}/`, caData: readFileSync(join(dir, 'cert.pem')).toString('base64'), skipTLSVerify: false }],
+      users: [{ name: 'u', token: 'test-token' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return reuseConnections(k);
+  };
+
+  test('sends the body as JSON with the kubeconfig\'s credentials over its TLS trust, and returns the parsed answer', async () => {
+    const out = await requestJson<{ metadata: { resourceVersion: string }; echoed: unknown }>(kc(), 'PUT', '/apis/g/v1/namespaces/n/things/a/status', { status: { ok: true } });
+    assert.deepEqual(out, { metadata: { resourceVersion: '42' }, echoed: { status: { ok: true } } });
+    const last = seen.at(-1)!;
+    assert.deepEqual([last.method, last.url, last.auth, last.type], ['PUT', '/apis/g/v1/namespaces/n/things/a/status', 'Bearer test-token', 'application/json']);
+  });
+
+  test('a refusal is an ApiRequestError carrying the status (a 409 is retried by the caller) and Retry-After', async () => {
+    const conflict = await requestJson(kc(), 'PUT', '/answer/409', {}).catch((e: unknown) => e);
+    assert.ok(conflict instanceof ApiRequestError);
+    assert.equal(httpCode(conflict), 409);
+    assert.match(conflict.body, /"code":409/);
+    const busy = await requestJson(kc(), 'POST', '/answer/429', {}).catch((e: unknown) => e);
+    assert.equal(httpCode(busy), 429);
+    assert.equal(retryAfterMs(busy), 3000);
+  });
+
+  test('a server whose certificate the kubeconfig does not trust is refused', async () => {
+    const k = kc();
+    k.clusters[0] = { ...k.clusters[0]!, caData: undefined, caFile: undefined } as never;
+    await assert.rejects(requestJson(k, 'PUT', '/x', {}));
+  });
+});
