@@ -12,6 +12,17 @@
  * (< 20 ms), beside its p99 and the steady-state p99 at that scale.
  *
  *   node dist/test/bench/cluster-scale.js [--policies 10000] [--namespaces 20] [--workers 16] [--quick]
+ *
+ * For iterating on ext_authz alone:
+ *   --extauthz-only           no operator phase: each policy gets, right after its create, the
+ *                             status the operator would write (Accepted, Programmed, Ready), so
+ *                             the objects ext_authz lists and watches look as they do after an
+ *                             operator run (status and its managedFields entry included)
+ *   --repeat K                the ext_authz phase K times on the same cluster (a fresh process
+ *                             and a new policy each time: edit-1, edit-2, ...), one row each
+ *   --extauthz-node-options S NODE_OPTIONS for the ext_authz child only, e.g.
+ *                             "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--trace-gc" (its stdout
+ *                             then goes to this process's stderr)
  */
 import { CustomObjectsApi, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +49,9 @@ const N = Number(arg('--policies', QUICK ? '1000' : '10000'));
 const NAMESPACES = Number(arg('--namespaces', '20'));
 const WORKERS = arg('--workers', '16');
 const READY_TIMEOUT_MS = 300_000;
+const EXTAUTHZ_ONLY = argv.includes('--extauthz-only');
+const REPEAT = Number(arg('--repeat', '1'));
+const EXTAUTHZ_NODE_OPTIONS = arg('--extauthz-node-options', '');
 
 /**
  * The chart's default memory limit of a component, in MiB. Both processes run with the V8 heap
@@ -79,7 +93,21 @@ async function pool(n: number, concurrency: number, fn: (i: number) => Promise<v
   }));
 }
 
-async function seed(cluster: TestCluster, kc: KubeConfig): Promise<number> {
+/** The status the operator writes on a Ready policy (conditions as operator/conditions.ts words them). */
+function operatorStatus(generation: number): Policy['status'] {
+  const now = new Date().toISOString();
+  const condition = (type: string, reason: string, message: string): Record<string, unknown> => ({ type, status: 'True', observedGeneration: generation, lastTransitionTime: now, reason, message });
+  return {
+    observedGeneration: generation,
+    conditions: [
+      condition('Accepted', 'Compiled', 'The policy compiled: 1 rule, 1 host.'),
+      condition('Programmed', 'Programmed', 'AuthorizationPolicy portcullis-p programmed.'),
+      condition('Ready', 'Ready', 'The policy is compiled and enforced by the mesh.'),
+    ] as never,
+  };
+}
+
+async function seed(cluster: TestCluster, kc: KubeConfig, withStatus = false): Promise<number> {
   const docs = Array.from({ length: NAMESPACES }, (_, j) => `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${ns(j)} }\n---\napiVersion: v1\nkind: Service\nmetadata: { name: api, namespace: ${ns(j)} }\nspec: { selector: { app: api }, ports: [{ port: 8080 }] }\n`);
   const r = await cluster.kubectl(['apply', '-f', '-'], docs.join('---\n'));
   if (r.code !== 0) throw new Error(r.stderr);
@@ -87,7 +115,11 @@ async function seed(cluster: TestCluster, kc: KubeConfig): Promise<number> {
   const t0 = Date.now();
   await pool(N, 32, async (i) => {
     const body = policy(i);
-    await api.createNamespacedCustomObject({ group: 'portcullis.io', version: 'v1alpha1', namespace: body.metadata!.namespace!, plural: 'apipolicies', body });
+    const namespace = body.metadata!.namespace!;
+    const created = (await api.createNamespacedCustomObject({ group: 'portcullis.io', version: 'v1alpha1', namespace, plural: 'apipolicies', body })) as Policy;
+    if (!withStatus) return;
+    const status = operatorStatus(created.metadata?.generation ?? 1);
+    await api.replaceNamespacedCustomObjectStatus({ group: 'portcullis.io', version: 'v1alpha1', namespace, plural: 'apipolicies', name: body.metadata!.name!, body: { ...created, status } });
   });
   return (Date.now() - t0) / 1000;
 }
@@ -178,18 +210,19 @@ function checkClient(port: number): CheckClient {
   return new protos.envoy.service.auth.v3.Authorization(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as CheckClient;
 }
 
-const EDIT_HOST = 'edit.scale.example';
 const LAG_MAX = 'portcullis_nodejs_eventloop_lag_max_seconds ';
 /** prom-client's default eventLoopMonitoringPrecision. */
 const LAG_RESOLUTION_MS = 10;
-const editRequest = fromProtoJson('envoy.service.auth.v3.CheckRequest', {
-  attributes: { request: { http: { method: 'GET', host: EDIT_HOST, path: '/v1/x', headers: {} } } },
+/** The policy the k-th ext_authz phase creates (the first keeps the name earlier runs used). */
+const editName = (k: number): string => (k === 0 ? 'edit' : `edit-${k}`);
+const editRequest = (host: string): unknown => fromProtoJson('envoy.service.auth.v3.CheckRequest', {
+  attributes: { request: { http: { method: 'GET', host, path: '/v1/x', headers: {} } } },
 });
 
 /** One Check: its latency in ms and whether it was allowed. */
-function timedCheck(client: CheckClient): Promise<{ ms: number; allowed: boolean }> {
+function timedCheck(client: CheckClient, request: unknown): Promise<{ ms: number; allowed: boolean }> {
   const t0 = process.hrtime.bigint();
-  return new Promise((ok, fail) => client.Check(editRequest, (e, v) => (e ? fail(e) : ok({ ms: Number(process.hrtime.bigint() - t0) / 1e6, allowed: (v.status?.code ?? 0) === 0 }))));
+  return new Promise((ok, fail) => client.Check(request, (e, v) => (e ? fail(e) : ok({ ms: Number(process.hrtime.bigint() - t0) / 1e6, allowed: (v.status?.code ?? 0) === 0 }))));
 }
 
 const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))] ?? NaN;
@@ -206,11 +239,14 @@ interface ExtAuthzFigures {
 }
 
 /** ext_authz on the Kubernetes source at N policies: cold load, then a one-object change under Checks. */
-async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig): Promise<ExtAuthzFigures> {
+async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig, k = 0): Promise<ExtAuthzFigures> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const t0 = Date.now();
-  const proc = spawn(process.execPath, [heapFlag('extauthz'), join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--source', 'kubernetes', '--kubeconfig', cluster.kubeconfig, '--grpc-address', `127.0.0.1:${grpcPort}`, '--http-address', `127.0.0.1:${httpPort}`, '--workers', '1', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const env = EXTAUTHZ_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: EXTAUTHZ_NODE_OPTIONS } : process.env;
+  const proc = spawn(process.execPath, [heapFlag('extauthz'), join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--source', 'kubernetes', '--kubeconfig', cluster.kubeconfig, '--grpc-address', `127.0.0.1:${grpcPort}`, '--http-address', `127.0.0.1:${httpPort}`, '--workers', '1', '--log-level', 'warn'], { env, stdio: ['ignore', EXTAUTHZ_NODE_OPTIONS ? 2 : 'ignore', 'inherit'] });
+  const name = editName(k);
+  const request = editRequest(`${name}.scale.example`);
   try {
     const loaded = await timeUntil(async () => {
       try {
@@ -223,9 +259,9 @@ async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig): Promise<Ex
     if (Number.isNaN(loaded)) throw new Error(`ext_authz did not load ${N} policies in ${READY_TIMEOUT_MS / 1000} s`);
     const client = checkClient(grpcPort);
     const steady: number[] = [];
-    for (let i = 0; i < 2000; i++) steady.push((await timedCheck(client)).ms);
+    for (let i = 0; i < 2000; i++) steady.push((await timedCheck(client, request)).ms);
     const api = kc.makeApiClient(CustomObjectsApi);
-    const body = { apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy', metadata: { name: 'edit', namespace: ns(0) }, spec: { hosts: [EDIT_HOST], rules: [{ name: 'open', methods: ['GET'], principals: { anonymous: true } }] } };
+    const body = { apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy', metadata: { name, namespace: ns(0) }, spec: { hosts: [`${name}.scale.example`], rules: [{ name: 'open', methods: ['GET'], principals: { anonymous: true } }] } };
     // prom-client resets its event-loop delay histogram on every scrape: this one opens the window.
     await metric(httpPort, LAG_MAX);
     await api.createNamespacedCustomObject({ group: 'portcullis.io', version: 'v1alpha1', namespace: ns(0), plural: 'apipolicies', body });
@@ -233,7 +269,7 @@ async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig): Promise<Ex
     const during: number[] = [];
     let editMs = NaN;
     while (Date.now() - created < 30_000) {
-      const r = await timedCheck(client);
+      const r = await timedCheck(client, request);
       during.push(r.ms);
       if (r.allowed) {
         editMs = Date.now() - created;
@@ -241,7 +277,7 @@ async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig): Promise<Ex
       }
     }
     // Checks just after the swap belong to the window too (a deferred index build would show here).
-    for (let i = 0; i < 500; i++) during.push((await timedCheck(client)).ms);
+    for (let i = 0; i < 500; i++) during.push((await timedCheck(client, request)).ms);
     // Node's histogram records whole timer intervals, so an idle loop reads the sampling interval.
     const loopMaxMs = (await metric(httpPort, LAG_MAX)) * 1000 - LAG_RESOLUTION_MS;
     client.close();
@@ -252,13 +288,10 @@ async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig): Promise<Ex
   }
 }
 
-async function main(): Promise<void> {
-  const cluster = await startTestCluster({ crdFiles: [join(ROOT, 'crds/tenant.yaml'), join(ROOT, 'crds/apipolicy.yaml')], log: (s) => console.error(`[cluster] ${s}`) });
-  const kc = new KubeConfig();
-  kc.loadFromFile(cluster.kubeconfig);
+/** The operator phase: cold start to all Ready, drift repair, a child deleted while it was down. */
+async function operatorAtScale(cluster: TestCluster, kc: KubeConfig, createS: number): Promise<Table> {
   const counter = new ReadyCounter(kc);
   try {
-    const createS = await seed(cluster, kc);
     await counter.informer.start();
     let op = await startOperator(cluster.kubeconfig);
     const allReady = await counter.all(READY_TIMEOUT_MS);
@@ -273,23 +306,39 @@ async function main(): Promise<void> {
     const restored = await timeUntil(() => childExists(cluster, 'portcullis-p8', ns(8 % NAMESPACES)), 120_000);
     const rssWarm = peakRssMiB(op.proc.pid!);
     await stopOperator(op);
-    const ext = await extAuthzAtScale(cluster, kc);
-    const table: Table = {
+    return {
       title: `Operator scale: ${N} ApiPolicies in ${NAMESPACES} namespaces, cold start on the test control plane (--workers ${WORKERS}, Istio outputs)`,
       headers: ['policies', 'create (s)', 'start → all Ready (s)', 'policies/s', 'reconciles', 'own-write echoes skipped', 'drift repair (ms)', 'restart: deleted child back (s)', `peak RSS cold / restart (MiB; chart limit ${chartLimitMiB('operator')})`],
       rows: [[String(N), fmt(createS, 1), allReady ? fmt(readyS, 1) : `> ${READY_TIMEOUT_MS / 1000} (${counter.ready.size} Ready)`, fmt(N / readyS, 0), String(reconciles), String(echoes), fmt(drift, 0), fmt(restored / 1000, 1), `${fmt(rss, 0)} / ${fmt(rssWarm, 0)}`]],
       notes: [`the operator runs with ${heapFlag('operator')} (the heap the chart's memory limit gives in a container)`, 'target: all Ready in < 60 s; reconciles ≈ policies means no policy was reconciled twice (own writes do not re-queue)', 'restart includes process start and the initial list of every policy and child'],
     };
-    console.log(formatText(table));
+  } finally {
+    await counter.informer.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const cluster = await startTestCluster({ crdFiles: [join(ROOT, 'crds/tenant.yaml'), join(ROOT, 'crds/apipolicy.yaml')], log: (s) => console.error(`[cluster] ${s}`) });
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+  try {
+    const createS = await seed(cluster, kc, EXTAUTHZ_ONLY);
+    if (EXTAUTHZ_ONLY) console.error(`[bench] ${N} policies created with an operator-like status in ${fmt(createS, 1)} s`);
+    else console.log(formatText(await operatorAtScale(cluster, kc, createS)));
+    const rows: string[][] = [];
+    for (let k = 0; k < REPEAT; k++) {
+      const ext = await extAuthzAtScale(cluster, kc, k);
+      rows.push([String(N), fmt(ext.loadS, 1), fmt(ext.steadyP99, 2), fmt(ext.editMs, 0), fmt(ext.editP99, 2), fmt(ext.editMax, 1), fmt(ext.loopMaxMs, 1), fmt(ext.rssMiB, 0)]);
+      if (REPEAT > 1) console.error(`[bench] ext_authz run ${k + 1}/${REPEAT}: ${rows.at(-1)!.join(' | ')}`);
+    }
     const extTable: Table = {
       title: `ext_authz on the Kubernetes source at ${N} ApiPolicies (one worker): a one-object change under back-to-back Checks`,
       headers: ['policies', 'start → all loaded (s)', 'steady Check p99 (ms)', 'create → decided (ms)', 'Check p99 during the change (ms)', 'longest Check during the change (ms)', 'ext_authz longest event-loop stall then (ms)', `peak RSS (MiB; chart limit ${chartLimitMiB('extauthz')})`],
-      rows: [[String(N), fmt(ext.loadS, 1), fmt(ext.steadyP99, 2), fmt(ext.editMs, 0), fmt(ext.editP99, 2), fmt(ext.editMax, 1), fmt(ext.loopMaxMs, 1), fmt(ext.rssMiB, 0)]],
+      rows,
       notes: [`ext_authz runs with ${heapFlag('extauthz')}`, 'targets: create → decided < 1,000 ms; no Check longer than 20 ms; RSS within the chart limit'],
     };
     console.log(formatText(extTable));
   } finally {
-    await counter.informer.stop();
     await cluster.stop();
   }
 }
