@@ -20,6 +20,9 @@
  *                             operator run (status and its managedFields entry included)
  *   --repeat K                the ext_authz phase K times on the same cluster (a fresh process
  *                             and a new policy each time: edit-1, edit-2, ...), one row each
+ *   --extauthz-main A[,B]     the ext_authz entry point(s) to run (default this build's
+ *                             dist/extauthz/cli/main.js); with two, each repeat runs both in
+ *                             turn on the same cluster, so two builds compare under one load
  *   --extauthz-node-options S NODE_OPTIONS for the ext_authz child only, e.g.
  *                             "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--trace-gc" (its stdout
  *                             then goes to this process's stderr)
@@ -52,6 +55,7 @@ const READY_TIMEOUT_MS = 300_000;
 const EXTAUTHZ_ONLY = argv.includes('--extauthz-only');
 const REPEAT = Number(arg('--repeat', '1'));
 const EXTAUTHZ_NODE_OPTIONS = arg('--extauthz-node-options', '');
+const EXTAUTHZ_MAINS = arg('--extauthz-main', join(ROOT, 'dist/extauthz/cli/main.js')).split(',').map((m) => resolve(m));
 
 /**
  * The chart's default memory limit of a component, in MiB. Both processes run with the V8 heap
@@ -239,12 +243,12 @@ interface ExtAuthzFigures {
 }
 
 /** ext_authz on the Kubernetes source at N policies: cold load, then a one-object change under Checks. */
-async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig, k = 0): Promise<ExtAuthzFigures> {
+async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig, k = 0, main = EXTAUTHZ_MAINS[0]!): Promise<ExtAuthzFigures> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const t0 = Date.now();
   const env = EXTAUTHZ_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: EXTAUTHZ_NODE_OPTIONS } : process.env;
-  const proc = spawn(process.execPath, [heapFlag('extauthz'), join(ROOT, 'dist/extauthz/cli/main.js'), 'serve', '--source', 'kubernetes', '--kubeconfig', cluster.kubeconfig, '--grpc-address', `127.0.0.1:${grpcPort}`, '--http-address', `127.0.0.1:${httpPort}`, '--workers', '1', '--log-level', 'warn'], { env, stdio: ['ignore', EXTAUTHZ_NODE_OPTIONS ? 2 : 'ignore', 'inherit'] });
+  const proc = spawn(process.execPath, [heapFlag('extauthz'), main, 'serve', '--source', 'kubernetes', '--kubeconfig', cluster.kubeconfig, '--grpc-address', `127.0.0.1:${grpcPort}`, '--http-address', `127.0.0.1:${httpPort}`, '--workers', '1', '--log-level', 'warn'], { env, stdio: ['ignore', EXTAUTHZ_NODE_OPTIONS ? 2 : 'ignore', 'inherit'] });
   const name = editName(k);
   const request = editRequest(`${name}.scale.example`);
   try {
@@ -326,14 +330,16 @@ async function main(): Promise<void> {
     if (EXTAUTHZ_ONLY) console.error(`[bench] ${N} policies created with an operator-like status in ${fmt(createS, 1)} s`);
     else console.log(formatText(await operatorAtScale(cluster, kc, createS)));
     const rows: string[][] = [];
-    for (let k = 0; k < REPEAT; k++) {
-      const ext = await extAuthzAtScale(cluster, kc, k);
-      rows.push([String(N), fmt(ext.loadS, 1), fmt(ext.steadyP99, 2), fmt(ext.editMs, 0), fmt(ext.editP99, 2), fmt(ext.editMax, 1), fmt(ext.loopMaxMs, 1), fmt(ext.rssMiB, 0)]);
-      if (REPEAT > 1) console.error(`[bench] ext_authz run ${k + 1}/${REPEAT}: ${rows.at(-1)!.join(' | ')}`);
+    const label = (main: string): string[] => (EXTAUTHZ_MAINS.length > 1 ? [main] : []);
+    for (let k = 0; k < REPEAT * EXTAUTHZ_MAINS.length; k++) {
+      const main = EXTAUTHZ_MAINS[k % EXTAUTHZ_MAINS.length]!;
+      const ext = await extAuthzAtScale(cluster, kc, k, main);
+      rows.push([...label(main), String(N), fmt(ext.loadS, 1), fmt(ext.steadyP99, 2), fmt(ext.editMs, 0), fmt(ext.editP99, 2), fmt(ext.editMax, 1), fmt(ext.loopMaxMs, 1), fmt(ext.rssMiB, 0)]);
+      if (rows.length > 1 || REPEAT > 1) console.error(`[bench] ext_authz run ${k + 1}: ${rows.at(-1)!.join(' | ')}`);
     }
     const extTable: Table = {
       title: `ext_authz on the Kubernetes source at ${N} ApiPolicies (one worker): a one-object change under back-to-back Checks`,
-      headers: ['policies', 'start → all loaded (s)', 'steady Check p99 (ms)', 'create → decided (ms)', 'Check p99 during the change (ms)', 'longest Check during the change (ms)', 'ext_authz longest event-loop stall then (ms)', `peak RSS (MiB; chart limit ${chartLimitMiB('extauthz')})`],
+      headers: [...(EXTAUTHZ_MAINS.length > 1 ? ['ext_authz'] : []), 'policies', 'start → all loaded (s)', 'steady Check p99 (ms)', 'create → decided (ms)', 'Check p99 during the change (ms)', 'longest Check during the change (ms)', 'ext_authz longest event-loop stall then (ms)', `peak RSS (MiB; chart limit ${chartLimitMiB('extauthz')})`],
       rows,
       notes: [`ext_authz runs with ${heapFlag('extauthz')}`, 'targets: create → decided < 1,000 ms; no Check longer than 20 ms; RSS within the chart limit'],
     };
