@@ -115,6 +115,9 @@ export class ConvertedObjects<S> {
   /** undefined: an object the conversion skips (kept in place, so the order stays the informer's). */
   private readonly byKey = new Map<string, S | undefined>();
   private array: readonly S[] | undefined;
+  /** What take() last handed out, and what changed since: key → converted object, or undefined when it left the values. */
+  private taken: readonly S[] | undefined;
+  private pending = new Map<string, S | undefined>();
 
   constructor(private readonly convert: (raw: Raw) => S | undefined) {}
 
@@ -126,9 +129,24 @@ export class ConvertedObjects<S> {
   /** The informer's onChange, called after its cache applied the event. */
   changed(raw: Raw, event: ChangeEvent): void {
     const key = `${raw.metadata?.namespace ?? ''}/${raw.metadata?.name ?? ''}`;
+    const converted = event === 'delete' ? undefined : this.convert(raw);
     if (event === 'delete') this.byKey.delete(key);
-    else this.byKey.set(key, this.convert(raw));
+    else this.byKey.set(key, converted);
+    this.pending.set(key, converted);
     this.array = undefined;
+  }
+
+  /**
+   * The values, and (after the first call) how they differ from the values the previous call
+   * returned: the keys changed since, each with its converted object or undefined when it is no
+   * longer among the values (the store's PolicyChanges).
+   */
+  take(): { values: readonly S[]; changes?: { since: readonly S[]; changed: ReadonlyMap<string, S | undefined> } } {
+    const values = this.values();
+    const out = this.taken ? { values, changes: { since: this.taken, changed: this.pending } } : { values };
+    this.taken = values;
+    this.pending = new Map();
+    return out;
   }
 
   values(): readonly S[] {

@@ -120,8 +120,10 @@ export class KubernetesPolicySource {
   private input(): StoreInput {
     const { tenants, revocationConfigMaps, schemaConfigMaps } = this.informers;
     const rest = this.converter.sourcesFrom([], tenants.list(), this.secrets.list(), uniqueObjects(revocationConfigMaps.list(), schemaConfigMaps.list()));
-    // The store only reads the input; the array is shared with later runs until a policy changes.
-    return { ...rest, policies: this.policySources.values() as StoreInput['policies'] };
+    // What changed since the previous input, from the watch events: the store then visits only
+    // those policies. The store only reads the array, shared with later inputs until a policy changes.
+    const { values, changes } = this.policySources.take();
+    return { ...rest, policies: values as StoreInput['policies'], ...(changes ? { policyChanges: changes } : {}) };
   }
 
   private async recompile(): Promise<void> {
