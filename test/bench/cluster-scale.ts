@@ -7,9 +7,10 @@
  * chart's memory defaults.
  *
  * Then ext_authz (`serve --source kubernetes`, one worker) loads the same N policies; with
- * Checks in flight back to back, one new ApiPolicy is created and the clock runs until its host
- * is allowed. The longest single Check during that window is the stall the target bounds
- * (< 20 ms), beside its p99 and the steady-state p99 at that scale.
+ * Checks in flight back to back (from a client process of its own, see checkProbe), one new
+ * ApiPolicy is created and the clock runs until its host is allowed. The longest single Check
+ * during that window is the stall the target bounds (< 20 ms), beside its p99 and the
+ * steady-state p99 at that scale.
  *
  *   node dist/test/bench/cluster-scale.js [--policies 10000] [--namespaces 20] [--workers 16] [--quick]
  *
@@ -30,6 +31,7 @@
 import { CustomObjectsApi, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ResilientInformer } from '../../kube/informer.js';
@@ -229,6 +231,66 @@ function timedCheck(client: CheckClient, request: unknown): Promise<{ ms: number
   return new Promise((ok, fail) => client.Check(request, (e, v) => (e ? fail(e) : ok({ ms: Number(process.hrtime.bigint() - t0) / 1e6, allowed: (v.status?.code ?? 0) === 0 }))));
 }
 
+/**
+ * The Check client runs in a process of its own (this file with `--check-probe PORT HOST`), so
+ * its latencies carry none of the bench process's pauses (GC after seeding 10,000 objects, the
+ * operator phase's watch): one JSON line answers each command line.
+ *   steady    2,000 Checks back to back: { p99 }
+ *   window T  (T: the epoch ms the create returned) Checks until the host is allowed, then 500
+ *             more (a deferred index build would show there): { editMs, p99, max }
+ */
+async function checkProbe(port: number, host: string): Promise<void> {
+  const client = checkClient(port);
+  const request = editRequest(host);
+  const reply = (o: object): boolean => process.stdout.write(`${JSON.stringify(o)}\n`);
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [command, arg] = line.split(' ');
+    if (command === 'steady') {
+      const steady: number[] = [];
+      for (let i = 0; i < 2000; i++) steady.push((await timedCheck(client, request)).ms);
+      reply({ p99: p99(steady) });
+    } else if (command === 'window') reply(await changeWindow(client, request, Number(arg)));
+    else break;
+  }
+  client.close();
+}
+
+async function changeWindow(client: CheckClient, request: unknown, created: number): Promise<{ editMs: number; p99: number; max: number }> {
+  const during: number[] = [];
+  let editMs = NaN;
+  while (Date.now() - created < 30_000) {
+    const r = await timedCheck(client, request);
+    during.push(r.ms);
+    if (r.allowed) {
+      editMs = Date.now() - created;
+      break;
+    }
+  }
+  for (let i = 0; i < 500; i++) during.push((await timedCheck(client, request)).ms);
+  return { editMs, p99: p99(during), max: Math.max(...during) };
+}
+
+interface Probe {
+  ask<T>(command: string): Promise<T>;
+  close(): void;
+}
+
+function startProbe(port: number, host: string): Probe {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--check-probe', String(port), host], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (line) => waiting.shift()?.(line));
+  return {
+    ask: <T>(command: string): Promise<T> =>
+      new Promise<T>((ok, fail) => {
+        child.once('exit', (code) => fail(new Error(`check probe exited (${code}) before answering ${command}`)));
+        waiting.push((line) => ok(JSON.parse(line) as T));
+        child.stdin.write(`${command}\n`);
+      }),
+    close: () => child.stdin.end(),
+  };
+}
+
 const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))] ?? NaN;
 
 interface ExtAuthzFigures {
@@ -250,7 +312,6 @@ async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig, k = 0, main
   const env = EXTAUTHZ_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: EXTAUTHZ_NODE_OPTIONS } : process.env;
   const proc = spawn(process.execPath, [heapFlag('extauthz'), main, 'serve', '--source', 'kubernetes', '--kubeconfig', cluster.kubeconfig, '--grpc-address', `127.0.0.1:${grpcPort}`, '--http-address', `127.0.0.1:${httpPort}`, '--workers', '1', '--log-level', 'warn'], { env, stdio: ['ignore', EXTAUTHZ_NODE_OPTIONS ? 2 : 'ignore', 'inherit'] });
   const name = editName(k);
-  const request = editRequest(`${name}.scale.example`);
   try {
     const loaded = await timeUntil(async () => {
       try {
@@ -261,31 +322,18 @@ async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig, k = 0, main
     }, READY_TIMEOUT_MS);
     const loadS = (Date.now() - t0) / 1000;
     if (Number.isNaN(loaded)) throw new Error(`ext_authz did not load ${N} policies in ${READY_TIMEOUT_MS / 1000} s`);
-    const client = checkClient(grpcPort);
-    const steady: number[] = [];
-    for (let i = 0; i < 2000; i++) steady.push((await timedCheck(client, request)).ms);
+    const probe = startProbe(grpcPort, `${name}.scale.example`);
+    const { p99: steadyP99 } = await probe.ask<{ p99: number }>('steady');
     const api = kc.makeApiClient(CustomObjectsApi);
     const body = { apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy', metadata: { name, namespace: ns(0) }, spec: { hosts: [`${name}.scale.example`], rules: [{ name: 'open', methods: ['GET'], principals: { anonymous: true } }] } };
     // prom-client resets its event-loop delay histogram on every scrape: this one opens the window.
     await metric(httpPort, LAG_MAX);
     await api.createNamespacedCustomObject({ group: 'portcullis.io', version: 'v1alpha1', namespace: ns(0), plural: 'apipolicies', body });
-    const created = Date.now();
-    const during: number[] = [];
-    let editMs = NaN;
-    while (Date.now() - created < 30_000) {
-      const r = await timedCheck(client, request);
-      during.push(r.ms);
-      if (r.allowed) {
-        editMs = Date.now() - created;
-        break;
-      }
-    }
-    // Checks just after the swap belong to the window too (a deferred index build would show here).
-    for (let i = 0; i < 500; i++) during.push((await timedCheck(client, request)).ms);
+    const window = await probe.ask<{ editMs: number; p99: number; max: number }>(`window ${Date.now()}`);
+    probe.close();
     // Node's histogram records whole timer intervals, so an idle loop reads the sampling interval.
     const loopMaxMs = (await metric(httpPort, LAG_MAX)) * 1000 - LAG_RESOLUTION_MS;
-    client.close();
-    return { loadS, steadyP99: p99(steady), editMs, editP99: p99(during), editMax: Math.max(...during), loopMaxMs, rssMiB: peakRssMiB(proc.pid!) };
+    return { loadS, steadyP99, editMs: window.editMs, editP99: window.p99, editMax: window.max, loopMaxMs, rssMiB: peakRssMiB(proc.pid!) };
   } finally {
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
@@ -349,7 +397,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
+const probeAt = argv.indexOf('--check-probe');
+(probeAt >= 0 ? checkProbe(Number(argv[probeAt + 1]), argv[probeAt + 2]!) : main()).catch((e: unknown) => {
   console.error(e);
   process.exitCode = 1;
 });
