@@ -24,9 +24,10 @@
  *   --extauthz-main A[,B]     the ext_authz entry point(s) to run (default this build's
  *                             dist/extauthz/cli/main.js); with two, each repeat runs both in
  *                             turn on the same cluster, so two builds compare under one load
- *   --extauthz-node-options S NODE_OPTIONS for the ext_authz child only, e.g.
- *                             "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--trace-gc" (its stdout
- *                             then goes to this process's stderr)
+ *   --extauthz-node-args S    node flags for the ext_authz child only (space-separated, put
+ *                             before its script: NODE_OPTIONS refuses some, such as --trace-gc),
+ *                             e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--trace-gc"; its
+ *                             stdout then goes to this process's stderr
  */
 import { CustomObjectsApi, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -56,7 +57,7 @@ const WORKERS = arg('--workers', '16');
 const READY_TIMEOUT_MS = 300_000;
 const EXTAUTHZ_ONLY = argv.includes('--extauthz-only');
 const REPEAT = Number(arg('--repeat', '1'));
-const EXTAUTHZ_NODE_OPTIONS = arg('--extauthz-node-options', '');
+const EXTAUTHZ_NODE_ARGS = arg('--extauthz-node-args', '').split(' ').filter((a) => a !== '');
 const EXTAUTHZ_MAINS = arg('--extauthz-main', join(ROOT, 'dist/extauthz/cli/main.js')).split(',').map((m) => resolve(m));
 
 /**
@@ -311,8 +312,7 @@ async function extAuthzAtScale(cluster: TestCluster, kc: KubeConfig, k = 0, main
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const t0 = Date.now();
-  const env = EXTAUTHZ_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: EXTAUTHZ_NODE_OPTIONS } : process.env;
-  const proc = spawn(process.execPath, [heapFlag('extauthz'), main, 'serve', '--source', 'kubernetes', '--kubeconfig', cluster.kubeconfig, '--grpc-address', `127.0.0.1:${grpcPort}`, '--http-address', `127.0.0.1:${httpPort}`, '--workers', '1', '--log-level', 'warn'], { env, stdio: ['ignore', EXTAUTHZ_NODE_OPTIONS ? 2 : 'ignore', 'inherit'] });
+  const proc = spawn(process.execPath, [heapFlag('extauthz'), ...EXTAUTHZ_NODE_ARGS, main, 'serve', '--source', 'kubernetes', '--kubeconfig', cluster.kubeconfig, '--grpc-address', `127.0.0.1:${grpcPort}`, '--http-address', `127.0.0.1:${httpPort}`, '--workers', '1', '--log-level', 'warn'], { stdio: ['ignore', EXTAUTHZ_NODE_ARGS.length > 0 ? 2 : 'ignore', 'inherit'] });
   const name = editName(k);
   try {
     const loaded = await timeUntil(async () => {
