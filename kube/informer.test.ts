@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import { KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-import { ResilientInformer, type ChangeEvent } from './informer.js';
+import { ResilientInformer, withoutManagedFields, type ChangeEvent } from './informer.js';
 import { WatchRefused, type WatchDone, type WatchEvent, type WatchTransport } from './watch.js';
 
 /** A watch transport the test drives: each watch either fails at once or stays open until ended. */
@@ -210,5 +210,53 @@ describe('ResilientInformer (client-node 2.x ListWatch)', () => {
     assert.deepEqual(informer.list().map((o) => o.spec.target).sort(), ['reduced(11)', 'reduced(9)']);
     assert.ok(!JSON.stringify(informer.list()).includes('private'), 'no original value in the cache');
     await informer.stop();
+  });
+  describe('managedFields', () => {
+    const managed = (ns: string, name: string, rv: string): Obj => ({ ...obj(ns, name, rv, 'svc1'), metadata: { namespace: ns, name, resourceVersion: rv, labels: { team: 'x' }, managedFields: [{ manager: 'kubectl', operation: 'Update', fieldsV1: { 'f:spec': {} } }] } });
+    const informerOf = (opts: { keepManagedFields?: boolean; transform?: (o: Obj) => Obj } = {}): { informer: ResilientInformer<Obj>; watch: FakeWatch; seen: Obj[] } => {
+      const watch = new FakeWatch();
+      const seen: Obj[] = [];
+      const informer = new ResilientInformer<Obj>({
+        kubeConfig: new KubeConfig(), path: '/x', watch, list: async () => ({ metadata: { resourceVersion: '10' }, items: [managed('a', 'p1', '1')] }),
+        onChange: (o) => seen.push(o), ...opts,
+      });
+      return { informer, watch, seen };
+    };
+
+    test('are dropped from listed and watched objects by default; everything else is kept', async () => {
+      const { informer, watch, seen } = informerOf();
+      await informer.start();
+      watch.last.onEvent('ADDED', managed('a', 'p2', '11'), {});
+      watch.last.onEvent('MODIFIED', managed('a', 'p2', '12'), {});
+      assert.equal(seen.length, 3);
+      for (const o of [...seen, ...informer.list()]) {
+        assert.equal(o.metadata?.managedFields, undefined);
+        assert.deepEqual(o.metadata?.labels, { team: 'x' });
+        assert.equal(o.spec.target, 'svc1');
+      }
+      assert.equal(informer.get('p2', 'a')?.metadata?.resourceVersion, '12');
+      await informer.stop();
+    });
+
+    test('keepManagedFields keeps them; a transform receives the object without them', async () => {
+      const kept = informerOf({ keepManagedFields: true });
+      await kept.informer.start();
+      assert.equal(kept.informer.get('p1', 'a')?.metadata?.managedFields?.length, 1);
+      await kept.informer.stop();
+      const given: unknown[] = [];
+      const t = informerOf({ transform: (o) => (given.push(o.metadata?.managedFields), o) });
+      await t.informer.start();
+      t.watch.last.onEvent('ADDED', managed('a', 'p2', '11'), {});
+      assert.deepEqual(given, [undefined, undefined]);
+      await t.informer.stop();
+    });
+
+    test('withoutManagedFields copies: the argument is left as it was, an object without them is returned as is', () => {
+      const o = managed('a', 'p1', '1');
+      const out = withoutManagedFields(o);
+      assert.equal(o.metadata?.managedFields?.length, 1);
+      assert.deepEqual(out, { ...o, metadata: { namespace: 'a', name: 'p1', resourceVersion: '1', labels: { team: 'x' } } });
+      assert.equal(withoutManagedFields(out), out);
+    });
   });
 });

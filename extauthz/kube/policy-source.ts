@@ -12,7 +12,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ResilientInformer } from '../../kube/informer.js';
-import { SourceConverter, uniqueObjects, type Raw } from '../../kube/objects.js';
+import { ConvertedObjects, decisionView, SourceConverter, uniqueObjects, type Raw } from '../../kube/objects.js';
 import { customPath, listConfigMaps, listCustom, PLURAL, REVOCATION_LABEL, SCHEMA_LABEL } from '../../kube/resources.js';
 import { LabelledSecrets } from '../../kube/secrets.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
@@ -52,7 +52,10 @@ export function affectsCompile(event: 'add' | 'update' | 'delete', obj: Raw, old
 export class KubernetesPolicySource {
   private timer: NodeJS.Timeout | undefined;
   private readonly store = new PolicyStore({ jwks: new JwksCache(), fingerprint: generationFingerprint });
+  /** Tenants, Secrets and ConfigMaps: converted on use, once per object version. */
   private readonly converter = new SourceConverter();
+  /** ApiPolicies, the one large set: converted as their events arrive (see ConvertedObjects). */
+  private readonly policySources = ConvertedObjects.policies();
   private readonly informers: { policies: ResilientInformer<Raw>; tenants: ResilientInformer<Raw>; revocationConfigMaps: ResilientInformer<Raw>; schemaConfigMaps: ResilientInformer<Raw> };
   /** API-key hashes, revocation lists and introspection client secrets: the label-selected Secrets (kube/secrets.ts). */
   private readonly secrets: LabelledSecrets;
@@ -61,10 +64,15 @@ export class KubernetesPolicySource {
 
   constructor(private readonly opts: KubeSourceOptions) {
     const kc = opts.kubeConfig;
-    const common = { kubeConfig: kc, onError: (err: unknown) => opts.log.warn({ err: String(err) }, 'kubernetes watch failed; serving the last snapshot and retrying') };
+    // Every cache holds only the fields the conversion reads (no status, annotations or managedFields).
+    const common = { kubeConfig: kc, transform: decisionView, onError: (err: unknown) => opts.log.warn({ err: String(err) }, 'kubernetes watch failed; serving the last snapshot and retrying') };
     const onChange = (o: Raw, event: 'add' | 'update' | 'delete', old?: Raw): void => this.changed(o, event, old);
+    const onPolicy = (o: Raw, event: 'add' | 'update' | 'delete', old?: Raw): void => {
+      this.policySources.changed(o, event);
+      this.changed(o, event, old);
+    };
     this.informers = {
-      policies: new ResilientInformer<Raw>({ ...common, onChange, path: customPath(PLURAL.ApiPolicy), list: listCustom<Raw>(kc, PLURAL.ApiPolicy) }),
+      policies: new ResilientInformer<Raw>({ ...common, onChange: onPolicy, path: customPath(PLURAL.ApiPolicy), list: listCustom<Raw>(kc, PLURAL.ApiPolicy) }),
       tenants: new ResilientInformer<Raw>({ ...common, onChange, path: customPath(PLURAL.Tenant), list: listCustom<Raw>(kc, PLURAL.Tenant) }),
       // Revocation lists (Tenant spec.revocation.configMapRef): label-selected ConfigMaps.
       revocationConfigMaps: new ResilientInformer<Raw>({ ...common, onChange, path: '/api/v1/configmaps', list: listConfigMaps(kc, REVOCATION_LABEL), labelSelector: REVOCATION_LABEL }),
@@ -110,9 +118,12 @@ export class KubernetesPolicySource {
   }
 
   private input(): StoreInput {
-    const { policies, tenants, revocationConfigMaps, schemaConfigMaps } = this.informers;
-    const lists = { ApiPolicy: policies.list(), Tenant: tenants.list(), Secret: this.secrets.list(), ConfigMap: uniqueObjects(revocationConfigMaps.list(), schemaConfigMaps.list()) };
-    return this.converter.sourcesFrom(lists.ApiPolicy, lists.Tenant, lists.Secret, lists.ConfigMap);
+    const { tenants, revocationConfigMaps, schemaConfigMaps } = this.informers;
+    const rest = this.converter.sourcesFrom([], tenants.list(), this.secrets.list(), uniqueObjects(revocationConfigMaps.list(), schemaConfigMaps.list()));
+    // What changed since the previous input, from the watch events: the store then visits only
+    // those policies. The store only reads the array, shared with later inputs until a policy changes.
+    const { values, changes } = this.policySources.take();
+    return { ...rest, policies: values as StoreInput['policies'], ...(changes ? { policyChanges: changes } : {}) };
   }
 
   private async recompile(): Promise<void> {

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { FolderPolicySource } from './folder-source.js';
 import { loadPolicyDir, YAML_LIMITS } from './load.js';
 import type { PolicySnapshot } from './snapshot.js';
-import { generationFingerprint, PolicyStore, type StoreInput } from './store.js';
+import { ConvertedObjects, SourceConverter, type Raw } from '../../kube/objects.js';
+import type { ApiPolicyObject } from './model.js';
+import { generationFingerprint, PolicyStore, type ApplyResult, type StoreInput } from './store.js';
 
 const TENANT = `apiVersion: portcullis.io/v1alpha1
 kind: Tenant
@@ -303,5 +305,95 @@ describe('folder source: the folder-level limits hold on serve\'s first load and
     } finally {
       dir.remove();
     }
+  });
+});
+
+describe('policy store: PolicyChanges hints (the cluster source names what its watch changed)', () => {
+  type Spec = { hosts: string[]; rules: unknown[] };
+  const spec = (host: string, when = 'true'): Spec => ({ hosts: [`${host}.example`], rules: [{ name: 'r', when, quotas: [{ name: 'daily' }] }] });
+  let rv = 0;
+  const raw = (ns: string, name: string, s: Spec | undefined, { generation = 1, uid = `u-${ns}-${name}` }: { generation?: number; uid?: string } = {}): Raw =>
+    ({ apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy', metadata: { name, namespace: ns, uid, generation, resourceVersion: String(++rv), creationTimestamp: `2026-12-01T10:00:${String(rv).padStart(2, '0')}Z` }, ...(s ? { spec: s } : {}) }) as unknown as Raw;
+  const tenant = (generation: number, quota = 10): Raw =>
+    ({ apiVersion: 'portcullis.io/v1alpha1', kind: 'Tenant', metadata: { name: 'agency', namespace: 't', uid: 'tu', generation, resourceVersion: String(++rv) }, spec: { type: 'agency', identity: { mtls: { spiffeIds: ['spiffe://td/ns/a/*'] } }, quotas: [{ name: 'daily', limit: quota, per: '24h' }] } }) as Raw;
+
+  /** What a consumer can observe of a run: the snapshot's policies in order, routing, the reports and which changed. */
+  const observed = (r: ApplyResult): unknown => ({
+    changed: r.changed,
+    policies: [...r.snapshot.policies].map((p) => `${p.key} ${p.hosts.join(',')} ${p.rules.map((x) => x.when?.source).join(',')}`),
+    routes: ['h0', 'h1', 'h2', 'h3', 'h9', 'new'].map((h) => r.snapshot.route(`${h}.example`, [], {})?.key),
+    reports: [...r.reports.entries()].map(([id, rep]) => [id, rep.serving, rep.generation, rep.servingGeneration, rep.errors.map((e) => e.format()), rep.warnings.map((e) => e.format())]),
+    changedReports: [...r.changedReports],
+    tenants: [...r.snapshot.tenants.keys()],
+  });
+
+  test('runs with hints observe exactly what full scans observe, over every kind of change', () => {
+    // The same events feed a hinted store (ConvertedObjects.take, as the cluster source does) and a scanning one.
+    const hinted = new PolicyStore({ fingerprint: generationFingerprint });
+    const scanned = new PolicyStore({ fingerprint: generationFingerprint });
+    const converted = ConvertedObjects.policies();
+    const live = new Map<string, Raw>();
+    let tenants = [tenant(1)];
+    const event = (o: Raw, ev: 'add' | 'update' | 'delete'): void => {
+      const key = `${o.metadata!.namespace}/${o.metadata!.name}`;
+      if (ev === 'delete') live.delete(key);
+      else live.set(key, o);
+      converted.changed(o, ev);
+    };
+    const converter = new SourceConverter();
+    const both = (step: string): ApplyResult => {
+      const rest = converter.sourcesFrom([], tenants, [], []);
+      const { values, changes } = converted.take();
+      const a = hinted.apply({ ...rest, policies: values as ApiPolicyObject[], ...(changes ? { policyChanges: changes } : {}) });
+      const b = scanned.apply(converter.sourcesFrom([...live.values()], tenants, [], []));
+      assert.deepEqual(observed(a), observed(b), step);
+      return a;
+    };
+    for (let i = 0; i < 4; i++) event(raw('t', `p${i}`, spec(`h${i}`)), 'add');
+    event(raw('u', 'q0', spec('h9')), 'add'); // a namespace without tenants
+    both('initial');
+    event(raw('t', 'p1', spec('h1', 'false'), { generation: 2 }), 'update');
+    assert.equal(both('spec edit').stats.policiesCompiled, 1);
+    event(raw('t', 'p2', spec('h2')), 'update');
+    assert.equal(both('status-only update (same uid and generation)').changed, false);
+    event(raw('t', 'p4', spec('h0')), 'add');
+    assert.equal(both("a new policy claims p0's host").reports.get('ApiPolicy t/p4')?.serving, 'none');
+    event(raw('t', 'p0', spec('h0')), 'delete');
+    assert.equal(both('the older claimant deleted: the newer serves').snapshot.route('h0.example', [], {})?.key, 't/p4');
+    event(raw('t', 'p3', spec('h3', 'principal.subject =='), { generation: 2 }), 'update');
+    assert.equal(both('a broken edit').reports.get('ApiPolicy t/p3')?.serving, 'last-good');
+    tenants = [tenant(2, 20)];
+    event(raw('t', 'p5', spec('new')), 'add');
+    both('a tenant change with a policy added (relinks the namespace: full scan)');
+    event(raw('t', 'p1', spec('h1'), { generation: 3 }), 'update');
+    event(raw('u', 'q0', spec('h9')), 'delete');
+    event(raw('t', 'p6', spec('h6')), 'add');
+    event(raw('t', 'p6', spec('h6')), 'delete');
+    both('several changes in one run, one of them added and deleted again');
+    event(raw('t', 'p2', spec('h2'), { uid: 'u-recreated' }), 'update');
+    both('deleted and re-created under the same name (new uid)');
+    event(raw('t', 'p3', undefined, { generation: 3 }), 'update');
+    both('an update without a spec leaves the input');
+    both('nothing changed');
+    tenants = [];
+    both('the tenant deleted');
+  });
+
+  test('a hint that does not follow the last applied input is ignored (the run scans)', () => {
+    const store = new PolicyStore({ fingerprint: generationFingerprint });
+    const converter = new SourceConverter();
+    const p = (i: number, host = `h${i}`, generation = 1): Raw => raw('t', `p${i}`, spec(host), { generation, uid: `u${i}` });
+    const first = converter.sourcesFrom([p(0), p(1)], [tenant(1)], [], []);
+    store.apply(first);
+    const edited = converter.sourcesFrom([p(0), p(1, 'moved', 2)], [tenant(1)], [], []);
+    // A hint relative to some other array, naming nothing: unusable, so the edit is still found.
+    const stale = store.apply({ ...edited, policyChanges: { since: [...first.policies], changed: new Map() } });
+    assert.equal(stale.stats.policiesCompiled, 1);
+    assert.equal(stale.snapshot.route('moved.example', [], {})?.key, 't/p1');
+    // Relative to the input just applied, it is trusted: only the keys it names are visited.
+    const next = converter.sourcesFrom([p(0, 'elsewhere', 2), p(1, 'moved', 2)], [tenant(1)], [], []);
+    const trusted = store.apply({ ...next, policyChanges: { since: edited.policies, changed: new Map() } });
+    assert.equal(trusted.stats.policiesCompiled, 0);
+    assert.equal(trusted.changed, false);
   });
 });

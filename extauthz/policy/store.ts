@@ -48,6 +48,22 @@ export interface StoreInput extends PolicySources {
   broken?: ReadonlyMap<string, readonly PolicyError[]>;
   /** Folder mode: the revocation files tenants name, by path in the folder (absent: not a folder, revocation.file is refused). */
   files?: ReadonlyMap<string, RevocationFile>;
+  /**
+   * How `policies` differs from the previous input's, when the source knows (the cluster
+   * source does, from its watch events). A hint only: it is used when the store's last run
+   * applied exactly `since` and nothing else asks for every policy to be looked at (a tenant
+   * or ConfigMap change, broken objects); then only the changed policies are visited and a
+   * one-policy change at 10,000 costs one policy, not a pass over all of them. Otherwise the
+   * run scans `policies` as it would without it.
+   */
+  policyChanges?: PolicyChanges;
+}
+
+export interface PolicyChanges {
+  /** The `policies` array of the input these changes follow. */
+  since: readonly ApiPolicyObject[];
+  /** namespace/name → its object in this input, or undefined when it left the input. */
+  changed: ReadonlyMap<string, ApiPolicyObject | undefined>;
 }
 
 export interface ApplyResult {
@@ -167,6 +183,8 @@ export class PolicyStore {
   private readonly fingerprint: (o: { metadata: ObjectMeta; spec: unknown }) => string;
   private queue: Promise<unknown> = Promise.resolve();
   private runs = 0;
+  /** The policies of the last run's input: what a PolicyChanges hint must follow to be used. */
+  private lastPolicies: readonly ApiPolicyObject[] | undefined;
 
   constructor(private readonly options: StoreOptions = {}) {
     this.jwks = options.jwks ?? new JwksCache();
@@ -359,10 +377,37 @@ export class PolicyStore {
   /**
    * Compiles the policies whose version changed. An input object that is the very object applied
    * last time is unchanged without computing its fingerprint (unless a ConfigMap changed), so at
-   * 10,000 policies a one-policy edit costs a lookup per object, not 10,000 fingerprints.
+   * 10,000 policies a one-policy edit costs a lookup per object, not 10,000 fingerprints; with a
+   * usable PolicyChanges hint, not even the lookups.
    */
   private *updatePolicies(r: RunState): Generator<void, void, void> {
     const run = ++this.runs;
+    const hint = r.input.policyChanges;
+    const previous = this.lastPolicies;
+    this.lastPolicies = undefined; // a run that throws part way leaves no base for a hint
+    if (hint && previous !== undefined && hint.since === previous && r.touched.size === 0 && !r.configMapsChanged && r.broken.size === 0) yield* this.updateChanged(hint.changed, run, r);
+    else yield* this.scanPolicies(run, r);
+    this.lastPolicies = r.input.policies;
+  }
+
+  /**
+   * The changed policies only, each as the scan would treat it: every other input object is the
+   * one applied last time, and nothing a policy depends on outside its spec changed (checked by
+   * the caller), so the scan would find each of them unchanged.
+   */
+  private *updateChanged(changed: PolicyChanges['changed'], run: number, r: RunState): Generator<void, void, void> {
+    for (const [key, obj] of changed) {
+      if (obj === undefined) {
+        if (this.policies.has(key)) this.dropPolicy(key, r);
+        continue;
+      }
+      const state = this.known(obj, r) ?? (yield* this.visit(obj, run, r));
+      state.seenIn = run;
+      if (state.compiledIn === run) yield;
+    }
+  }
+
+  private *scanPolicies(run: number, r: RunState): Generator<void, void, void> {
     let distinct = 0;
     let scanned = 0;
     for (const obj of r.input.policies) {
@@ -443,11 +488,7 @@ export class PolicyStore {
         r.relink.add(key);
         continue;
       }
-      this.policies.delete(key);
-      this.hostErrors.delete(key);
-      this.setReport(`ApiPolicy ${key}`, undefined);
-      r.removed.add(key);
-      this.orderDirty = true;
+      this.dropPolicy(key, r);
     }
     for (const [id, problems] of r.broken) {
       const key = id.slice('ApiPolicy '.length);
@@ -456,6 +497,14 @@ export class PolicyStore {
       this.addToOrder(key);
       r.relink.add(key);
     }
+  }
+
+  private dropPolicy(key: string, r: RunState): void {
+    this.policies.delete(key);
+    this.hostErrors.delete(key);
+    this.setReport(`ApiPolicy ${key}`, undefined);
+    r.removed.add(key);
+    this.orderDirty = true;
   }
 
   /** Links the current version (and the last good one, as a fallback) to the namespace's tenants. */

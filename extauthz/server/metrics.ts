@@ -1,5 +1,6 @@
 /** Prometheus metrics of the decision service, on a registry of its own (no global state). */
 import type { PolicyError } from '../errors.js';
+import type { ApplyResult } from '../policy/store.js';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type MetricValueWithName } from 'prom-client';
 import type { Decision } from '../pipeline/decision.js';
 import type { PhaseName } from '../pipeline/pipeline.js';
@@ -100,6 +101,8 @@ export class ServiceMetrics {
   });
   readonly revocations = new Counter({ name: 'portcullis_revocation_denials_total', help: 'Checks denied REVOKED, by tenant (namespace/name) and the kind of list entry (jti, sub, api-key).', labelNames: ['tenant', 'kind'] as const, registers: [this.registry] });
   readonly revocationSourcesFailing = new Gauge({ name: 'portcullis_revocation_sources_failing', help: 'Tenants whose revocation source is missing or does not parse (their last good list serves; a tenant without one authenticates no one).', registers: [this.registry] });
+  /** Cluster mode: the failing tenants kept per report (countRevocationReports). */
+  private readonly revocationTally = new ObjectTally(revocationFailures);
   /** Allowed checks counted here and added to `checks` at scrape time (the common case, no label hashing per Check). */
   private allowed = 0;
 
@@ -139,8 +142,55 @@ export class ServiceMetrics {
 
   /** Counts the tenants whose problems include one at /spec/revocation. */
   countRevocationProblems(problems: readonly PolicyError[]): void {
-    const tenants = new Set<string>();
-    for (const p of problems) if (p.location.path === '/spec/revocation' && p.location.object !== undefined) tenants.add(p.location.object);
-    this.revocationSourcesFailing.set(tenants.size);
+    this.revocationSourcesFailing.set(new Set(revocationFailures(problems)).size);
+  }
+
+  /**
+   * The same gauge from a store run's reports, touching only the reports the run changed: every
+   * report's problems gathered on each apply was an O(N log N) pass over 10,000 policy reports
+   * (10–40 ms in one piece) after every one-object change in cluster mode.
+   */
+  countRevocationReports(r: Pick<ApplyResult, 'reports' | 'changedReports'>): void {
+    this.revocationTally.update(r);
+    this.revocationSourcesFailing.set(this.revocationTally.size);
+  }
+}
+
+/** The objects (`Tenant namespace/name`) whose revocation source fails, once per problem. */
+function revocationFailures(problems: readonly PolicyError[]): string[] {
+  const out: string[] = [];
+  for (const p of problems) if (p.location.path === '/spec/revocation' && p.location.object !== undefined) out.push(p.location.object);
+  return out;
+}
+
+/**
+ * The distinct values `pick` finds in the errors of every report, kept up to date from the
+ * reports each run set or removed (ApplyResult.changedReports): the same answer as gathering
+ * every report's errors, at the cost of the change.
+ */
+export class ObjectTally {
+  private readonly byReport = new Map<string, readonly string[]>();
+  private readonly counts = new Map<string, number>();
+
+  constructor(private readonly pick: (errors: readonly PolicyError[]) => string[]) {}
+
+  /** Distinct values over all reports. */
+  get size(): number {
+    return this.counts.size;
+  }
+
+  update({ reports, changedReports }: Pick<ApplyResult, 'reports' | 'changedReports'>): void {
+    for (const id of changedReports) {
+      for (const v of this.byReport.get(id) ?? []) {
+        const n = this.counts.get(v)! - 1;
+        if (n > 0) this.counts.set(v, n);
+        else this.counts.delete(v);
+      }
+      const errors = reports.get(id)?.errors;
+      const next = errors && errors.length > 0 ? this.pick(errors) : [];
+      if (next.length > 0) this.byReport.set(id, next);
+      else this.byReport.delete(id);
+      for (const v of next) this.counts.set(v, (this.counts.get(v) ?? 0) + 1);
+    }
   }
 }

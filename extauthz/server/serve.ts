@@ -125,7 +125,7 @@ function kubernetesSource(config: ServeConfig, log: Logger, metrics: ServiceMetr
           metrics.reloads.inc({ result: 'ok' });
           onSnapshot(s);
         },
-        onApplied: (r) => metrics.countRevocationProblems(r.problems),
+        onApplied: (r) => metrics.countRevocationReports(r),
       });
       await inner.start();
     },
