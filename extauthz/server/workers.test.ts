@@ -76,7 +76,7 @@ void test('a forwarded object set compiles in a worker exactly as in the primary
   assert.deepEqual(want.serving, ['ApiPolicy t/orders: current', 'Tenant t/file-listed: current', 'Tenant t/map-listed: current']);
   assert.deepEqual(compiled(fromWire(structuredClone(toWire(folder)))), want);
   // No folder (the cluster source): revocation.file is refused in the worker as in the primary.
-  const { files: _files, ...cluster } = folder;
+  const cluster: StoreInput = { ...sources };
   const refused = compiled(cluster);
   assert.match(refused.problems.join('\n'), /revocation.file works only with a policy folder/);
   assert.deepEqual(compiled(fromWire(structuredClone(toWire(cluster)))), refused);
