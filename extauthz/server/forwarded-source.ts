@@ -8,7 +8,7 @@
 import { PolicyError, type ErrorCode, type Severity, type SourceLocation } from '../errors.js';
 import { generationFingerprint, PolicyStore, type StoreInput } from '../policy/store.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
-import { JwksCache } from '../policy/tenants.js';
+import { JwksCache, type RevocationFile } from '../policy/tenants.js';
 import type { PolicySourceHandle } from './serve.js';
 
 interface WireProblem {
@@ -18,13 +18,31 @@ interface WireProblem {
   severity: Severity;
 }
 
-/** A StoreInput as structured-clone data: errors cross threads as plain fields (clone drops their class). */
+/**
+ * A StoreInput as structured-clone data: everything the primary's store reads (tenants, policies,
+ * Secrets, ConfigMaps, revocation files, broken objects), so a worker compiles exactly what the
+ * primary does. Errors cross as plain fields (clone drops their class); maps cross as entries.
+ * Nothing is checked again here: the primary's source read the objects within its bounds, and the
+ * worker's store compiles them with the same bounds the primary's does.
+ */
 export interface WireInput {
   tenants: StoreInput['tenants'];
   policies: StoreInput['policies'];
   secrets: StoreInput['secrets'];
+  /** Revocation lists and body schemas held in ConfigMaps (absent: none). */
+  configMaps?: NonNullable<StoreInput['configMaps']>;
+  /** Folder mode's revocation files by path (absent: not a folder, so revocation.file is refused, as in the primary). */
+  files?: [string, RevocationFile][];
   broken: [string, WireProblem[]][];
 }
+
+/**
+ * How each StoreInput field reaches the workers; a field added to StoreInput does not compile
+ * until it is named here, so no input the primary compiles can be left behind again.
+ * policyChanges is a hint by array identity (`since`), which no clone keeps: the worker's store
+ * scans the policies, as it does without a hint, and decides the same.
+ */
+export const WIRE_FIELDS = { tenants: 'forwarded', policies: 'forwarded', secrets: 'forwarded', configMaps: 'forwarded', files: 'forwarded', broken: 'forwarded', policyChanges: 'hint, not forwarded' } as const satisfies Record<keyof StoreInput, string>;
 
 export type Fingerprint = 'spec' | 'generation';
 
@@ -33,13 +51,27 @@ export function toWire(input: StoreInput): WireInput {
   for (const [id, problems] of input.broken ?? []) {
     broken.push([id, problems.map((p) => ({ code: p.code, message: p.message, location: p.location, severity: p.severity }))]);
   }
-  return { tenants: input.tenants, policies: input.policies, secrets: input.secrets, broken };
+  return {
+    tenants: input.tenants,
+    policies: input.policies,
+    secrets: input.secrets,
+    ...(input.configMaps ? { configMaps: input.configMaps } : {}),
+    ...(input.files ? { files: [...input.files] } : {}),
+    broken,
+  };
 }
 
 export function fromWire(w: WireInput): StoreInput {
   const broken = new Map<string, PolicyError[]>();
   for (const [id, problems] of w.broken) broken.set(id, problems.map((p) => new PolicyError(p.code, p.message, p.location, { severity: p.severity })));
-  return { tenants: w.tenants, policies: w.policies, secrets: w.secrets, broken };
+  return {
+    tenants: w.tenants,
+    policies: w.policies,
+    secrets: w.secrets,
+    ...(w.configMaps ? { configMaps: w.configMaps } : {}),
+    ...(w.files ? { files: new Map(w.files) } : {}),
+    broken,
+  };
 }
 
 export class ForwardedPolicySource implements PolicySourceHandle {

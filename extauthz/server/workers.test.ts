@@ -2,7 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkWorkers, DEFAULTS, resolveServeConfig } from '../config.js';
 import { PolicyError } from '../errors.js';
-import { fromWire, toWire } from './forwarded-source.js';
+import { compileSources, type StoreInput } from '../policy/store.js';
+import { fromWire, toWire, WIRE_FIELDS } from './forwarded-source.js';
+import { loadYaml } from '../../test/helpers/policies.js';
+import { orderSchema, orderSchemaConfigMap, ordersPolicy } from '../../test/helpers/order-schema.js';
 import { workerFile } from './workers.js';
 
 void test('--workers: auto is the CPUs this process may use, bounded; numbers are checked', () => {
@@ -31,6 +34,54 @@ void test('forwarded object sets keep their broken objects\' problems across the
   assert.ok(back instanceof PolicyError);
   assert.equal(back.code, 'POLICY_CEL');
   assert.equal(back.format(), problem.format());
+});
+
+const WIRE_YAML = {
+  'tenants.yaml': `apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: file-listed, namespace: t }
+spec:
+  type: agency
+  identity: { mtls: { spiffeIds: ["spiffe://gov.example/ns/a/*"] } }
+  revocation: { file: lists/revoked.json }
+---
+apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: map-listed, namespace: t }
+spec:
+  type: agency
+  identity: { mtls: { spiffeIds: ["spiffe://gov.example/ns/b/*"] } }
+  revocation: { configMapRef: { name: revoked, key: list.json } }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: revoked, namespace: t }
+data: { list.json: '{"sub": ["someone"]}' }
+`,
+  'orders.yaml': ordersPolicy({ namespace: 't', host: 'orders.example' }),
+  'schema.yaml': orderSchemaConfigMap({ namespace: 't', data: { 'schema.json': orderSchema(10) } }),
+};
+
+/** What a store makes of an input: every object's problems, and what serves. */
+function compiled(input: StoreInput): { problems: string[]; serving: string[] } {
+  const r = compileSources(input);
+  return { problems: r.problems.map((p) => p.format()), serving: [...r.reports.values()].map((o) => `${o.kind} ${o.key}: ${o.serving}`).sort() };
+}
+
+void test('a forwarded object set compiles in a worker exactly as in the primary: ConfigMaps and revocation files cross too', () => {
+  const { sources } = loadYaml(WIRE_YAML);
+  const folder: StoreInput = { ...sources, files: new Map([['lists/revoked.json', { text: '{"jti": ["t-1"]}' }]]) };
+  const want = compiled(folder);
+  assert.deepEqual(want.problems, [], 'the primary compiles everything');
+  assert.deepEqual(want.serving, ['ApiPolicy t/orders: current', 'Tenant t/file-listed: current', 'Tenant t/map-listed: current']);
+  assert.deepEqual(compiled(fromWire(structuredClone(toWire(folder)))), want);
+  // No folder (the cluster source): revocation.file is refused in the worker as in the primary.
+  const cluster: StoreInput = { ...sources };
+  const refused = compiled(cluster);
+  assert.match(refused.problems.join('\n'), /revocation.file works only with a policy folder/);
+  assert.deepEqual(compiled(fromWire(structuredClone(toWire(cluster)))), refused);
+  // Every field but the identity-based hint is forwarded.
+  assert.deepEqual(Object.entries(WIRE_FIELDS).filter(([, how]) => how !== 'forwarded').map(([k]) => k), ['policyChanges']);
 });
 
 void test('a forwarded source tells every subscriber of each new snapshot (the server and the worker both listen)', async () => {

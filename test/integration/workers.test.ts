@@ -6,53 +6,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { createLocalJWKSet } from 'jose';
-import { authorizationService } from '../../proto/envoy.js';
 import { SigningKey } from '../../extauthz/audit/keys.js';
 import { verifyFiles } from '../../extauthz/audit/verify-files.js';
 import { AGENCY_SPIFFE, quotaPolicyYaml, quotaRequest } from '../../extauthz/quota/test-fixtures.js';
+import { clients, MAIN, startServe, type CheckClient } from '../helpers/serve-process.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-const MAIN = join(ROOT, 'dist', 'extauthz', 'cli', 'main.js');
 const LIMIT = 150;
 const CONNECTIONS = 16;
 
-interface Serve {
-  child: ChildProcess;
-  grpcPort: number;
-  httpPort: number;
-  exited: Promise<number | null>;
-}
-
-function startServe(args: string[]): Promise<Serve> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--grpc-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--ext-proc-address', '127.0.0.1:0', '--no-audit-stdout', '--drain-seconds', '2', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stderr!.on('data', (c: Buffer) => {
-      buf += c.toString('utf8');
-      const m = /"grpc":"[^"]*:(\d+)","http":(\d+)/.exec(buf);
-      if (m) resolve({ child, grpcPort: Number(m[1]), httpPort: Number(m[2]), exited });
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${buf}`)));
-  });
-}
-
-type CheckFn = (req: unknown, cb: (err: grpc.ServiceError | null, res: { status?: { code?: number } }) => void) => void;
-
-/** One client per connection: grpc-js shares subchannels between clients unless told not to. */
-function clients(port: number, n: number): { Check: CheckFn; close: () => void }[] {
-  const Ctor = grpc.makeGenericClientConstructor(authorizationService(), 'Authorization');
-  return Array.from({ length: n }, () => new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as { Check: CheckFn; close: () => void });
-}
-
-function check(c: { Check: CheckFn }, path = '/v1/items/1'): Promise<number> {
+function check(c: CheckClient, path = '/v1/items/1'): Promise<number> {
   return new Promise((resolve, reject) => c.Check(quotaRequest({ spiffe: AGENCY_SPIFFE, path }), (err, res) => (err ? reject(err) : resolve(res.status?.code ?? -1))));
 }
 

@@ -1,0 +1,129 @@
+/**
+ * The inputs beside tenants, policies and Secrets that the policy store compiles — revocation
+ * lists in ConfigMaps or folder files, body schemas in ConfigMaps — as a policy set, and the
+ * Checks that show whether a server enforces them: the same set decided by `serve --workers 1`
+ * and `--workers N` must give the same codes (test/integration/workers-inputs.test.ts, folder;
+ * test/cluster/kube-workers.test.ts, a real API server).
+ */
+import { sha256Hex } from './fixtures.js';
+import { orderSchema, orderSchemaConfigMap, ordersPolicy } from './order-schema.js';
+import type { CheckClient } from './serve-process.js';
+
+export const NS = 'wk';
+const OPEN = 'open.workers.example';
+const ORDERS = 'orders.workers.example';
+const KEYS = { acme1: 'acme-key-1-for-tests-only', acme2: 'acme-key-2-for-tests-only', beta1: 'beta-key-1-for-tests-only', beta2: 'beta-key-2-for-tests-only' } as const;
+const LABELS = '{ portcullis.io/api-keys: "true" }';
+
+/**
+ * Two partners: acme's revocation list is `acmeRevocation` (a folder file, or a labelled Secret
+ * in a cluster, where files are refused), beta's is the ConfigMap betaRevoked() writes.
+ */
+export function tenantsYaml(acmeRevocation: string): string {
+  return `apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: partner-acme, namespace: ${NS} }
+spec:
+  type: partner
+  identity:
+    apiKeys: { secretRef: { name: partner-acme-keys } }
+  revocation: ${acmeRevocation}
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: partner-acme-keys, namespace: ${NS}, labels: ${LABELS} }
+stringData: { acme-1: ${sha256Hex(KEYS.acme1)}, acme-2: ${sha256Hex(KEYS.acme2)} }
+---
+apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: partner-beta, namespace: ${NS} }
+spec:
+  type: partner
+  identity:
+    apiKeys: { secretRef: { name: partner-beta-keys } }
+  revocation: { configMapRef: { name: partner-beta-revoked, key: revoked.json } }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: partner-beta-keys, namespace: ${NS}, labels: ${LABELS} }
+stringData: { beta-1: ${sha256Hex(KEYS.beta1)}, beta-2: ${sha256Hex(KEYS.beta2)} }
+`;
+}
+
+/** A revocation list revoking these API key ids. */
+export const revokedKeys = (ids: string[]): string => JSON.stringify({ apiKeys: ids });
+
+export function betaRevoked(ids: string[]): string {
+  return `apiVersion: v1
+kind: ConfigMap
+metadata: { name: partner-beta-revoked, namespace: ${NS}, labels: { portcullis.io/revocation: "true" } }
+data: { revoked.json: '${revokedKeys(ids)}' }
+`;
+}
+
+export const openPolicy = `apiVersion: portcullis.io/v1alpha1
+kind: ApiPolicy
+metadata: { name: open, namespace: ${NS} }
+spec:
+  hosts: [${OPEN}]
+  rules:
+    - name: partner-read
+      methods: [GET]
+      paths: ["/v1/datasets/**"]
+      principals: { types: [partner] }
+`;
+
+/** The orders policy, whose body schema (quantity ≤ max) is in a labelled ConfigMap. */
+export const ordersYaml = ordersPolicy({ namespace: NS, host: ORDERS });
+export const schemaYaml = (max: number): string => orderSchemaConfigMap({ namespace: NS, data: { 'schema.json': orderSchema(max) } });
+
+const partner = (key: string): unknown => ({ attributes: { request: { http: { method: 'GET', host: OPEN, path: '/v1/datasets/population', headers: { 'x-api-key': key } } } } });
+const order = (quantity: number): unknown => {
+  const body = JSON.stringify({ quantity });
+  return { attributes: { request: { http: { method: 'POST', host: ORDERS, path: '/v1/orders', headers: { 'content-type': 'application/json', 'content-length': String(body.length) }, body } } } };
+};
+
+const CASES: { name: string; request: unknown }[] = [
+  { name: 'acme-1', request: partner(KEYS.acme1) },
+  { name: 'acme-2', request: partner(KEYS.acme2) },
+  { name: 'beta-1', request: partner(KEYS.beta1) },
+  { name: 'beta-2', request: partner(KEYS.beta2) },
+  { name: 'order 5', request: order(5) },
+  { name: 'order 50', request: order(50) },
+];
+
+/** Startup: acme-2 revoked (file or Secret), beta-2 revoked (ConfigMap), quantity ≤ 10 (ConfigMap schema). */
+export const AT_START = { 'acme-1': 'OK', 'acme-2': 'REVOKED', 'beta-1': 'OK', 'beta-2': 'REVOKED', 'order 5': 'OK', 'order 50': 'BODY_INVALID' };
+/** After both lists revoke every key and the schema allows quantity ≤ 100. */
+export const AFTER_EDITS = { 'acme-1': 'REVOKED', 'acme-2': 'REVOKED', 'beta-1': 'REVOKED', 'beta-2': 'REVOKED', 'order 5': 'OK', 'order 50': 'OK' };
+
+/** The decision's code: OK, or the denial's error code. */
+function checkCode(c: CheckClient, request: unknown): Promise<string> {
+  return new Promise((resolve, reject) =>
+    c.Check(request, (err, res) => {
+      if (err) return reject(err);
+      if (res.status?.code === 0) return resolve('OK');
+      resolve((JSON.parse(res.deniedResponse?.body ?? '{}') as { error?: { code?: string } }).error?.code ?? `status ${res.status?.code}`);
+    }),
+  );
+}
+
+/**
+ * Every case over every connection: case name → the distinct codes seen, joined (one code when
+ * every connection, so every worker behind them, decided the same).
+ */
+export async function decide(cs: CheckClient[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const { name, request } of CASES) out[name] = [...new Set(await Promise.all(cs.map((c) => checkCode(c, request))))].sort().join(' | ');
+  return out;
+}
+
+/** acme's revocation list as a labelled Secret (a cluster refuses revocation.file). */
+export const ACME_SECRET_REF = '{ secretRef: { name: partner-acme-revoked, key: revoked.json } }';
+export function acmeRevokedSecret(ids: string[]): string {
+  return `apiVersion: v1
+kind: Secret
+metadata: { name: partner-acme-revoked, namespace: ${NS}, labels: { portcullis.io/revocation: "true" } }
+stringData: { revoked.json: '${revokedKeys(ids)}' }
+`;
+}
