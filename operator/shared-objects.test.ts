@@ -94,6 +94,25 @@ describe('the namespace pass over shared Istio objects', () => {
     assert.deepEqual([out.desired, r.deleted], [['AuthorizationPolicy/portcullis-service-api'], ['EnvoyFilter/portcullis-service-api']]);
   });
 
+  test('the union is read under the namespace lock: a policy cached while the pass waited is not pruned away', async () => {
+    const r = recorder(['AuthorizationPolicy/portcullis-service-api', 'EnvoyFilter/portcullis-service-api']);
+    const policies = [policy('p', plain)];
+    const d = deps(policies, r.client);
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    let entered!: () => void;
+    const inside = new Promise<void>((res) => (entered = res));
+    const held = d.locks.run('n', () => (entered(), gate)); // a policy reconcile writing
+    await inside;
+    const pass = new SharedObjectsReconciler(d).reconcile('n');
+    policies.push(policy('masks', masking)); // it entered the cache meanwhile; its reconcile applied the EnvoyFilter
+    release();
+    await held;
+    const out = await pass;
+    assert.ok(out.desired.includes('EnvoyFilter/portcullis-service-api'));
+    assert.deepEqual(r.deleted, []);
+  });
+
   test('an apply the API server refuses fails the pass (it is retried), after the deletions it could make', async () => {
     const r = recorder(['EnvoyFilter/portcullis-service-gone']);
     (r.client as unknown as { apply: () => Promise<never> }).apply = async () => {

@@ -30,9 +30,11 @@ export class SharedObjectsReconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
   async reconcile(namespace: string): Promise<SharedPassResult> {
-    const { desired, held } = await this.desired(namespace);
-    const objects = [...desired.values()];
+    // The union is read under the lock too: a policy that enters the cache after it was read
+    // applies what it needs after this pass, never before a deletion computed without it.
     return this.deps.locks.run(namespace, async () => {
+      const { desired, held } = await this.desired(namespace);
+      const objects = [...desired.values()];
       const applied = await applyObjects(this.deps, objects);
       const deleted = held === undefined ? await this.deps.client.pruneShared(namespace, enabledOutputs(this.deps.outputs), objects) : [];
       if (deleted.length > 0) this.deps.log.info({ namespace, deleted }, 'removed shared mesh objects no policy needs');
