@@ -1,36 +1,24 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { startLoopbackHttps, type LoopbackHttps } from '../test/helpers/https-server.js';
 import { reuseConnections } from './connections.js';
 
 /** A real HTTPS server answering every GET with an empty NamespaceList; counts TLS handshakes. */
 describe('reuseConnections: API calls share TLS connections', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-conn-'));
-  let server: Server;
+  let https: LoopbackHttps;
   let handshakes = 0;
   let url = '';
   let ca = '';
   before(async () => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
-    ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
-    server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: ca }, (_req, res) => {
+    https = await startLoopbackHttps((_req, res) => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ kind: 'NamespaceList', apiVersion: 'v1', metadata: {}, items: [] }));
     });
-    server.on('secureConnection', () => handshakes++);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+    https.server.on('secureConnection', () => handshakes++);
+    ({ url, ca } = https);
   });
-  after(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => https.close());
 
   const config = (certificate: string): KubeConfig => {
     const kc = new KubeConfig();

@@ -1,24 +1,18 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
+import { startLoopbackHttps, type LoopbackHttps } from '../test/helpers/https-server.js';
 import { reuseConnections } from './connections.js';
 import { httpCode, retryAfterMs } from './errors.js';
 import { ApiRequestError, requestJson } from './json-request.js';
 
 /** A real HTTPS server: records each request, answers with the status its path names. */
 describe('requestJson: the lean JSON call with client-node authentication', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-json-'));
-  let server: Server;
+  let https: LoopbackHttps;
   let url = '';
   const seen: { method?: string; url?: string; auth?: string; type?: string; body: string }[] = [];
   before(async () => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
-    server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+    https = await startLoopbackHttps((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
@@ -30,19 +24,14 @@ describe('requestJson: the lean JSON call with client-node authentication', () =
         res.end(code === 200 ? JSON.stringify({ metadata: { resourceVersion: '42' }, echoed: JSON.parse(body) as unknown }) : JSON.stringify({ kind: 'Status', code }));
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+    url = https.url;
   });
-  after(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => https.close());
 
   const kc = (): KubeConfig => {
     const k = new KubeConfig();
     k.loadFromOptions({
-      clusters: [{ name: 'c', server: `${url}/`, caData: readFileSync(join(dir, 'cert.pem')).toString('base64'), skipTLSVerify: false }],
+      clusters: [{ name: 'c', server: `${url}/`, caData: Buffer.from(https.ca).toString('base64'), skipTLSVerify: false }],
       users: [{ name: 'u', token: 'test-token' }],
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',
