@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually } from '../helpers/server.js';
 import { clients, startServe, type CheckClient, type Serve } from '../helpers/serve-process.js';
-import { ACME_SECRET_REF, acmeRevokedSecret, AFTER_EDITS, AT_START, betaRevoked, decide, NS, openPolicy, ordersYaml, schemaYaml, tenantsYaml } from '../helpers/workers-inputs.js';
+import { ACME_SECRET_REF, acmeRevokedSecret, AT_START, betaRevoked, decide, NS, openPolicy, ordersYaml, schemaYaml, tenantsYaml, untilBothApplyEdits } from '../helpers/workers-inputs.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -61,13 +61,6 @@ describe('serve --workers with the Kubernetes source (real API server)', { timeo
 
   test('after the Secret, the revocation ConfigMap and the schema ConfigMap are edited, every worker decides as one process', async () => {
     await apply(acmeRevokedSecret(['acme-1', 'acme-2']), betaRevoked(['beta-1', 'beta-2']), schemaYaml(100));
-    let last: Record<string, string>[] = [];
-    await eventually(async () => {
-      last = [await decide(one), await decide(many)];
-      return last.every((d) => JSON.stringify(d) === JSON.stringify(AFTER_EDITS));
-    }, 'both servers to apply the edits').catch((err: unknown) => {
-      assert.deepEqual(last[1], last[0], 'serve --workers 2 against one process');
-      throw err;
-    });
+    await untilBothApplyEdits(one, many);
   });
 });

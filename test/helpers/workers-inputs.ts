@@ -5,7 +5,9 @@
  * and `--workers N` must give the same codes (test/integration/workers-inputs.test.ts, folder;
  * test/cluster/kube-workers.test.ts, a real API server).
  */
+import assert from 'node:assert/strict';
 import { sha256Hex } from './fixtures.js';
+import { eventually } from './server.js';
 import { orderSchema, orderSchemaConfigMap, ordersPolicy } from './order-schema.js';
 import type { CheckClient } from './serve-process.js';
 
@@ -126,4 +128,19 @@ kind: Secret
 metadata: { name: partner-acme-revoked, namespace: ${NS}, labels: { portcullis.io/revocation: "true" } }
 stringData: { revoked.json: '${revokedKeys(ids)}' }
 `;
+}
+
+/**
+ * Waits until one process and `serve --workers 2` both decide AFTER_EDITS; on timeout the
+ * failure is the pool's difference from one process.
+ */
+export async function untilBothApplyEdits(one: CheckClient[], many: CheckClient[]): Promise<void> {
+  let last: Record<string, string>[] = [];
+  await eventually(async () => {
+    last = [await decide(one), await decide(many)];
+    return last.every((d) => JSON.stringify(d) === JSON.stringify(AFTER_EDITS));
+  }, 'both servers to apply the edits').catch((err: unknown) => {
+    assert.deepEqual(last[1], last[0], 'serve --workers 2 against one process');
+    throw err;
+  });
 }

@@ -12,9 +12,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tempPolicyDir, type TempDir } from '../helpers/policies.js';
-import { eventually } from '../helpers/server.js';
 import { clients, startServe, type CheckClient, type Serve } from '../helpers/serve-process.js';
-import { AFTER_EDITS, AT_START, betaRevoked, decide, openPolicy, ordersYaml, revokedKeys, schemaYaml, tenantsYaml } from '../helpers/workers-inputs.js';
+import { AT_START, betaRevoked, decide, openPolicy, ordersYaml, revokedKeys, schemaYaml, tenantsYaml, untilBothApplyEdits } from '../helpers/workers-inputs.js';
 
 const CONNECTIONS = 16;
 const LIST = 'lists/acme-revoked.json';
@@ -64,12 +63,5 @@ test('after the file, the revocation ConfigMap and the schema ConfigMap are edit
   dir.write(LIST, revokedKeys(['acme-1', 'acme-2']));
   dir.write('beta-revoked.yaml', betaRevoked(['beta-1', 'beta-2']));
   dir.write('order-schema.yaml', schemaYaml(100));
-  let last: Record<string, string>[] = [];
-  await eventually(async () => {
-    last = [await decide(one), await decide(many)];
-    return last.every((d) => JSON.stringify(d) === JSON.stringify(AFTER_EDITS));
-  }, 'both servers to apply the edits').catch((err: unknown) => {
-    assert.deepEqual(last[1], last[0], 'serve --workers 2 against one process');
-    throw err;
-  });
+  await untilBothApplyEdits(one, many);
 });
