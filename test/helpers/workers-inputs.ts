@@ -17,39 +17,31 @@ const ORDERS = 'orders.workers.example';
 const KEYS = { acme1: 'acme-key-1-for-tests-only', acme2: 'acme-key-2-for-tests-only', beta1: 'beta-key-1-for-tests-only', beta2: 'beta-key-2-for-tests-only' } as const;
 const LABELS = '{ portcullis.io/api-keys: "true" }';
 
+/** A partner tenant with two API keys (`<id>-1`, `<id>-2`) in a labelled Secret, and its revocation list. */
+function partnerYaml(id: 'acme' | 'beta', revocation: string, keys: readonly [string, string]): string {
+  return `apiVersion: portcullis.io/v1alpha1
+kind: Tenant
+metadata: { name: partner-${id}, namespace: ${NS} }
+spec:
+  type: partner
+  identity:
+    apiKeys: { secretRef: { name: partner-${id}-keys } }
+  revocation: ${revocation}
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: partner-${id}-keys, namespace: ${NS}, labels: ${LABELS} }
+stringData: { ${id}-1: ${sha256Hex(keys[0])}, ${id}-2: ${sha256Hex(keys[1])} }
+`;
+}
+
 /**
  * Two partners: acme's revocation list is `acmeRevocation` (a folder file, or a labelled Secret
  * in a cluster, where files are refused), beta's is the ConfigMap betaRevoked() writes.
  */
 export function tenantsYaml(acmeRevocation: string): string {
-  return `apiVersion: portcullis.io/v1alpha1
-kind: Tenant
-metadata: { name: partner-acme, namespace: ${NS} }
-spec:
-  type: partner
-  identity:
-    apiKeys: { secretRef: { name: partner-acme-keys } }
-  revocation: ${acmeRevocation}
----
-apiVersion: v1
-kind: Secret
-metadata: { name: partner-acme-keys, namespace: ${NS}, labels: ${LABELS} }
-stringData: { acme-1: ${sha256Hex(KEYS.acme1)}, acme-2: ${sha256Hex(KEYS.acme2)} }
----
-apiVersion: portcullis.io/v1alpha1
-kind: Tenant
-metadata: { name: partner-beta, namespace: ${NS} }
-spec:
-  type: partner
-  identity:
-    apiKeys: { secretRef: { name: partner-beta-keys } }
-  revocation: { configMapRef: { name: partner-beta-revoked, key: revoked.json } }
----
-apiVersion: v1
-kind: Secret
-metadata: { name: partner-beta-keys, namespace: ${NS}, labels: ${LABELS} }
-stringData: { beta-1: ${sha256Hex(KEYS.beta1)}, beta-2: ${sha256Hex(KEYS.beta2)} }
-`;
+  return `${partnerYaml('acme', acmeRevocation, [KEYS.acme1, KEYS.acme2])}---
+${partnerYaml('beta', '{ configMapRef: { name: partner-beta-revoked, key: revoked.json } }', [KEYS.beta1, KEYS.beta2])}`;
 }
 
 /** A revocation list revoking these API key ids. */
