@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { KubeConfig } from '@kubernetes/client-node';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { startLoopbackHttps, type LoopbackHttps } from '../test/helpers/https-server.js';
 import { reuseConnections } from './connections.js';
 import { httpCode, retryAfterMs } from './errors.js';
-import { ApiRequestError, requestJson } from './json-request.js';
+import { putJson } from './json-request.js';
 
 /** A real HTTPS server: records each request, answers with the status its path names. */
-describe('requestJson: the lean JSON call with client-node authentication', () => {
+describe('putJson: the lean JSON PUT with client-node authentication', () => {
   let https: LoopbackHttps;
   let url = '';
   const seen: { method?: string; url?: string; auth?: string; type?: string; body: string }[] = [];
@@ -40,18 +40,18 @@ describe('requestJson: the lean JSON call with client-node authentication', () =
   };
 
   test('sends the body as JSON with the kubeconfig\'s credentials over its TLS trust, and returns the parsed answer', async () => {
-    const out = await requestJson<{ metadata: { resourceVersion: string }; echoed: unknown }>(kc(), 'PUT', '/apis/g/v1/namespaces/n/things/a/status', { status: { ok: true } });
+    const out = await putJson<{ metadata: { resourceVersion: string }; echoed: unknown }>(kc(), '/apis/g/v1/namespaces/n/things/a/status', { status: { ok: true } });
     assert.deepEqual(out, { metadata: { resourceVersion: '42' }, echoed: { status: { ok: true } } });
     const last = seen.at(-1)!;
     assert.deepEqual([last.method, last.url, last.auth, last.type], ['PUT', '/apis/g/v1/namespaces/n/things/a/status', 'Bearer test-token', 'application/json']);
   });
 
-  test('a refusal is an ApiRequestError carrying the status (a 409 is retried by the caller) and Retry-After', async () => {
-    const conflict = await requestJson(kc(), 'PUT', '/answer/409', {}).catch((e: unknown) => e);
-    assert.ok(conflict instanceof ApiRequestError);
+  test('a refusal is client-node\'s ApiException carrying the status (a 409 is retried by the caller) and Retry-After', async () => {
+    const conflict = await putJson(kc(), '/answer/409', {}).catch((e: unknown) => e);
+    assert.ok(conflict instanceof ApiException);
     assert.equal(httpCode(conflict), 409);
-    assert.match(conflict.body, /"code":409/);
-    const busy = await requestJson(kc(), 'POST', '/answer/429', {}).catch((e: unknown) => e);
+    assert.match(String(conflict.body), /"code":409/);
+    const busy = await putJson(kc(), '/answer/429', {}).catch((e: unknown) => e);
     assert.equal(httpCode(busy), 429);
     assert.equal(retryAfterMs(busy), 3000);
   });
@@ -59,6 +59,6 @@ describe('requestJson: the lean JSON call with client-node authentication', () =
   test('a server whose certificate the kubeconfig does not trust is refused', async () => {
     const k = kc();
     k.clusters[0] = { ...k.clusters[0]!, caData: undefined, caFile: undefined } as never;
-    await assert.rejects(requestJson(k, 'PUT', '/x', {}));
+    await assert.rejects(putJson(k, '/x', {}));
   });
 });

@@ -11,46 +11,43 @@
  * exec plugins and client certificates apply as for every other call, and its dispatcher is the
  * shared pool (connections.ts).
  */
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import { request, type Dispatcher } from 'undici';
-
-/** A refused call: the HTTP status (read by httpCode), the server's answer and its headers (Retry-After). */
-export class ApiRequestError extends Error {
-  constructor(
-    readonly code: number,
-    readonly body: string,
-    readonly headers: Record<string, string | undefined>,
-  ) {
-    super(`HTTP ${code}: ${body.slice(0, 500)}`);
-    this.name = 'ApiRequestError';
-  }
-}
 
 interface AuthContext {
   getHeaders(): Record<string, string>;
   getDispatcher(): Dispatcher | undefined;
 }
 
-function headerMap(h: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
-  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]));
+function headerMap(h: Record<string, string | string[] | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).flatMap(([k, v]) => (v === undefined ? [] : [[k, Array.isArray(v) ? v.join(', ') : v]])));
 }
 
-/** Sends `body` as JSON to `path` (URL-encoded by the caller) and returns the parsed answer. */
-export async function requestJson<T>(kc: KubeConfig, method: 'PUT' | 'POST', path: string, body: unknown): Promise<T> {
+/** Longest wait for the API server's answer; client-node's own calls leave undici's 300 s. */
+const TIMEOUT_MS = 30_000;
+
+/**
+ * PUTs `body` as JSON to `path` (URL-encoded by the caller) and returns the parsed answer. A
+ * refusal throws client-node's ApiException (its status and headers, which httpCode and
+ * retryAfterMs read, as for every other call).
+ */
+export async function putJson<T>(kc: KubeConfig, path: string, body: unknown): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const url = cluster.server.replace(/\/+$/, '') + path;
-  const ctx = new RequestContext(url, method === 'PUT' ? HttpMethod.PUT : HttpMethod.POST);
+  const ctx = new RequestContext(url, HttpMethod.PUT);
   await kc.applySecurityAuthentication(ctx);
   const auth = ctx as unknown as AuthContext;
   const dispatcher = auth.getDispatcher();
   const res = await request(url, {
-    method,
+    method: 'PUT',
+    headersTimeout: TIMEOUT_MS,
+    bodyTimeout: TIMEOUT_MS,
     headers: { ...auth.getHeaders(), 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify(body),
     ...(dispatcher ? { dispatcher } : {}),
   });
   const text = await res.body.text();
-  if (res.statusCode < 200 || res.statusCode >= 300) throw new ApiRequestError(res.statusCode, text, headerMap(res.headers));
+  if (res.statusCode < 200 || res.statusCode >= 300) throw new ApiException(res.statusCode, `PUT ${path}`, text, headerMap(res.headers));
   return JSON.parse(text) as T;
 }

@@ -1,6 +1,6 @@
 /** Kubernetes objects as the policy engine's sources: the one conversion both processes use. */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { ChangeEvent } from './informer.js';
+import { objectKey, type ChangeEvent } from './informer.js';
 import { configMapValues, secretValues } from '../extauthz/policy/load.js';
 import type { ApiPolicyObject, ConfigMapObject, ObjectMeta, PolicySources, SecretObject, TenantObject } from '../extauthz/policy/model.js';
 
@@ -45,7 +45,7 @@ export function uniqueObjects(...lists: (readonly Raw[])[]): Raw[] {
   const out: Raw[] = [];
   for (const list of lists) {
     for (const s of list) {
-      const key = `${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`;
+      const key = objectKey(s);
       if (seen.has(key)) continue;
       seen.add(key);
       out.push(s);
@@ -128,7 +128,7 @@ export class ConvertedObjects<S> {
 
   /** The informer's onChange, called after its cache applied the event. */
   changed(raw: Raw, event: ChangeEvent): void {
-    const key = `${raw.metadata?.namespace ?? ''}/${raw.metadata?.name ?? ''}`;
+    const key = objectKey(raw);
     const converted = event === 'delete' ? undefined : this.convert(raw);
     if (event === 'delete') this.byKey.delete(key);
     else this.byKey.set(key, converted);

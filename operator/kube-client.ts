@@ -9,7 +9,7 @@
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../extauthz/policy/model.js';
 import { httpCode } from '../kube/errors.js';
-import { requestJson } from '../kube/json-request.js';
+import { putJson } from '../kube/json-request.js';
 import { VERSION } from '../kube/resources.js';
 import { statusEqual, type ObjectStatus } from './conditions.js';
 import type { OwnWrites } from './own-writes.js';
@@ -176,7 +176,7 @@ export class OperatorClient {
 
   private async replaceStatus(plural: string, namespace: string, name: string, body: Record<string, unknown>): Promise<void> {
     const path = `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}/status`;
-    const send = async (): Promise<string | undefined> => (await requestJson<KubernetesObject>(this.kc, 'PUT', path, body)).metadata?.resourceVersion;
+    const send = async (): Promise<string | undefined> => (await putJson<KubernetesObject>(this.kc, path, body)).metadata?.resourceVersion;
     const caches = this.caches;
     if (!caches) {
       await send();
