@@ -48,7 +48,8 @@ Options (environment variable in brackets):
   --lease-name NAME           default portcullis-operator
   --identity ID               leader identity, default the pod name [POD_NAME] or host name
   --http-address H:P          /healthz, /readyz, /metrics, default 0.0.0.0:8081
-  --workers N                 concurrent ApiPolicy reconciles, default 16 [PORTCULLIS_OPERATOR_WORKERS]
+  --workers N                 concurrent ApiPolicy reconciles, default 16 (Tenant reconciles and
+                              namespace passes: up to 4 each) [PORTCULLIS_OPERATOR_WORKERS]
   --no-verify-secrets         do not read Secrets: a Tenant naming one (apiKeys, revocation.secretRef,
                               introspection.clientSecretRef) gets SecretsVerified=Unknown and
                               Ready=Unknown, never Ready=True (default: read the Secrets labelled

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { contains, unchanged } from './kube-client.js';
 import type { GeneratedObject } from './translate.js';
 
@@ -40,4 +41,12 @@ test('unchanged: a spec field we stopped setting still on the live object → ap
   delete wanted.spec['provider'];
   assert.equal(contains(live, wanted), true, 'contained: the reason unchanged also compares the spec back');
   assert.equal(unchanged(live, wanted), false);
+});
+
+test('unchanged: a shared object still carrying an earlier per-policy ownerReference or policy label is applied again (the apply removes them)', () => {
+  const live = (extra: Record<string, unknown>): KubernetesObject => ({ ...structuredClone(desired), metadata: { ...desired.metadata, ...extra } }) as KubernetesObject;
+  const owner = { apiVersion: 'portcullis.io/v1alpha1', kind: 'ApiPolicy', name: 'service-api', uid: 'u', controller: true };
+  assert.equal(unchanged(live({}), desired as unknown as GeneratedObject), true);
+  assert.equal(unchanged(live({ ownerReferences: [owner] }), desired as unknown as GeneratedObject), false);
+  assert.equal(unchanged(live({ labels: { ...desired.metadata.labels, 'portcullis.io/policy': 'service-api' } }), desired as unknown as GeneratedObject), false);
 });

@@ -72,8 +72,7 @@ export class OperatorClient {
   }
 
   private cachedChild(obj: GeneratedObject): (KubernetesObject & { status?: unknown }) | undefined {
-    const cached = this.caches?.child(obj.kind, obj.metadata.namespace, obj.metadata.name);
-    return cached && (cached.apiVersion === undefined || cached.apiVersion === obj.apiVersion) ? cached : undefined;
+    return this.caches?.child(obj.kind, obj.metadata.namespace, obj.metadata.name);
   }
 
   /** A JSON merge patch (null removes a field), for fields another manager added that weaken an object. */
@@ -89,9 +88,8 @@ export class OperatorClient {
       await send();
       return;
     }
-    const owner = obj.metadata.labels?.[LABEL_POLICY];
     const namespace = obj.metadata.namespace;
-    await caches.own.track(childKey(obj), send, () => (owner === undefined ? caches.requeueShared(namespace) : caches.requeue('apipolicies', namespace, owner)));
+    await caches.own.track(childKey(obj), send, () => (isShared(obj) ? caches.requeueShared(namespace) : caches.requeue('apipolicies', namespace, obj.metadata.labels[LABEL_POLICY] ?? '')));
   }
 
   private async childrenOf(k: (typeof OUTPUT_KINDS)[number], namespace: string, policy: string): Promise<readonly KubernetesObject[]> {
@@ -213,6 +211,10 @@ export class OperatorClient {
  */
 export function unchanged(live: KubernetesObject, desired: GeneratedObject): boolean {
   const spec = (o: object): unknown => (o as { spec?: unknown }).spec;
+  // A shared object that still carries a policy's ownerReference or label (an earlier
+  // per-policy object of the same name) must be applied: the apply removes them, and the
+  // garbage collector would otherwise delete it with that policy.
+  if (isShared(desired) && ((live.metadata?.ownerReferences?.length ?? 0) > 0 || live.metadata?.labels?.[LABEL_POLICY] !== undefined)) return false;
   return contains(live, desired) && contains(spec(desired), spec(live));
 }
 

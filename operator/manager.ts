@@ -22,7 +22,7 @@ import { childKey, OperatorClient, statusKey } from './kube-client.js';
 import { LeaderElector } from './leader.js';
 import { OwnWrites } from './own-writes.js';
 import { WorkQueue } from './queue.js';
-import { PolicyReconciler, TenantReconciler, type ReconcilerDeps } from './reconcile.js';
+import { enabledOutputs, PolicyReconciler, TenantReconciler, type ReconcilerDeps } from './reconcile.js';
 import { NamespacedServices } from './services.js';
 import { watchTargets } from './targets.js';
 import { SecretStandIns } from './secret-stand-ins.js';
@@ -99,6 +99,8 @@ interface Wiring {
 }
 
 function enqueue(w: Wiring, queue: 'policyQueue' | 'tenantQueue' | 'sharedQueue', key: string): void {
+  // Without Istio outputs there are no shared objects, and no pass to run.
+  if (queue === 'sharedQueue' && !w.cfg.outputs.istio) return;
   if (w.leading && w.synced) w[queue]?.add(key);
 }
 
@@ -120,14 +122,15 @@ function onError(w: Wiring, what: string): (err: unknown) => void {
 function childInformers(w: Wiring): Map<string, ResilientInformer<KubernetesObject>> {
   const objects = KubernetesObjectApi.makeApiClient(w.kc);
   const selector = `${LABEL_MANAGED_BY}=${FIELD_MANAGER}`;
-  const enabled = OUTPUT_KINDS.filter((k) => (k.output === 'istio' ? w.cfg.outputs.istio : w.cfg.outputs.envoyGateway));
+  const outputs = enabledOutputs(w.cfg.outputs);
+  const enabled = OUTPUT_KINDS.filter((k) => outputs.has(k.output));
   const owner = (o: KubernetesObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.labels?.[LABEL_POLICY] ?? ''}`;
   const informers = new Map<string, ResilientInformer<KubernetesObject>>();
   for (const k of enabled) {
     informers.set(k.kind, new ResilientInformer<KubernetesObject>({
       kubeConfig: w.kc, path: `/apis/${k.apiVersion}/${k.plural}`, labelSelector: selector, onError: onError(w, k.plural),
       list: () => objects.list(k.apiVersion, k.kind, undefined, undefined, undefined, undefined, undefined, selector),
-      indexes: { owner: (o) => [owner(o)] },
+      indexes: isShared(k) ? {} : { owner: (o) => [owner(o)] },
       onChange: (o, event) => {
         const key = childKey({ ...o, apiVersion: k.apiVersion, kind: k.kind });
         if (event === 'delete') w.own.forget(key);
@@ -189,6 +192,8 @@ function revocationConfigMapInformer(w: Wiring, tenants: ResilientInformer<Kuber
     onChange: (c) => {
       w.validation?.observeConfigMap();
       for (const t of tenants.list(c.metadata?.namespace ?? '')) enqueue(w, 'tenantQueue', objectKey(t));
+      // A tenant refused or accepted again changes which workloads agencies reach (PeerAuthentication).
+      enqueue(w, 'sharedQueue', c.metadata?.namespace ?? '');
     },
   });
 }
@@ -204,7 +209,10 @@ function secretInformers(w: Wiring, tenants: ResilientInformer<KubernetesObject>
     ...(w.cfg.secretNamespaces ? { namespaces: w.cfg.secretNamespaces } : {}),
     onChange: (s) => {
       w.validation?.observeSecret();
-      for (const t of tenants.byIndex('secret', objectKey(s))) enqueue(w, 'tenantQueue', objectKey(t));
+      for (const t of tenants.byIndex('secret', objectKey(s))) {
+        enqueue(w, 'tenantQueue', objectKey(t));
+        enqueue(w, 'sharedQueue', t.metadata?.namespace ?? ''); // as for revocation ConfigMaps
+      }
     },
   });
 }
@@ -320,8 +328,8 @@ export async function runOperator(cfg: OperatorConfig, kc: KubeConfig, log: Logg
   await listen(http, cfg.httpAddress);
 
   const enqueueAll = (): void => {
-    // Namespaces first: a cold start's shared objects are written once by their pass, before
-    // thousands of policy reconciles would race to write them.
+    // Namespaces first: their passes (beside the policy queue, apart from it by the namespace
+    // lock) usually write a cold start's shared objects before most policy reconciles get there.
     const namespaces = new Set([...policies.list(), ...[...children.values()].flatMap((i) => i.list())].map((o) => o.metadata?.namespace ?? ''));
     for (const ns of namespaces) enqueue(w, 'sharedQueue', ns);
     for (const p of policies.list()) enqueue(w, 'policyQueue', objectKey(p));

@@ -132,20 +132,32 @@ export class PolicyReconciler {
     // A refused policy keeps its previous outputs: traffic still reaches Portcullis, which serves
     // the last good version or, with none, denies. Removing them would let requests bypass it.
     const programmed = verdict.errors.length === 0 ? await this.program(policy, raw) : undefined;
+    if (verdict.errors.length === 0 && !programmed) return; // superseded: its event queued the next reconcile
     await this.writeStatus(policy, raw, policyConditions({ problems: verdict.errors, warnings: verdict.warnings, ...(verdict.servingGeneration !== undefined ? { servingGeneration: verdict.servingGeneration } : {}), ...(programmed ? { programmed } : {}) }));
   }
 
-  private async program(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Verdict> {
-    const { outputs, client, locks } = this.deps;
-    const { objects, problems, shadow } = await translationOf(this.deps, policy, raw);
-    // Shared objects are written under the namespace's lock, so the namespace pass
-    // (shared-objects.ts) never deletes one this policy has just been told is in place.
-    const shared = objects.filter(isShared);
-    const sharedApplied = shared.length > 0 ? await locks.run(policy.metadata.namespace, () => applyObjects(this.deps, shared)) : [];
-    const applied = typeof sharedApplied === 'string' ? sharedApplied : await applyObjects(this.deps, objects.filter((o) => !isShared(o)));
+  /** The Programmed verdict, or undefined when the policy changed meanwhile (its next reconcile writes status). */
+  private async program(policy: ApiPolicyObject, raw: KubernetesObject): Promise<Verdict | undefined> {
+    const { caches, outputs, client, locks } = this.deps;
+    const ns = policy.metadata.namespace;
+    // Translated and applied under the namespace's lock, from the caches as they are then: a
+    // translation of older inputs (spec, Service selector, tenants) applied after a namespace
+    // pass would bring back what the pass removed, and nothing would queue another pass. And
+    // the pass never deletes an object this policy is about to report in place.
+    const step = await locks.run(ns, async () => {
+      // Compared by generation, not identity: the echo of our own status write replaces the
+      // cached object and queues nothing, while a spec change queues the next reconcile.
+      const now = caches.policies.get(policy.metadata.name, ns);
+      if (now?.metadata?.uid !== raw.metadata?.uid || now?.metadata?.generation !== raw.metadata?.generation) return undefined;
+      const translation = await translationOf(this.deps, policy, raw);
+      return { translation, applied: await applyObjects(this.deps, translation.objects.filter(isShared)) };
+    });
+    if (!step) return undefined;
+    const { translation: { objects, problems, shadow }, applied: shared } = step;
+    const applied = typeof shared === 'string' ? shared : await applyObjects(this.deps, objects.filter((o) => !isShared(o)));
     if (typeof applied === 'string') return programmedVerdict({ applyFailure: applied, problems, objects: [], controller: [] });
-    await client.prune(policy.metadata.namespace, policy.metadata.name, enabledOutputs(outputs), objects);
-    return programmedVerdict({ problems, objects: objects.map((o) => `${o.kind}/${o.metadata.name}`), controller: [...(sharedApplied as ControllerReport[]), ...applied], ...(shadow ? { shadow } : {}) });
+    await client.prune(ns, policy.metadata.name, enabledOutputs(outputs), objects);
+    return programmedVerdict({ problems, objects: objects.map((o) => `${o.kind}/${o.metadata.name}`), controller: [...(shared as ControllerReport[]), ...applied], ...(shadow ? { shadow } : {}) });
   }
 
   private async writeStatus(policy: ApiPolicyObject, raw: KubernetesObject, desired: ConditionInput[]): Promise<void> {

@@ -8,6 +8,7 @@ import type { OperatorClient } from './kube-client.js';
 import { NamespaceLocks } from './namespace-lock.js';
 import type { ReconcilerDeps } from './reconcile.js';
 import { SharedObjectsReconciler } from './shared-objects.js';
+import { PolicyReconciler } from './reconcile.js';
 import type { GeneratedObject } from './translate.js';
 import type { PolicyValidation, Verdicts } from './validation.js';
 
@@ -113,12 +114,35 @@ describe('the namespace pass over shared Istio objects', () => {
     assert.deepEqual(r.deleted, []);
   });
 
-  test('an apply the API server refuses fails the pass (it is retried), after the deletions it could make', async () => {
+  test('an apply the API server refuses fails the pass (it is retried), after every other object and the deletions it could make', async () => {
     const r = recorder(['EnvoyFilter/portcullis-service-gone']);
-    (r.client as unknown as { apply: () => Promise<never> }).apply = async () => {
-      throw Object.assign(new Error('Unprocessable'), { code: 422 });
+    const apply = (r.client as unknown as { apply: (o: GeneratedObject) => Promise<unknown> }).apply;
+    (r.client as unknown as { apply: (o: GeneratedObject) => Promise<unknown> }).apply = async (o) => {
+      if (o.kind === 'AuthorizationPolicy') throw Object.assign(new Error('Unprocessable'), { code: 422 });
+      return apply(o);
     };
-    await assert.rejects(new SharedObjectsReconciler(deps([policy('p', plain)], r.client)).reconcile('n'), /rejected by the API server/);
+    await assert.rejects(new SharedObjectsReconciler(deps([policy('p', masking)], r.client)).reconcile('n'), /rejected by the API server/);
+    assert.deepEqual(r.applied, ['EnvoyFilter/portcullis-service-api'], 'the refused AuthorizationPolicy does not stop the EnvoyFilter');
     assert.deepEqual(r.deleted, ['EnvoyFilter/portcullis-service-gone']);
+  });
+});
+
+describe('a policy reconcile writes shared objects from the caches as they are under the lock', () => {
+  test('a policy whose spec changed while its reconcile waited applies nothing and writes no status (its next reconcile does)', async () => {
+    const r = recorder([]);
+    let statusWrites = 0;
+    Object.assign(r.client, { writeStatus: async () => (statusWrites++, true), prune: async () => 0, event: async () => undefined });
+    const before = policy('p', masking);
+    const after = { ...before, metadata: { ...before.metadata, generation: 2 } } as KubernetesObject;
+    const d = deps([before], r.client);
+    let reads = 0;
+    d.caches.policies.get = () => (reads++ === 0 ? before : after); // the edit lands while the reconcile runs
+    await new PolicyReconciler(d).reconcile('n/p');
+    assert.deepEqual([r.applied, statusWrites], [[], 0]);
+    // Unchanged: it applies and reports.
+    const r2 = recorder([]);
+    Object.assign(r2.client, { writeStatus: async () => (statusWrites++, true), prune: async () => 0, event: async () => undefined });
+    await new PolicyReconciler(deps([before], r2.client)).reconcile('n/p');
+    assert.deepEqual([r2.applied, statusWrites], [['AuthorizationPolicy/portcullis-service-api', 'EnvoyFilter/portcullis-service-api'], 1]);
   });
 });

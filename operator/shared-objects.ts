@@ -35,11 +35,18 @@ export class SharedObjectsReconciler {
     return this.deps.locks.run(namespace, async () => {
       const { desired, held } = await this.desired(namespace);
       const objects = [...desired.values()];
-      const applied = await applyObjects(this.deps, objects);
+      // Object by object: one the API server refuses must not keep a deleted one of another
+      // workload from being restored.
+      const failures: string[] = [];
+      for (const o of objects) {
+        const applied = await applyObjects(this.deps, [o]);
+        if (typeof applied === 'string') failures.push(applied);
+      }
       const deleted = held === undefined ? await this.deps.client.pruneShared(namespace, enabledOutputs(this.deps.outputs), objects) : [];
       if (deleted.length > 0) this.deps.log.info({ namespace, deleted }, 'removed shared mesh objects no policy needs');
+      if (held !== undefined) this.deps.log.info({ namespace, reason: held }, 'shared mesh objects of the namespace are not pruned');
       // The policies' own reconciles report the failure in their status; this pass retries.
-      if (typeof applied === 'string') throw new Error(applied);
+      if (failures.length > 0) throw new Error(failures.join('; '));
       return { desired: objects.map((o) => `${o.kind}/${o.metadata.name}`), deleted, ...(held !== undefined ? { held } : {}) };
     });
   }
