@@ -66,8 +66,9 @@ keeps its last good version serving).
 Options (environment variable in brackets):
   --policies DIR          policy folder [PORTCULLIS_POLICIES]
   --source folder         policy source: folder (default) or kubernetes [PORTCULLIS_POLICY_SOURCE]
-                          (kubernetes: read-only informers on ApiPolicy, Tenant and the Secrets labelled
-                          portcullis.io/api-keys=true, portcullis.io/revocation=true or
+                          (kubernetes: read-only informers on ApiPolicy, Tenant, the ConfigMaps labelled
+                          portcullis.io/revocation=true or portcullis.io/schema=true, and the Secrets
+                          labelled portcullis.io/api-keys=true, portcullis.io/revocation=true or
                           portcullis.io/introspection=true; ready after the first sync)
   --kubeconfig FILE       kubeconfig for --source kubernetes (default in-cluster) [KUBECONFIG]
   --secret-namespaces LIST   comma-separated: list and watch those Secrets only in these namespaces

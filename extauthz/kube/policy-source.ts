@@ -1,7 +1,8 @@
 /**
  * Cluster policy source for the ext_authz service: read-only informers on ApiPolicy, Tenant,
- * label-selected Secrets (API-key hashes) and label-selected Secrets and ConfigMaps (revocation
- * lists, portcullis.io/revocation=true). A change (debounced) goes to the policy store, which
+ * label-selected Secrets (API-key hashes, revocation lists, introspection client secrets) and
+ * label-selected ConfigMaps (revocation lists, portcullis.io/revocation=true; body schemas,
+ * portcullis.io/schema=true). A change (debounced) goes to the policy store, which
  * compiles only objects whose uid/generation changed, keeps a refused object's last good
  * version serving (the operator reports the refusal on its status; ext_authz logs it once), and
  * swaps the snapshot copy-on-write, compiling in slices so Checks keep being answered. Updates
