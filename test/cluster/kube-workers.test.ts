@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually } from '../helpers/server.js';
 import { clients, startServe, type CheckClient, type Serve } from '../helpers/serve-process.js';
-import { ACME_SECRET_REF, acmeRevokedSecret, AT_START, betaRevoked, decide, NS, openPolicy, ordersYaml, schemaYaml, tenantsYaml, untilBothApplyEdits } from '../helpers/workers-inputs.js';
+import { ACME_SECRET_REF, acmeRevokedSecret, AT_START, betaRevoked, decide, NS, openPolicy, ordersYaml, schemaYaml, tenantsYaml, untilBothApplyEdits, decisionsPerWorker } from '../helpers/workers-inputs.js';
 import { startTestCluster, type TestCluster } from './cluster.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -57,6 +57,8 @@ describe('serve --workers with the Kubernetes source (real API server)', { timeo
       assert.deepEqual(seen, AT_START, 'every connection of serve --workers 2');
       throw err;
     });
+    const perWorker = decisionsPerWorker(join(work, 'w2.jsonl'), 2);
+    assert.ok(perWorker.every((n) => n > 0), `decisions per worker: ${perWorker.join(', ')}`);
   });
 
   test('after the Secret, the revocation ConfigMap and the schema ConfigMap are edited, every worker decides as one process', async () => {

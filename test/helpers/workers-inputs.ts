@@ -6,6 +6,7 @@
  * test/cluster/kube-workers.test.ts, a real API server).
  */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { sha256Hex } from './fixtures.js';
 import { eventually } from './server.js';
 import { orderSchema, orderSchemaConfigMap, ordersPolicy } from './order-schema.js';
@@ -134,5 +135,18 @@ export async function untilBothApplyEdits(one: CheckClient[], many: CheckClient[
   }, 'both servers to apply the edits').catch((err: unknown) => {
     assert.deepEqual(last[1], last[0], 'serve --workers 2 against one process');
     throw err;
+  });
+}
+
+/**
+ * Decisions each worker of a pool recorded in its audit chain (`<base>-w<i>.jsonl` for
+ * `--audit-file <base>.jsonl`): a pool test proves something of every worker only if each one
+ * answered some of the Checks.
+ */
+export function decisionsPerWorker(auditFile: string, workers: number): number[] {
+  const base = auditFile.replace(/\.jsonl$/, '');
+  return Array.from({ length: workers }, (_, i) => {
+    const file = `${base}-w${i}.jsonl`;
+    return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"type":"decision"')).length : 0;
   });
 }

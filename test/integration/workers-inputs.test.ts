@@ -8,20 +8,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tempPolicyDir, type TempDir } from '../helpers/policies.js';
 import { clients, startServe, type CheckClient, type Serve } from '../helpers/serve-process.js';
-import { AT_START, betaRevoked, decide, openPolicy, ordersYaml, revokedKeys, schemaYaml, tenantsYaml, untilBothApplyEdits } from '../helpers/workers-inputs.js';
+import { AT_START, betaRevoked, decide, openPolicy, ordersYaml, revokedKeys, schemaYaml, tenantsYaml, untilBothApplyEdits, decisionsPerWorker } from '../helpers/workers-inputs.js';
 
 const CONNECTIONS = 16;
 const LIST = 'lists/acme-revoked.json';
-
-function auditedDecisions(file: string): number {
-  if (!existsSync(file)) return 0;
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"type":"decision"')).length;
-}
 
 let dir: TempDir;
 let work: string;
@@ -55,7 +50,7 @@ after(async () => {
 test('at startup every worker decides as one process: revoked keys from a file and a ConfigMap, a body schema from a ConfigMap', async () => {
   assert.deepEqual(await decide(one), AT_START, 'one process');
   assert.deepEqual(await decide(many), AT_START, 'every connection of serve --workers 2');
-  const perWorker = [0, 1].map((i) => auditedDecisions(join(work, `pool-w${i}.jsonl`)));
+  const perWorker = decisionsPerWorker(join(work, 'pool.jsonl'), 2);
   assert.ok(perWorker.every((n) => n > 0), `decisions per worker: ${perWorker.join(', ')}`);
 });
 
